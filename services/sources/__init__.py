@@ -1,0 +1,1 @@
+"""The sources service: sources, their reliability ratings, and the evidence they give."""

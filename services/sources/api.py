@@ -1,0 +1,341 @@
+"""HTTP routes and schemas of the sources service."""
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, model_validator
+from sqlmodel import Session
+
+from services.sources.application import SourcesApplication
+from services.sources.domain import Reliability, Stance, Strength
+from services.sources.projections import (
+    CorrectionView,
+    EvidenceView,
+    RatingView,
+    SourceView,
+    corrections_of,
+    evidence_for_claim,
+    list_sources,
+    rating_history,
+)
+from shared.errors import NotFound
+from shared.feed import FEED_DEFAULT_LIMIT, FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS, FeedPage
+from shared.feed import feed_page as render_feed_page
+from shared.schemas import CountryCode, Line, Paragraph, Strict, Url, Written, request_metadata
+from shared.timeaxes import UtcDatetime
+
+router = APIRouter()
+MAX_DERIVED_FROM = 50
+EVIDENCE_PAGE_MAX = 1000
+
+
+def get_sources(request: Request) -> SourcesApplication:
+    return request.app.state.sources
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+Sources = Annotated[SourcesApplication, Depends(get_sources)]
+Reads = Annotated[Session, Depends(read_session)]
+Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
+
+
+class SourceIn(Strict):
+    name: Line
+    kind: Line = Field(description="What sort of speaker: prosecutor's office, wire agency, ...")
+    url: Url | None = None
+    country: CountryCode | None = Field(default=None, description="ISO 3166-1 alpha-2 code.")
+    notes: Paragraph | None = Field(default=None, description="Interests, e.g. party to the war.")
+
+
+class RatingIn(Strict):
+    reliability: Reliability = Field(description="NATO Admiralty scale, A (reliable) to F.")
+    rationale: Paragraph
+    rater: Line | None = Field(default=None, description="Who rated; defaults to the caller.")
+
+
+class Rating(BaseModel):
+    reliability: str
+    rationale: str
+    rater: str
+    recorded_at: UtcDatetime
+    position: int
+
+
+class SourceOut(BaseModel):
+    id: UUID
+    name: str
+    kind: str
+    url: str | None
+    country: str | None
+    notes: str | None
+    reliability: str = Field(description="The rating in force; F until the first rating.")
+    registered_at: UtcDatetime
+    version: int
+    ratings: list[Rating]
+
+
+class SourceWritten(Written):
+    name: str
+    kind: str
+    url: str | None
+    country: str | None
+    notes: str | None
+    reliability: str
+
+
+class RatingWritten(Written):
+    reliability: str
+    rationale: str
+    rater: str
+
+
+class EvidenceIn(Strict):
+    source_id: UUID
+    claim_id: UUID
+    stance: Stance
+    strength: Strength
+    published_at: UtcDatetime = Field(description="When it became public (valid time).")
+    url: Url | None = None
+    quote: Paragraph | None = None
+    summary: Paragraph
+    derived_from: list[UUID] = Field(default_factory=list, max_length=MAX_DERIVED_FROM)
+
+
+class EvidenceWritten(Written):
+    source_id: UUID
+    claim_id: UUID
+    stance: str
+    strength: str
+    published_at: UtcDatetime
+    url: str | None
+    quote: str | None
+    summary: str
+    derived_from: list[UUID]
+
+
+class Retraction(BaseModel):
+    published_at: UtcDatetime
+    reason: str
+
+
+class Correction(BaseModel):
+    changes: dict[str, Any]
+    reason: str
+    recorded_at: UtcDatetime
+    position: int
+
+
+class EvidenceOut(BaseModel):
+    id: UUID
+    source_id: UUID
+    claim_id: UUID
+    stance: str
+    strength: str
+    published_at: UtcDatetime
+    url: str | None
+    quote: str | None
+    summary: str
+    derived_from: list[UUID]
+    retraction: Retraction | None
+    corrections: list[Correction]
+    recorded_at: UtcDatetime
+    position: int
+    version: int
+
+
+class EvidencePage(BaseModel):
+    items: list[EvidenceOut]
+    next_after: int = Field(description="Pass as `after` for the next page.")
+
+
+class RetractionIn(Strict):
+    published_at: UtcDatetime = Field(description="When the source retracted (valid time).")
+    reason: Paragraph
+
+
+class RetractionWritten(Written):
+    published_at: UtcDatetime
+    reason: str
+
+
+_REQUIRED_FIELDS = ("source_id", "claim_id", "stance", "strength", "published_at", "summary")
+
+
+class EvidenceChanges(Strict):
+    source_id: UUID | None = None
+    claim_id: UUID | None = None
+    stance: Stance | None = None
+    strength: Strength | None = None
+    published_at: UtcDatetime | None = None
+    url: Url | None = None
+    quote: Paragraph | None = None
+    summary: Paragraph | None = None
+    derived_from: list[UUID] | None = Field(default=None, max_length=MAX_DERIVED_FROM)
+
+    @model_validator(mode="after")
+    def _required_fields_stay_set(self) -> "EvidenceChanges":
+        for field in _REQUIRED_FIELDS:
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be cleared")
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        return self
+
+    def given(self) -> dict[str, Any]:
+        changes = self.model_dump(exclude_unset=True)
+        if changes.get("derived_from") is None and "derived_from" in changes:
+            changes["derived_from"] = []
+        return changes
+
+
+class CorrectionIn(Strict):
+    changes: EvidenceChanges
+    reason: Paragraph
+
+
+class CorrectionWritten(Written):
+    changes: dict[str, Any]
+    reason: str
+
+
+class Health(BaseModel):
+    status: str
+    service: str
+    head: int
+    projection_position: int
+
+
+def _source_out(source: SourceView, ratings: list[RatingView]) -> SourceOut:
+    return SourceOut(
+        **source.model_dump(),
+        ratings=[Rating(**rating.model_dump()) for rating in ratings],
+    )
+
+
+def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> EvidenceOut:
+    retraction = None
+    if evidence.retracted_from is not None:
+        retraction = Retraction(
+            published_at=evidence.retracted_from, reason=evidence.retraction_reason or ""
+        )
+    return EvidenceOut(
+        **evidence.model_dump(exclude={"retracted_from", "retraction_reason"}),
+        retraction=retraction,
+        corrections=[Correction(**correction.model_dump()) for correction in corrections],
+    )
+
+
+@router.post("/sources", status_code=201, response_model=SourceWritten)
+def register_source(body: SourceIn, sources: Sources, metadata: Metadata) -> SourceWritten:
+    recorded = sources.register_source(**body.model_dump(), metadata=metadata)
+    return SourceWritten(**vars(recorded), **body.model_dump(), reliability="F")
+
+
+@router.get("/sources", response_model=list[SourceOut])
+def get_sources_list(reads: Reads) -> list[SourceOut]:
+    return [_source_out(source, rating_history(reads, source.id)) for source in list_sources(reads)]
+
+
+@router.get("/sources/{source_id}", response_model=SourceOut)
+def get_source(source_id: UUID, reads: Reads) -> SourceOut:
+    source = reads.get(SourceView, source_id)
+    if source is None:
+        raise NotFound("source", source_id)
+    return _source_out(source, rating_history(reads, source_id))
+
+
+@router.post("/sources/{source_id}/ratings", status_code=201, response_model=RatingWritten)
+def rate_source(
+    source_id: UUID, body: RatingIn, sources: Sources, metadata: Metadata
+) -> RatingWritten:
+    rater = body.rater or metadata["actor"]
+    recorded = sources.rate_source(
+        source_id, body.reliability, body.rationale, rater, metadata=metadata
+    )
+    return RatingWritten(
+        **vars(recorded), reliability=body.reliability, rationale=body.rationale, rater=rater
+    )
+
+
+@router.post("/evidence", status_code=201, response_model=EvidenceWritten)
+def submit_evidence(body: EvidenceIn, sources: Sources, metadata: Metadata) -> EvidenceWritten:
+    recorded = sources.submit_evidence(**body.model_dump(), metadata=metadata)
+    fields = body.model_dump()
+    fields["derived_from"] = list(dict.fromkeys(body.derived_from))
+    return EvidenceWritten(**vars(recorded), **fields)
+
+
+@router.get("/evidence", response_model=EvidencePage)
+def list_evidence(
+    reads: Reads,
+    claim_id: UUID | None = None,
+    after: Annotated[int, Query(ge=0, description="Feed position to page after.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=EVIDENCE_PAGE_MAX)] = 100,
+) -> EvidencePage:
+    items = evidence_for_claim(reads, claim_id, after, limit)
+    return EvidencePage(
+        items=[_evidence_out(item, corrections_of(reads, item.id)) for item in items],
+        next_after=items[-1].position if items else after,
+    )
+
+
+@router.get("/evidence/{evidence_id}", response_model=EvidenceOut)
+def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
+    evidence = reads.get(EvidenceView, evidence_id)
+    if evidence is None:
+        raise NotFound("evidence", evidence_id)
+    return _evidence_out(evidence, corrections_of(reads, evidence_id))
+
+
+@router.post(
+    "/evidence/{evidence_id}/retraction", status_code=201, response_model=RetractionWritten
+)
+def retract_evidence(
+    evidence_id: UUID, body: RetractionIn, sources: Sources, metadata: Metadata
+) -> RetractionWritten:
+    recorded = sources.retract_evidence(
+        evidence_id, body.published_at, body.reason, metadata=metadata
+    )
+    return RetractionWritten(**vars(recorded), **body.model_dump())
+
+
+@router.post(
+    "/evidence/{evidence_id}/correction", status_code=201, response_model=CorrectionWritten
+)
+def correct_evidence(
+    evidence_id: UUID, body: CorrectionIn, sources: Sources, metadata: Metadata
+) -> CorrectionWritten:
+    changes = body.changes.given()
+    recorded = sources.correct_evidence(evidence_id, changes, body.reason, metadata=metadata)
+    return CorrectionWritten(**vars(recorded), changes=changes, reason=body.reason)
+
+
+@router.get("/feed", response_model=FeedPage)
+def read_feed(
+    sources: Sources,
+    after: Annotated[int, Query(ge=0, description="Return items after this position.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
+    wait: Annotated[
+        float, Query(ge=0, le=FEED_MAX_WAIT_SECONDS, description="Seconds to wait for news.")
+    ] = 0,
+) -> FeedPage:
+    if wait:
+        sources.wait_for_events(after, wait)
+    head, head_known_at = sources.head_and_time()
+    return render_feed_page(sources.events_after(after, limit, head), after, head, head_known_at)
+
+
+@router.get("/health", response_model=Health)
+def health(sources: Sources, request: Request) -> Health:
+    return Health(
+        status="ok",
+        service="sources",
+        head=sources.head(),
+        projection_position=request.app.state.projection.position(),
+    )

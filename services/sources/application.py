@@ -1,0 +1,192 @@
+"""The sources application: commands that record sources, ratings and evidence."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.sources.claims import ClaimDirectory
+from services.sources.domain import Evidence, Reliability, Source, Stance, Strength
+from shared.errors import Conflict, NotFound, Rejected
+from shared.eventstore import ANONYMOUS, FactcheckAggregate, FactcheckApplication, Recorded
+from shared.storage import Storage
+
+CLOCK_SKEW = timedelta(minutes=5)
+T = TypeVar("T", bound=FactcheckAggregate)
+
+
+class SourcesApplication(FactcheckApplication):
+    """Records sources, their ratings, and the evidence they give; validates before recording."""
+
+    name = "sources"
+
+    def __init__(self, storage: Storage, claims: ClaimDirectory) -> None:
+        super().__init__(storage)
+        self.claims = claims
+
+    def register_source(
+        self,
+        name: str,
+        kind: str,
+        url: str | None = None,
+        country: str | None = None,
+        notes: str | None = None,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        with self.recording(metadata):
+            return self.record(Source(name=name, kind=kind, url=url, country=country, notes=notes))
+
+    def rate_source(
+        self,
+        source_id: UUID,
+        reliability: Reliability,
+        rationale: str,
+        rater: str,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        with self.recording(metadata):
+            source = self._get(Source, source_id, "source")
+            source.rate(reliability=reliability, rationale=rationale, rater=rater)
+            return self.record(source)
+
+    def submit_evidence(
+        self,
+        source_id: UUID,
+        claim_id: UUID,
+        stance: Stance,
+        strength: Strength,
+        published_at: datetime,
+        summary: str,
+        url: str | None = None,
+        quote: str | None = None,
+        derived_from: list[UUID] | None = None,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        self._check_claim(claim_id, "claim_id")
+        _check_not_future(published_at, "published_at")
+        with self.recording(metadata):
+            self._check_source(source_id, "source_id")
+            derived = list(dict.fromkeys(derived_from or []))
+            self._check_derived_from(derived, None, "derived_from")
+            evidence = Evidence(
+                source_id=source_id,
+                claim_id=claim_id,
+                stance=stance,
+                strength=strength,
+                published_at=published_at,
+                url=url,
+                quote=quote,
+                summary=summary,
+                derived_from=derived,
+            )
+            return self.record(evidence)
+
+    def retract_evidence(
+        self,
+        evidence_id: UUID,
+        published_at: datetime,
+        reason: str,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        _check_not_future(published_at, "published_at")
+        with self.recording(metadata):
+            evidence = self._get(Evidence, evidence_id, "evidence")
+            if evidence.retracted_from is not None:
+                raise Conflict(f"evidence {evidence_id} was already retracted")
+            if published_at < evidence.published_at:
+                raise Rejected(
+                    "published_at",
+                    "a retraction cannot be published before the evidence it retracts "
+                    f"({evidence.published_at.isoformat()})",
+                )
+            evidence.retract(published_at=published_at, reason=reason)
+            return self.record(evidence)
+
+    def correct_evidence(
+        self,
+        evidence_id: UUID,
+        changes: dict[str, Any],
+        reason: str,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        if "claim_id" in changes:
+            self._check_claim(changes["claim_id"], "changes.claim_id")
+        if "published_at" in changes:
+            _check_not_future(changes["published_at"], "changes.published_at")
+        with self.recording(metadata):
+            evidence = self._get(Evidence, evidence_id, "evidence")
+            effective = {
+                field: value
+                for field, value in changes.items()
+                if getattr(evidence, field) != value
+            }
+            if not effective:
+                raise Rejected("changes", "every field given already has that value")
+            if "source_id" in effective:
+                self._check_source(effective["source_id"], "changes.source_id")
+            if "derived_from" in effective:
+                effective["derived_from"] = list(dict.fromkeys(effective["derived_from"]))
+                self._check_derived_from(
+                    effective["derived_from"], evidence_id, "changes.derived_from"
+                )
+            published_at = effective.get("published_at", evidence.published_at)
+            if evidence.retracted_from is not None and published_at > evidence.retracted_from:
+                raise Rejected(
+                    "changes.published_at", "would fall after the evidence's own retraction"
+                )
+            evidence.correct(changes=effective, reason=reason)
+            return self.record(evidence)
+
+    def _get(self, kind: type[T], aggregate_id: UUID, what: str) -> T:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(what, aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(what, aggregate_id)
+        return aggregate
+
+    def _check_source(self, source_id: UUID, field: str) -> None:
+        try:
+            self._get(Source, source_id, "source")
+        except NotFound:
+            raise Rejected(field, f"no source with id {source_id}") from None
+
+    def _check_claim(self, claim_id: UUID, field: str) -> None:
+        if not self.claims.exists(claim_id):
+            raise Rejected(field, f"no claim with id {claim_id}")
+
+    def _check_derived_from(
+        self, derived_from: list[UUID], evidence_id: UUID | None, field_name: str
+    ) -> None:
+        """Every id must be known evidence, and no chain may lead back to `evidence_id`."""
+        for index, parent_id in enumerate(derived_from):
+            field = f"{field_name}.{index}"
+            if parent_id == evidence_id:
+                raise Rejected(field, "evidence cannot be derived from itself")
+            try:
+                parent = self._get(Evidence, parent_id, "evidence")
+            except NotFound:
+                raise Rejected(field, f"no evidence with id {parent_id}") from None
+            if evidence_id is not None and self._leads_to(parent, evidence_id):
+                raise Rejected(field, f"evidence {parent_id} is itself derived from this one")
+
+    def _leads_to(self, start: Evidence, target: UUID) -> bool:
+        seen: set[UUID] = set()
+        stack = list(start.derived_from)
+        while stack:
+            current = stack.pop()
+            if current == target:
+                return True
+            if current in seen:
+                continue
+            seen.add(current)
+            stack.extend(self._get(Evidence, current, "evidence").derived_from)
+        return False
+
+
+def _check_not_future(value: datetime, field: str) -> None:
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise Rejected(field, "is in the future")

@@ -1,0 +1,35 @@
+"""The sources service's view of the claims service: does a claim exist?"""
+
+from typing import Protocol
+from uuid import UUID
+
+import httpx
+
+from shared.errors import Unavailable
+
+
+class ClaimDirectory(Protocol):
+    """Answers whether a claim exists; raises Unavailable when it cannot tell."""
+
+    def exists(self, claim_id: UUID) -> bool: ...
+
+
+class HttpClaimDirectory:
+    """Asks the claims service over HTTP: `GET /claims/{id}`."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        self._client = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def exists(self, claim_id: UUID) -> bool:
+        try:
+            response = self._client.get(f"/claims/{claim_id}")
+        except httpx.HTTPError as error:
+            raise Unavailable(f"the claims service cannot be reached: {error}") from None
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise Unavailable(f"the claims service answered {response.status_code}")
+
+    def close(self) -> None:
+        self._client.close()

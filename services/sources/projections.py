@@ -1,0 +1,176 @@
+"""Read models of the sources service and the projection that keeps them."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from pydantic_core import to_jsonable_python
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from services.sources.domain import Evidence, Source
+from shared.projection import Projection, UtcDateTime
+
+
+class SourceView(SQLModel, table=True):
+    __tablename__ = "source_view"
+
+    id: UUID = Field(primary_key=True)
+    name: str
+    kind: str
+    url: str | None = None
+    country: str | None = None
+    notes: str | None = None
+    reliability: str = "F"
+    registered_at: datetime = Field(sa_type=UtcDateTime)
+    version: int
+
+
+class RatingView(SQLModel, table=True):
+    __tablename__ = "rating_view"
+
+    position: int = Field(primary_key=True)
+    source_id: UUID = Field(index=True)
+    reliability: str
+    rationale: str
+    rater: str
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class EvidenceView(SQLModel, table=True):
+    __tablename__ = "evidence_view"
+
+    id: UUID = Field(primary_key=True)
+    source_id: UUID = Field(index=True)
+    claim_id: UUID = Field(index=True)
+    stance: str
+    strength: str
+    published_at: datetime = Field(sa_type=UtcDateTime)
+    url: str | None = None
+    quote: str | None = None
+    summary: str
+    derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    retracted_from: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    retraction_reason: str | None = None
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    position: int = Field(index=True)
+    version: int
+
+
+class CorrectionView(SQLModel, table=True):
+    __tablename__ = "correction_view"
+
+    position: int = Field(primary_key=True)
+    evidence_id: UUID = Field(index=True)
+    changes: dict[str, Any] = Field(sa_column=Column(JSON))
+    reason: str
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class SourcesProjection(Projection):
+    """Keeps sources, their rating history, evidence and corrections queryable."""
+
+    name = "sources"
+    tables = (
+        SourceView.__table__,
+        RatingView.__table__,
+        EvidenceView.__table__,
+        CorrectionView.__table__,
+    )
+
+    def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:
+        if isinstance(event, Source.Registered):
+            session.add(
+                SourceView(
+                    id=event.originator_id,
+                    name=event.name,
+                    kind=event.kind,
+                    url=event.url,
+                    country=event.country,
+                    notes=event.notes,
+                    registered_at=event.timestamp,
+                    version=event.originator_version,
+                )
+            )
+        elif isinstance(event, Source.Rated):
+            source = session.get_one(SourceView, event.originator_id)
+            source.reliability = event.reliability
+            source.version = event.originator_version
+            session.add(source)
+            session.add(
+                RatingView(
+                    position=position,
+                    source_id=event.originator_id,
+                    reliability=event.reliability,
+                    rationale=event.rationale,
+                    rater=event.rater,
+                    recorded_at=event.timestamp,
+                )
+            )
+        elif isinstance(event, Evidence.Submitted):
+            session.add(
+                EvidenceView(
+                    id=event.originator_id,
+                    source_id=event.source_id,
+                    claim_id=event.claim_id,
+                    stance=event.stance,
+                    strength=event.strength,
+                    published_at=event.published_at,
+                    url=event.url,
+                    quote=event.quote,
+                    summary=event.summary,
+                    derived_from=[str(parent) for parent in event.derived_from],
+                    recorded_at=event.timestamp,
+                    position=position,
+                    version=event.originator_version,
+                )
+            )
+        elif isinstance(event, Evidence.Retracted):
+            evidence = session.get_one(EvidenceView, event.originator_id)
+            evidence.retracted_from = event.published_at
+            evidence.retraction_reason = event.reason
+            evidence.version = event.originator_version
+            session.add(evidence)
+        elif isinstance(event, Evidence.Corrected):
+            evidence = session.get_one(EvidenceView, event.originator_id)
+            for field, value in event.changes.items():
+                if field == "derived_from":
+                    value = [str(parent) for parent in value]
+                setattr(evidence, field, value)
+            evidence.version = event.originator_version
+            session.add(evidence)
+            session.add(
+                CorrectionView(
+                    position=position,
+                    evidence_id=event.originator_id,
+                    changes=to_jsonable_python(event.changes),
+                    reason=event.reason,
+                    recorded_at=event.timestamp,
+                )
+            )
+
+
+def list_sources(session: Session) -> list[SourceView]:
+    return list(session.exec(select(SourceView).order_by(col(SourceView.registered_at))))
+
+
+def rating_history(session: Session, source_id: UUID) -> list[RatingView]:
+    """The source's ratings, oldest first."""
+    query = select(RatingView).where(RatingView.source_id == source_id)
+    return list(session.exec(query.order_by(col(RatingView.position))))
+
+
+def evidence_for_claim(
+    session: Session, claim_id: UUID | None, after: int, limit: int
+) -> list[EvidenceView]:
+    """A page of evidence in recorded order, for one claim or for all."""
+    query = select(EvidenceView).where(EvidenceView.position > after)
+    if claim_id is not None:
+        query = query.where(EvidenceView.claim_id == claim_id)
+    return list(session.exec(query.order_by(col(EvidenceView.position)).limit(limit)))
+
+
+def corrections_of(session: Session, evidence_id: UUID) -> list[CorrectionView]:
+    query = select(CorrectionView).where(CorrectionView.evidence_id == evidence_id)
+    return list(session.exec(query.order_by(col(CorrectionView.position))))

@@ -1,0 +1,1 @@
+"""Code used by both factcheck services: settings, storage, time axes, the feed contract."""

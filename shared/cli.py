@@ -1,0 +1,80 @@
+"""The `factcheck` command line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from shared.settings import SettingError, SourcesSettings
+from shared.storage import StorageConfigError
+
+app = typer.Typer(
+    help="factcheck: event-sourced claims, evidence and verdicts.", no_args_is_help=True
+)
+
+
+@app.callback()
+def main() -> None:
+    """factcheck: event-sourced claims, evidence and verdicts."""
+
+
+class Service(StrEnum):
+    all = "all"
+    sources = "sources"
+
+
+PORTS = {Service.sources: 8001}
+
+
+def _serve_one(service: Service, host: str, port: int) -> None:
+    from services.sources.bootstrap import create_app
+
+    try:
+        api = create_app(SourcesSettings.from_env())
+    except (StorageConfigError, SettingError) as error:
+        typer.echo(f"factcheck {service}: {error}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(api, host=host, port=port, log_level="info")
+
+
+@app.command()
+def serve(
+    service: Annotated[Service, typer.Option(help="Which service to run.")] = Service.all,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run the services on SQLite by default (see the README's configuration table)."""
+    if service is not Service.all:
+        _serve_one(service, host, PORTS[service])
+        return
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "serve", "--service", str(one), "--host", host],
+            env=os.environ.copy(),
+        )
+        for one in PORTS
+    ]
+    for one, port in PORTS.items():
+        typer.echo(f"{one}: http://{host}:{port}  (API docs at /docs)")
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            child.wait(timeout=15)
+    failed = [child.returncode for child in children if child.returncode not in (0, None, -2)]
+    raise typer.Exit(failed[0] if failed else 0)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,127 @@
+"""Event-store wiring shared by both services: the aggregate base and the application base."""
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import Recording
+from eventsourcing.utils import Environment
+
+from shared.storage import Storage
+from shared.timeaxes import recording_clock
+
+ANONYMOUS: Mapping[str, str] = {"actor": "anonymous"}
+_event_metadata: ContextVar[Mapping[str, str]] = ContextVar("event_metadata", default=ANONYMOUS)
+
+
+class FactcheckAggregate(Aggregate):
+    """Aggregate whose events carry who and why, timed by the service's recording clock."""
+
+    class Event(Aggregate.Event):
+        metadata: dict[str, Any]
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return recording_clock.now()
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        super().trigger_event(event_class, metadata=dict(_event_metadata.get()), **kwargs)
+
+    @classmethod
+    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:
+        return super()._create(event_class, id=id, metadata=dict(_event_metadata.get()), **kwargs)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What every write answers: the aggregate, its new version, its feed position and time."""
+
+    id: UUID
+    version: int
+    position: int
+    recorded_at: datetime
+
+
+class FactcheckApplication(Application[UUID]):
+    """An eventsourcing application configured only by its Storage, never by os.environ.
+
+    Writes are serialised in the process, so that feed positions and recording times rise
+    together: an item recorded after another has both a later position and a later time.
+    """
+
+    log_section_size = 1000
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._writing = threading.RLock()
+        self._recorded = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
+        super().__init__(env=storage.eventsourcing_env())
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        return Environment(name, dict(env or {}))
+
+    @contextmanager
+    def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[None]:
+        """Hold the write lock and stamp every event triggered inside with `metadata`."""
+        with self._writing:
+            token = _event_metadata.set(metadata)
+            try:
+                yield
+            finally:
+                _event_metadata.reset(token)
+
+    def record(self, *aggregates: FactcheckAggregate) -> Recorded:
+        """Save the aggregates' pending events atomically; describe the last one."""
+        pending = [event for aggregate in aggregates for event in aggregate.pending_events]
+        recordings = self.save(*aggregates)
+        last = pending[-1]
+        return Recorded(
+            id=last.originator_id,
+            version=last.originator_version,
+            position=recordings[-1].notification.id,
+            recorded_at=last.timestamp,
+        )
+
+    def on_recorded(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (under the write lock) after every save."""
+        self._listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        for listener in self._listeners:
+            listener()
+        with self._recorded:
+            self._recorded.notify_all()
+
+    def head(self) -> int:
+        """The highest feed position recorded so far (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def head_and_time(self) -> tuple[int, datetime]:
+        """The head with a time such that anything recorded later carries a later time."""
+        with self._writing:
+            return self.head(), recording_clock.now()
+
+    def wait_for_events(self, after: int, timeout: float) -> None:
+        """Block until an event past `after` is recorded, or `timeout` seconds pass."""
+        with self._recorded:
+            self._recorded.wait_for(lambda: self.head() > after, timeout=timeout)
+
+    def events_after(
+        self, after: int, limit: int, until: int | None = None
+    ) -> list[tuple[int, DomainEventProtocol[UUID]]]:
+        """Up to `limit` (position, event) pairs with `after` < position <= `until`."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, stop=until, inclusive_of_start=False
+        )
+        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]

@@ -1,0 +1,100 @@
+"""Read models kept by a projector that records its feed position in the same transaction."""
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from sqlalchemy import DateTime, Engine, Table
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, Session, SQLModel
+
+from shared.eventstore import FactcheckApplication
+
+BATCH_SIZE = 500
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp column that always reads back as an aware UTC datetime."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ProjectionTracking(SQLModel, table=True):
+    """The last feed position a projection has applied, committed with what it derived."""
+
+    __tablename__ = "projection_tracking"
+
+    name: str = Field(primary_key=True)
+    position: int = 0
+
+
+class Projection(ABC):
+    """Applies an application's events to read models, exactly once, in recorded order."""
+
+    name: str
+    tables: Sequence[Table]
+
+    def __init__(self, engine: Engine, application: FactcheckApplication) -> None:
+        self.engine = engine
+        self.application = application
+        self._lock = threading.Lock()
+
+    def create_tables(self) -> None:
+        SQLModel.metadata.create_all(
+            self.engine, tables=[ProjectionTracking.__table__, *self.tables]
+        )
+
+    def position(self) -> int:
+        with Session(self.engine) as session:
+            tracking = session.get(ProjectionTracking, self.name)
+            return tracking.position if tracking else 0
+
+    def catch_up(self) -> int:
+        """Apply every event past the tracked position; return the new position."""
+        with self._lock:
+            while True:
+                with Session(self.engine) as session:
+                    tracking = session.get(ProjectionTracking, self.name) or ProjectionTracking(
+                        name=self.name
+                    )
+                    events = self.application.events_after(tracking.position, BATCH_SIZE)
+                    if not events:
+                        return tracking.position
+                    for position, domain_event in events:
+                        self.apply(session, position, domain_event)
+                        tracking.position = position
+                    session.add(tracking)
+                    session.commit()
+
+    def rebuild(self) -> int:
+        """Drop the read models, recreate them, and apply every event again."""
+        with self._lock:
+            SQLModel.metadata.drop_all(self.engine, tables=list(self.tables))
+            with Session(self.engine) as session:
+                tracking = session.get(ProjectionTracking, self.name)
+                if tracking is not None:
+                    session.delete(tracking)
+                session.commit()
+            self.create_tables()
+        return self.catch_up()
+
+    @abstractmethod
+    def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:
+        """Apply one event to the read models in `session`."""

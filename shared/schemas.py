@@ -1,0 +1,71 @@
+"""Request and response building blocks shared by both services' HTTP schemas."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated
+from uuid import UUID, uuid4
+
+from fastapi import Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from starlette.responses import Response
+
+from shared.timeaxes import UtcDatetime
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _http_url(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError("must be an http:// or https:// URL")
+    if any(character.isspace() for character in value):
+        raise ValueError("must not contain white space")
+    return value
+
+
+Line = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_not_blank)]
+"""A required, non-blank short string: a name, a kind, a rater."""
+Paragraph = Annotated[
+    str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_not_blank)
+]
+"""A required, non-blank text of at most 4,000 characters: a summary, a rationale, a reason."""
+
+Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are rejected, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Written(BaseModel):
+    """What every write answers besides its own fields."""
+
+    id: UUID
+    version: int = Field(description="The aggregate's version after this write.")
+    position: int = Field(description="The write's position in this service's feed.")
+    recorded_at: UtcDatetime = Field(description="Transaction time of the write.")
+
+
+def request_metadata(request: Request) -> Mapping[str, str]:
+    """Who and why, for the events this request records."""
+    return {"actor": "anonymous", "request_id": request.state.request_id}
+
+
+async def assign_request_id(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Take X-Request-ID from the request, or make one, and echo it on the response."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    valid = 0 < len(given) <= 200 and given.isprintable()
+    request.state.request_id = given if valid else str(uuid4())
+    response = await call_next(request)
+    response.headers[REQUEST_ID_HEADER] = request.state.request_id
+    return response

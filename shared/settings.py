@@ -1,0 +1,59 @@
+"""Settings of both services, read from the environment in one place."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
+
+from shared.storage import Storage, parse_storage_url
+
+DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
+DEFAULT_CLAIMS_DATABASE_URL = "sqlite:///var/claims.db"
+DEFAULT_SOURCES_URL = "http://127.0.0.1:8001"
+DEFAULT_CLAIMS_URL = "http://127.0.0.1:8000"
+
+
+class SettingError(RuntimeError):
+    """A setting with a value that cannot be used; the message names the setting."""
+
+
+def _float_setting(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value <= 0:
+        raise SettingError(f"{name}={raw!r}: must be greater than zero")
+    return value
+
+
+def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name, "").strip() or default
+    if not value.startswith(("http://", "https://")):
+        raise SettingError(f"{name}={value!r}: expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    """Settings of the sources service."""
+
+    database_url: str = DEFAULT_SOURCES_DATABASE_URL
+    claims_url: str = DEFAULT_CLAIMS_URL
+    claims_timeout: float = 3.0
+
+    @property
+    def storage(self) -> Storage:
+        return parse_storage_url("SOURCES_DATABASE_URL", self.database_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        return cls(
+            database_url=environ.get("SOURCES_DATABASE_URL", "").strip()
+            or DEFAULT_SOURCES_DATABASE_URL,
+            claims_url=_url_setting(environ, "CLAIMS_URL", DEFAULT_CLAIMS_URL),
+            claims_timeout=_float_setting(environ, "CLAIMS_TIMEOUT", 3.0),
+        )

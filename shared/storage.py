@@ -1,0 +1,155 @@
+"""One storage URL per service, mapped once onto the event store and the read-model engine."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+SQLITE_LOCK_TIMEOUT_SECONDS = 30
+
+
+class StorageConfigError(RuntimeError):
+    """A storage URL that cannot be used; the message is one line naming the setting."""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where one service keeps its events and read models."""
+
+    setting: str
+    url: str
+    kind: str
+    sqlite_path: Path | None = None
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = ""
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The eventsourcing environment for this storage."""
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+        }
+
+    def create_engine(self) -> Engine:
+        """The SQLAlchemy engine for this service's read models."""
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            engine = create_engine(
+                f"sqlite:///{self.sqlite_path}",
+                connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_SECONDS},
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        url = make_url("postgresql+psycopg://").set(
+            username=self.user or None,
+            password=self.password or None,
+            host=self.host,
+            port=self.port,
+            database=self.dbname,
+        )
+        connect_args: dict[str, object] = {"connect_timeout": 5}
+        if self.schema:
+            connect_args["options"] = f"-csearch_path={self.schema}"
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+    def prepare(self) -> None:
+        """Create what must exist before the stores open: the SQLite folder or the schema."""
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            try:
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise self.error(f"cannot create {self.sqlite_path.parent}: {error}") from None
+        engine = self.create_engine()
+        try:
+            with engine.begin() as connection:
+                if self.kind == "postgresql" and self.schema:
+                    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                else:
+                    connection.execute(text("SELECT 1"))
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise self.error(f"cannot connect: {reason}") from None
+        finally:
+            engine.dispose()
+
+    def error(self, reason: str) -> StorageConfigError:
+        return StorageConfigError(f"{self.setting}={self.redacted_url}: {reason}")
+
+    @property
+    def redacted_url(self) -> str:
+        if self.password:
+            return self.url.replace(f":{self.password}@", ":***@")
+        return self.url
+
+
+def parse_storage_url(setting: str, url: str) -> Storage:
+    """Map `sqlite:///path` or `postgresql://user:pass@host:port/db[?schema=s]` to a Storage."""
+
+    def fail(reason: str) -> StorageConfigError:
+        return StorageConfigError(f"{setting}={url!r}: {reason}")
+
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
+            raise fail("expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        return Storage(setting=setting, url=url, kind="sqlite", sqlite_path=Path(parts.path[1:]))
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise fail("the port is not a number") from None
+        dbname = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not dbname:
+            raise fail("expected postgresql://user:password@host:port/database")
+        query = parse_qs(parts.query)
+        unknown = sorted(set(query) - {"schema"})
+        if unknown:
+            raise fail(f"unknown option {unknown[0]!r}; only 'schema' is understood")
+        schema = query.get("schema", [""])[0]
+        if schema and not schema.replace("_", "").isalnum():
+            raise fail("the schema must be letters, digits and underscores")
+        return Storage(
+            setting=setting,
+            url=url,
+            kind="postgresql",
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            schema=schema,
+        )
+    raise fail("the scheme must be sqlite or postgresql")
+
+
+def _sqlite_pragmas(connection: object, _record: object) -> None:
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

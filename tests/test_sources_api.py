@@ -1,0 +1,254 @@
+"""The sources service over HTTP: every endpoint, every rejection, the feed's paging."""
+
+import itertools
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import KnownClaims
+
+PROSECUTOR = {
+    "name": "Kharkiv Region Prosecutor's Office",
+    "kind": "regional prosecutor's office",
+    "url": "https://khar.gp.gov.ua",
+    "country": "UA",
+    "notes": "Ukrainian state body; party to the conflict",
+}
+
+
+async def register(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    response = await client.post("/sources", json={**PROSECUTOR, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def evidence_body(source_id: str, claim_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "claim_id": claim_id,
+        "stance": "supports",
+        "strength": "moderate",
+        "published_at": "2024-01-06T12:00:00+02:00",
+        "url": "https://khar.gp.gov.ua/news/debris",
+        "quote": "We are leaning towards the version that this may be a North Korean missile.",
+        "summary": "Prosecutor's office displays missile debris that differs from Iskander.",
+        **fields,
+    }
+
+
+async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/evidence", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def head(client: httpx.AsyncClient) -> int:
+    return (await client.get("/feed", params={"limit": 1})).json()["head"]
+
+
+async def test_register_and_read_a_source(sources: httpx.AsyncClient) -> None:
+    written = await register(sources)
+    assert written["position"] >= 1
+    assert written["recorded_at"].endswith("Z")
+    assert written["reliability"] == "F"
+
+    one = (await sources.get(f"/sources/{written['id']}")).json()
+    assert one["name"] == PROSECUTOR["name"]
+    assert one["country"] == "UA"
+    assert one["ratings"] == []
+    listed = (await sources.get("/sources")).json()
+    assert [source["id"] for source in listed] == [written["id"]]
+
+
+async def test_rating_history_is_kept_in_order(sources: httpx.AsyncClient) -> None:
+    source = await register(sources)
+    for letter, rater in (("C", "desk"), ("B", None), ("C", "standards editor")):
+        body = {"reliability": letter, "rationale": f"rated {letter}"}
+        if rater:
+            body["rater"] = rater
+        response = await sources.post(f"/sources/{source['id']}/ratings", json=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["id"] == source["id"]
+
+    one = (await sources.get(f"/sources/{source['id']}")).json()
+    assert [rating["reliability"] for rating in one["ratings"]] == ["C", "B", "C"]
+    assert [rating["rater"] for rating in one["ratings"]] == [
+        "desk",
+        "anonymous",
+        "standards editor",
+    ]
+    positions = [rating["position"] for rating in one["ratings"]]
+    assert positions == sorted(positions)
+    assert one["reliability"] == "C"
+    assert one["version"] == 4
+
+
+async def test_submit_read_and_list_evidence(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    claim, other_claim = known_claims.add(), known_claims.add()
+    first = await submit(sources, evidence_body(source["id"], claim))
+    assert first["published_at"] == "2024-01-06T10:00:00Z"
+    derived = await submit(
+        sources, evidence_body(source["id"], claim, derived_from=[first["id"], first["id"]])
+    )
+    assert derived["derived_from"] == [first["id"]]
+    await submit(sources, evidence_body(source["id"], other_claim))
+
+    one = (await sources.get(f"/evidence/{first['id']}")).json()
+    assert one["summary"].startswith("Prosecutor's office")
+    assert one["retraction"] is None
+    assert one["corrections"] == []
+
+    page = (await sources.get("/evidence", params={"claim_id": claim})).json()
+    assert [item["id"] for item in page["items"]] == [first["id"], derived["id"]]
+    first_page = (await sources.get("/evidence", params={"limit": 2})).json()
+    rest = (await sources.get("/evidence", params={"after": first_page["next_after"]})).json()
+    assert len(first_page["items"]) == 2
+    assert len(rest["items"]) == 1
+
+
+async def test_retraction_and_correction_are_new_events(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+
+    corrected = await sources.post(
+        f"/evidence/{evidence['id']}/correction",
+        json={"changes": {"strength": "strong", "url": None}, "reason": "mistyped strength"},
+    )
+    assert corrected.status_code == 201, corrected.text
+    assert corrected.json()["changes"] == {"strength": "strong", "url": None}
+    retracted = await sources.post(
+        f"/evidence/{evidence['id']}/retraction",
+        json={"published_at": "2024-02-01T00:00:00Z", "reason": "the office withdrew it"},
+    )
+    assert retracted.status_code == 201, retracted.text
+
+    one = (await sources.get(f"/evidence/{evidence['id']}")).json()
+    assert one["strength"] == "strong"
+    assert one["url"] is None
+    assert one["retraction"] == {
+        "published_at": "2024-02-01T00:00:00Z",
+        "reason": "the office withdrew it",
+    }
+    assert [c["reason"] for c in one["corrections"]] == ["mistyped strength"]
+    assert one["version"] == 3
+
+    feed = (await sources.get("/feed")).json()["items"]
+    assert [item["type"] for item in feed] == [
+        "SourceRegistered",
+        "EvidenceSubmitted",
+        "EvidenceCorrected",
+        "EvidenceRetracted",
+    ]
+    submitted = feed[1]
+    assert submitted["data"]["strength"] == "moderate", "the original event is never altered"
+    assert submitted["data"]["published_at"] == "2024-01-06T10:00:00Z"
+
+    again = await sources.post(
+        f"/evidence/{evidence['id']}/retraction",
+        json={"published_at": "2024-02-02T00:00:00Z", "reason": "twice"},
+    )
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+
+
+async def test_feed_items_follow_the_public_contract(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    await submit(sources, evidence_body(source["id"], known_claims.add()))
+    page = (await sources.get("/feed", headers={"X-Request-ID": "req-42"})).json()
+    assert set(page) == {"items", "next_after", "head", "head_known_at"}
+    item = page["items"][1]
+    assert set(item) == {
+        "position",
+        "id",
+        "type",
+        "version",
+        "stream_id",
+        "stream_version",
+        "recorded_at",
+        "data",
+        "metadata",
+    }
+    assert item["type"] == "EvidenceSubmitted"
+    assert item["version"] == 1
+    assert item["stream_version"] == 1
+    assert item["data"]["source_id"] == source["id"]
+    assert item["metadata"]["actor"] == "anonymous"
+    assert "topic" not in str(item)
+    assert page["head"] == page["next_after"] == item["position"]
+    recorded = [entry["recorded_at"] for entry in page["items"]]
+    assert recorded == sorted(recorded)
+    assert page["head_known_at"] >= recorded[-1]
+
+
+async def test_feed_pages_with_after_across_a_gap(
+    sources: httpx.AsyncClient, sources_app: Any, known_claims: KnownClaims, storage_kind: str
+) -> None:
+    source = await register(sources)
+    claim = known_claims.add()
+    for day in range(1, 4):
+        await submit(
+            sources, evidence_body(source["id"], claim, published_at=f"2024-01-0{day}T00:00:00Z")
+        )
+    _lose_a_race(sources_app.state.sources, uuid.UUID(source["id"]))
+    for day in range(4, 7):
+        await submit(
+            sources, evidence_body(source["id"], claim, published_at=f"2024-01-0{day}T00:00:00Z")
+        )
+
+    whole = [
+        item["position"]
+        for item in (await sources.get("/feed", params={"limit": 1000})).json()["items"]
+    ]
+    assert len(whole) == 8
+    assert all(a < b for a, b in itertools.pairwise(whole))
+    if storage_kind == "postgres":
+        assert whole[-1] - whole[0] + 1 > len(whole), "a rolled-back write leaves a gap"
+
+    paged: list[int] = []
+    after = 0
+    while True:
+        page = (await sources.get("/feed", params={"after": after, "limit": 3})).json()
+        if not page["items"]:
+            break
+        paged.extend(item["position"] for item in page["items"])
+        after = page["next_after"]
+    assert paged == whole
+    middle = (await sources.get("/feed", params={"after": whole[3], "limit": 2})).json()
+    assert [item["position"] for item in middle["items"]] == whole[4:6]
+
+
+def _lose_a_race(application: Any, source_id: uuid.UUID) -> None:
+    """Two writers rate one source from the same version; the second write is refused."""
+    from eventsourcing.persistence import IntegrityError
+
+    first = application.repository.get(source_id)
+    second = application.repository.get(source_id)
+    first.rate(reliability="B", rationale="first writer", rater="test")
+    second.rate(reliability="E", rationale="second writer", rater="test")
+    application.save(first)
+    with pytest.raises(IntegrityError):
+        application.save(second)
+
+
+async def test_health(sources: httpx.AsyncClient) -> None:
+    await register(sources)
+    health = (await sources.get("/health")).json()
+    assert health == {"status": "ok", "service": "sources", "head": 1, "projection_position": 1}
+
+
+async def test_request_id_is_echoed_and_recorded(sources: httpx.AsyncClient) -> None:
+    response = await sources.post("/sources", json=PROSECUTOR, headers={"X-Request-ID": "abc-1"})
+    assert response.headers["X-Request-ID"] == "abc-1"
+    item = (await sources.get("/feed")).json()["items"][0]
+    assert item["metadata"] == {"actor": "anonymous", "request_id": "abc-1"}
+    generated = await sources.get("/health")
+    assert uuid.UUID(generated.headers["X-Request-ID"])

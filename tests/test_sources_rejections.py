@@ -1,0 +1,185 @@
+"""Every rejected write answers problem+json naming the field, and records nothing."""
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import KnownClaims
+from tests.test_sources_api import evidence_body, head, register, submit
+
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["detail"]
+    if field is not None:
+        assert field in [error["field"] for error in problem["errors"]], problem
+        assert field in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"source_id": UNKNOWN}, "source_id"),
+        ({"claim_id": UNKNOWN}, "claim_id"),
+        ({"derived_from": [UNKNOWN]}, "derived_from.0"),
+        ({"published_at": "2024-01-06T12:00:00"}, "published_at"),
+        ({"published_at": "2024-01-06"}, "published_at"),
+        ({"published_at": "yesterday"}, "published_at"),
+        ({"published_at": 1704535200}, "published_at"),
+        ({"published_at": "2999-01-01T00:00:00Z"}, "published_at"),
+        ({"stance": "agrees"}, "stance"),
+        ({"strength": "very"}, "strength"),
+        ({"summary": "   "}, "summary"),
+        ({"summary": "x" * 4001}, "summary"),
+        ({"url": "ftp://example.org"}, "url"),
+        ({"source_id": "not-a-uuid"}, "source_id"),
+        ({"publishedAt": "2024-01-06T12:00:00Z"}, "publishedAt"),
+        ({"derived_from": [UNKNOWN] * 51}, "derived_from"),
+    ],
+)
+async def test_bad_evidence_is_rejected_and_not_recorded(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, change: dict[str, Any], field: str
+) -> None:
+    source = await register(sources)
+    body = evidence_body(source["id"], known_claims.add())
+    body.update(change)
+    before = await head(sources)
+    assert_problem(await sources.post("/evidence", json=body), 422, field)
+    assert await head(sources) == before
+
+
+async def test_missing_fields_are_named(sources: httpx.AsyncClient) -> None:
+    before = await head(sources)
+    response = await sources.post("/evidence", json={"summary": "no source"})
+    assert_problem(response, 422, "source_id")
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert {"source_id", "claim_id", "stance", "strength", "published_at"} <= fields
+    assert_problem(await sources.post("/evidence", content=b"{not json"), 422)
+    assert await head(sources) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "", "kind": "newspaper"}, "name"),
+        ({"name": "Reuters"}, "kind"),
+        ({"name": "Reuters", "kind": "wire agency", "country": "United Kingdom"}, "country"),
+        ({"name": "Reuters", "kind": "wire agency", "rating": "A"}, "rating"),
+    ],
+)
+async def test_bad_sources_are_rejected(
+    sources: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    assert_problem(await sources.post("/sources", json=body), 422, field)
+    assert await head(sources) == 0
+
+
+async def test_bad_ratings_are_rejected(sources: httpx.AsyncClient) -> None:
+    source = await register(sources)
+    before = await head(sources)
+    rate = f"/sources/{source['id']}/ratings"
+    assert_problem(
+        await sources.post(rate, json={"reliability": "G", "rationale": "x"}), 422, "reliability"
+    )
+    assert_problem(await sources.post(rate, json={"reliability": "A"}), 422, "rationale")
+    unknown = await sources.post(
+        f"/sources/{UNKNOWN}/ratings", json={"reliability": "A", "rationale": "x"}
+    )
+    assert_problem(unknown, 404)
+    assert await head(sources) == before
+
+
+async def test_unknown_ids_in_the_path_are_404(sources: httpx.AsyncClient) -> None:
+    source = await register(sources)
+    assert_problem(await sources.get(f"/sources/{UNKNOWN}"), 404)
+    assert_problem(await sources.get(f"/evidence/{UNKNOWN}"), 404)
+    assert_problem(await sources.get(f"/evidence/{source['id']}"), 404)
+    retraction = {"published_at": "2024-02-01T00:00:00Z", "reason": "x"}
+    assert_problem(await sources.post(f"/evidence/{source['id']}/retraction", json=retraction), 404)
+    assert_problem(await sources.get("/sources/not-a-uuid"), 422, "source_id")
+
+
+async def test_retraction_before_publication_is_rejected(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    before = await head(sources)
+    early = {"published_at": "2024-01-06T09:59:59Z", "reason": "withdrawn"}
+    response = await sources.post(f"/evidence/{evidence['id']}/retraction", json=early)
+    assert_problem(response, 422, "published_at")
+    naive = {"published_at": "2024-02-01T00:00:00", "reason": "withdrawn"}
+    response = await sources.post(f"/evidence/{evidence['id']}/retraction", json=naive)
+    assert_problem(response, 422, "published_at")
+    assert await head(sources) == before
+    assert (await sources.get(f"/evidence/{evidence['id']}")).json()["retraction"] is None
+
+
+async def test_bad_corrections_are_rejected(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    claim = known_claims.add()
+    origin = await submit(sources, evidence_body(source["id"], claim))
+    retelling = await submit(
+        sources, evidence_body(source["id"], claim, derived_from=[origin["id"]])
+    )
+    before = await head(sources)
+    correct = f"/evidence/{origin['id']}/correction"
+    cases = [
+        ({"changes": {}, "reason": "x"}, "changes"),
+        ({"changes": {"strength": "moderate"}, "reason": "x"}, "changes"),
+        ({"changes": {"summary": None}, "reason": "x"}, "changes"),
+        ({"changes": {"colour": "red"}, "reason": "x"}, "changes.colour"),
+        ({"changes": {"derived_from": [retelling["id"]]}, "reason": "x"}, "changes.derived_from.0"),
+        ({"changes": {"derived_from": [origin["id"]]}, "reason": "x"}, "changes.derived_from.0"),
+        ({"changes": {"claim_id": UNKNOWN}, "reason": "x"}, "changes.claim_id"),
+        ({"changes": {"source_id": UNKNOWN}, "reason": "x"}, "changes.source_id"),
+        ({"changes": {"published_at": "2024-01-05"}, "reason": "x"}, "changes.published_at"),
+        ({"changes": {"strength": "strong"}}, "reason"),
+    ]
+    for body, field in cases:
+        assert_problem(await sources.post(correct, json=body), 422, field)
+    assert await head(sources) == before
+
+
+async def test_correction_cannot_move_publication_after_retraction(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    retraction = {"published_at": "2024-01-10T00:00:00Z", "reason": "withdrawn"}
+    await sources.post(f"/evidence/{evidence['id']}/retraction", json=retraction)
+    before = await head(sources)
+    late = {"changes": {"published_at": "2024-01-11T00:00:00Z"}, "reason": "typo"}
+    response = await sources.post(f"/evidence/{evidence['id']}/correction", json=late)
+    assert_problem(response, 422, "changes.published_at")
+    assert await head(sources) == before
+
+
+async def test_bad_feed_queries_are_rejected(sources: httpx.AsyncClient) -> None:
+    assert_problem(await sources.get("/feed", params={"after": -1}), 422, "after")
+    assert_problem(await sources.get("/feed", params={"limit": 0}), 422, "limit")
+    assert_problem(await sources.get("/feed", params={"limit": 100000}), 422, "limit")
+    assert_problem(await sources.get("/feed", params={"after": "x"}), 422, "after")
+    assert_problem(await sources.get("/evidence", params={"claim_id": "x"}), 422, "claim_id")
+
+
+async def test_ids_are_checked_on_the_real_id_kind(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    body = evidence_body(evidence["id"], known_claims.add())
+    assert_problem(await sources.post("/evidence", json=body), 422, "source_id")
+    body = evidence_body(source["id"], known_claims.add(), derived_from=[source["id"]])
+    assert_problem(await sources.post("/evidence", json=body), 422, "derived_from.0")
+    assert uuid.UUID(evidence["id"])

@@ -1,0 +1,80 @@
+"""The sources service as a user meets it: uvicorn on a loopback port, and its start-up."""
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import KnownClaims
+from tests.servers import serving
+
+
+def test_prosecutor_evidence_round_trip_over_a_socket(
+    sources_app: FastAPI, known_claims: KnownClaims
+) -> None:
+    claim = known_claims.add()
+    with serving(sources_app) as base_url, httpx.Client(base_url=base_url) as client:
+        assert client.get("/docs").status_code == 200
+        source = client.post(
+            "/sources",
+            json={
+                "name": "Kharkiv Region Prosecutor's Office",
+                "kind": "prosecutor",
+                "country": "UA",
+            },
+        ).json()
+        rated = client.post(
+            f"/sources/{source['id']}/ratings",
+            json={"reliability": "C", "rationale": "official, but a party to the conflict"},
+        )
+        assert rated.status_code == 201
+        evidence = client.post(
+            "/evidence",
+            json={
+                "source_id": source["id"],
+                "claim_id": claim,
+                "stance": "supports",
+                "strength": "moderate",
+                "published_at": "2024-01-06T12:00:00+02:00",
+                "summary": "Debris presented; leaning towards a North Korean missile.",
+            },
+        )
+        assert evidence.status_code == 201, evidence.text
+        written = evidence.json()
+        feed = client.get("/feed").json()
+        last = feed["items"][-1]
+        assert last["position"] == written["position"]
+        assert last["recorded_at"] == written["recorded_at"]
+        assert last["data"]["summary"].startswith("Debris presented")
+        assert [item["type"] for item in feed["items"]] == [
+            "SourceRegistered",
+            "SourceRated",
+            "EvidenceSubmitted",
+        ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root@127.0.0.1/test",
+        "sqlite://relative.db",
+        "postgresql://postgres@127.0.0.1:1/test",
+        "postgresql://postgres@127.0.0.1:5432/test?sslmode=disable",
+    ],
+)
+def test_an_unusable_storage_url_fails_in_one_line(url: str) -> None:
+    env = {**os.environ, "SOURCES_DATABASE_URL": url}
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "serve", "--service", "sources"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "SOURCES_DATABASE_URL" in lines[0]
