@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
-from shared.settings import SettingError, SourcesSettings
+from shared.settings import ClaimsSettings, SettingError, SourcesSettings
 from shared.storage import StorageConfigError
 
 app = typer.Typer(
@@ -27,20 +28,29 @@ def main() -> None:
 class Service(StrEnum):
     all = "all"
     sources = "sources"
+    claims = "claims"
 
 
-PORTS = {Service.sources: 8001}
+PORTS = {Service.sources: 8001, Service.claims: 8000}
+
+
+def _build(service: Service) -> FastAPI:
+    if service is Service.sources:
+        from services.sources.bootstrap import create_app as create_sources
+
+        return create_sources(SourcesSettings.from_env())
+    from services.claims.bootstrap import create_app as create_claims
+
+    return create_claims(ClaimsSettings.from_env())
 
 
 def _serve_one(service: Service, host: str, port: int) -> None:
-    from services.sources.bootstrap import create_app
-
     try:
-        api = create_app(SourcesSettings.from_env())
+        api = _build(service)
     except (StorageConfigError, SettingError) as error:
         typer.echo(f"factcheck {service}: {error}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
 
 
 @app.command()

@@ -57,3 +57,28 @@ class SourcesSettings:
             claims_url=_url_setting(environ, "CLAIMS_URL", DEFAULT_CLAIMS_URL),
             claims_timeout=_float_setting(environ, "CLAIMS_TIMEOUT", 3.0),
         )
+
+
+@dataclass(frozen=True)
+class ClaimsSettings:
+    """Settings of the claims service."""
+
+    database_url: str = DEFAULT_CLAIMS_DATABASE_URL
+    sources_url: str = DEFAULT_SOURCES_URL
+    follow: bool = True
+    follower_wait: float = 1.0
+    read_wait: float = 5.0
+
+    @property
+    def storage(self) -> Storage:
+        return parse_storage_url("CLAIMS_DATABASE_URL", self.database_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        return cls(
+            database_url=environ.get("CLAIMS_DATABASE_URL", "").strip()
+            or DEFAULT_CLAIMS_DATABASE_URL,
+            sources_url=_url_setting(environ, "SOURCES_URL", DEFAULT_SOURCES_URL),
+            follower_wait=_float_setting(environ, "FOLLOWER_WAIT", 1.0),
+            read_wait=_float_setting(environ, "READ_WAIT", 5.0),
+        )

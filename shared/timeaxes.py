@@ -86,3 +86,15 @@ class RecordingClock:
 
 recording_clock = RecordingClock()
 """The process's single transaction-time clock; every recorded event takes its time from it."""
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch: the integer form both axes are indexed by."""
+    return (value - EPOCH) // ONE_MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)

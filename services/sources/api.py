@@ -21,8 +21,7 @@ from services.sources.projections import (
     rating_history,
 )
 from shared.errors import NotFound
-from shared.feed import FEED_DEFAULT_LIMIT, FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS, FeedPage
-from shared.feed import feed_page as render_feed_page
+from shared.feed import add_feed_route
 from shared.schemas import CountryCode, Line, Paragraph, Strict, Url, Written, request_metadata
 from shared.timeaxes import UtcDatetime
 
@@ -41,6 +40,7 @@ def read_session(request: Request) -> Iterator[Session]:
 
 
 Sources = Annotated[SourcesApplication, Depends(get_sources)]
+add_feed_route(router, get_sources)
 Reads = Annotated[Session, Depends(read_session)]
 Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
 
@@ -314,21 +314,6 @@ def correct_evidence(
     changes = body.changes.given()
     recorded = sources.correct_evidence(evidence_id, changes, body.reason, metadata=metadata)
     return CorrectionWritten(**vars(recorded), changes=changes, reason=body.reason)
-
-
-@router.get("/feed", response_model=FeedPage)
-def read_feed(
-    sources: Sources,
-    after: Annotated[int, Query(ge=0, description="Return items after this position.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
-    wait: Annotated[
-        float, Query(ge=0, le=FEED_MAX_WAIT_SECONDS, description="Seconds to wait for news.")
-    ] = 0,
-) -> FeedPage:
-    if wait:
-        sources.wait_for_events(after, wait)
-    head, head_known_at = sources.head_and_time()
-    return render_feed_page(sources.events_after(after, limit, head), after, head, head_known_at)
 
 
 @router.get("/health", response_model=Health)

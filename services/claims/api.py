@@ -1,0 +1,497 @@
+"""HTTP routes and schemas of the claims service."""
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from services.claims.application import ClaimsApplication
+from services.claims.basis import Basis, resolve_basis
+from services.claims.domain import RulingStatus
+from services.claims.projections import ClaimView, list_claims, rejected_items, rulings_of
+from services.claims.verdicts import (
+    VerdictIndex,
+    evidence_as_known,
+    history,
+    judge,
+    ruling_at,
+    timeline,
+    verdict,
+)
+from shared.errors import NotFound
+from shared.feed import add_feed_route
+from shared.follower import FeedFollower
+from shared.schemas import Line, Paragraph, Strict, Written, request_metadata
+from shared.timeaxes import UtcDatetime, from_micros, to_micros
+
+router = APIRouter()
+MAX_TAGS = 20
+PAGE_MAX = 1000
+
+
+def get_claims(request: Request) -> ClaimsApplication:
+    return request.app.state.claims
+
+
+def get_follower(request: Request) -> FeedFollower:
+    return request.app.state.follower
+
+
+def get_index(request: Request) -> VerdictIndex:
+    return request.app.state.index
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+Claims = Annotated[ClaimsApplication, Depends(get_claims)]
+Follower = Annotated[FeedFollower, Depends(get_follower)]
+Index = Annotated[VerdictIndex, Depends(get_index)]
+Reads = Annotated[Session, Depends(read_session)]
+Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
+AtQuery = Annotated[
+    str | None,
+    Query(description="Valid time: ISO 8601 with an offset, or a date (its end, UTC). Now."),
+]
+KnownAtQuery = Annotated[
+    str | None,
+    Query(description="Transaction time, same forms. Default: all the feed applied so far."),
+]
+add_feed_route(router, get_claims)
+
+
+class ClaimIn(Strict):
+    text: Paragraph
+    context: Paragraph | None = None
+    tags: list[Line] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+class ClaimWritten(Written):
+    text: str
+    context: str | None
+    tags: list[str]
+
+
+class RewordingIn(Strict):
+    text: Paragraph
+    reason: Paragraph
+
+
+class RewordingWritten(Written):
+    text: str
+    reason: str
+
+
+class RulingIn(Strict):
+    status: RulingStatus
+    rationale: Paragraph
+    effective_at: UtcDatetime = Field(description="From when the ruling holds (valid time).")
+
+
+class Ruling(BaseModel):
+    status: str
+    rationale: str
+    effective_at: UtcDatetime
+    recorded_at: UtcDatetime
+    actor: str
+
+
+class RulingWritten(Written):
+    status: str
+    rationale: str
+    effective_at: UtcDatetime
+
+
+class ClaimOut(BaseModel):
+    id: UUID
+    text: str
+    context: str | None
+    tags: list[str]
+    registered_at: UtcDatetime
+    version: int
+    position: int
+    rulings: list[Ruling]
+
+
+class ClaimPage(BaseModel):
+    items: list[ClaimOut]
+    next_after: int
+
+
+class BasisOut(BaseModel):
+    at: UtcDatetime
+    known_at: UtcDatetime
+    position: int = Field(description="The sources-feed position the answer was computed from.")
+
+
+class DecisiveItem(BaseModel):
+    evidence_id: UUID
+    source_id: UUID
+    stance: str
+    strength: str
+    reliability: str
+    weight: int = Field(description="Weight in units; log-odds = weight x 0.035.")
+
+
+class DecisiveEvidence(BaseModel):
+    items: list[DecisiveItem]
+    limit: int
+    counted_origins: int
+    items_total: int = Field(description="Evidence items on the claim published by `at`.")
+    weight: int = Field(description="Signed sum of the counted weights, in units.")
+    log_odds: float
+
+
+class VerdictOut(BaseModel):
+    claim_id: UUID
+    probability: float
+    likelihood: str
+    status: str
+    model: str
+    independent_origins: int
+    supporting_origins: int
+    refuting_origins: int
+    evidence: DecisiveEvidence
+    ruling: Ruling | None
+    basis: BasisOut
+
+
+class JudgedItem(BaseModel):
+    evidence_id: UUID
+    source_id: UUID
+    stance: str
+    strength: str
+    published_at: UtcDatetime
+    retracted_from: UtcDatetime | None
+    derived_from: list[UUID]
+    reliability: str
+    weight: int
+    counted: bool
+    reason: str | None = Field(description="Why it does not count, when it does not.")
+    position: int
+
+
+class EvidenceList(BaseModel):
+    items: list[JudgedItem]
+    next_after: int
+    basis: BasisOut
+
+
+class TimelinePoint(BaseModel):
+    at: UtcDatetime
+    probability: float
+    likelihood: str
+    status: str
+    supporting_origins: int
+    refuting_origins: int
+    published: list[UUID] = Field(description="Evidence published at this instant.")
+    retracted: list[UUID] = Field(description="Evidence retracted at this instant.")
+
+
+class TimelineOut(BaseModel):
+    claim_id: UUID
+    model: str
+    points: list[TimelinePoint]
+    basis: BasisOut
+
+
+class HistoryEvent(BaseModel):
+    service: str
+    position: int
+    type: str
+    stream_id: UUID
+    recorded_at: UtcDatetime = Field(description="Transaction time.")
+    at: str | None = Field(description="Valid time the event carries, if any.")
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class HistoryOut(BaseModel):
+    claim_id: UUID
+    events: list[HistoryEvent]
+
+
+class RejectedItem(BaseModel):
+    position: int
+    id: UUID
+    type: str
+    recorded_at: UtcDatetime
+    reason: str
+
+
+class FollowerOut(BaseModel):
+    position: int
+    head: int | None
+    lag: int | None
+    known_through: UtcDatetime | None
+    connected: bool
+    last_error: str | None
+
+
+class Health(BaseModel):
+    status: str
+    service: str
+    head: int
+    follower: FollowerOut
+
+
+class Rebuilt(BaseModel):
+    position: int
+    claims: int
+
+
+def _claim_out(claim: ClaimView, session: Session) -> ClaimOut:
+    rulings = [Ruling(**ruling.model_dump()) for ruling in rulings_of(session, claim.id)]
+    return ClaimOut(**claim.model_dump(), rulings=rulings)
+
+
+def _claim_or_404(session: Session, claim_id: UUID) -> ClaimView:
+    claim = session.get(ClaimView, claim_id)
+    if claim is None:
+        raise NotFound("claim", claim_id)
+    return claim
+
+
+def _basis_out(basis: Basis) -> BasisOut:
+    return BasisOut(at=basis.at, known_at=basis.known_at, position=basis.position)
+
+
+@router.post("/claims", status_code=201, response_model=ClaimWritten)
+def register_claim(body: ClaimIn, claims: Claims, metadata: Metadata) -> ClaimWritten:
+    recorded = claims.register_claim(body.text, body.context, body.tags, metadata=metadata)
+    return ClaimWritten(**vars(recorded), **body.model_dump())
+
+
+@router.get("/claims", response_model=ClaimPage)
+def get_claims_page(
+    reads: Reads,
+    after: Annotated[int, Query(ge=0, description="Feed position to page after.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+) -> ClaimPage:
+    claims = list_claims(reads, after, limit)
+    return ClaimPage(
+        items=[_claim_out(claim, reads) for claim in claims],
+        next_after=claims[-1].position if claims else after,
+    )
+
+
+@router.get("/claims/{claim_id}", response_model=ClaimOut)
+def get_claim(claim_id: UUID, reads: Reads) -> ClaimOut:
+    return _claim_out(_claim_or_404(reads, claim_id), reads)
+
+
+@router.post("/claims/{claim_id}/rewording", status_code=201, response_model=RewordingWritten)
+def reword_claim(
+    claim_id: UUID, body: RewordingIn, claims: Claims, metadata: Metadata
+) -> RewordingWritten:
+    recorded = claims.reword_claim(claim_id, body.text, body.reason, metadata=metadata)
+    return RewordingWritten(**vars(recorded), **body.model_dump())
+
+
+@router.post("/claims/{claim_id}/rulings", status_code=201, response_model=RulingWritten)
+def issue_ruling(
+    claim_id: UUID, body: RulingIn, claims: Claims, metadata: Metadata
+) -> RulingWritten:
+    recorded = claims.issue_ruling(
+        claim_id, body.status, body.rationale, body.effective_at, metadata=metadata
+    )
+    return RulingWritten(**vars(recorded), **body.model_dump())
+
+
+@router.get("/claims/{claim_id}/verdict", response_model=VerdictOut)
+def get_verdict(
+    claim_id: UUID,
+    reads: Reads,
+    follower: Follower,
+    index: Index,
+    request: Request,
+    at: AtQuery = None,
+    known_at: KnownAtQuery = None,
+    min_position: Annotated[
+        int | None, Query(ge=0, description="A sources-feed position the answer must include.")
+    ] = None,
+    evidence_limit: Annotated[int, Query(ge=0, le=PAGE_MAX)] = 20,
+) -> VerdictOut:
+    _claim_or_404(reads, claim_id)
+    basis = resolve_basis(
+        follower, at, known_at, min_position, request.app.state.settings.read_wait
+    )
+    answer = verdict(index, claim_id, basis.at, basis.known_at)
+    ruling = ruling_at(reads, claim_id, basis.at, basis.known_at)
+    tally = answer.tally
+    return VerdictOut(
+        claim_id=claim_id,
+        probability=answer.assessment.probability,
+        likelihood=answer.assessment.likelihood,
+        status=answer.assessment.status,
+        model=answer.assessment.model,
+        independent_origins=tally.origins,
+        supporting_origins=tally.supporting,
+        refuting_origins=tally.refuting,
+        evidence=DecisiveEvidence(
+            items=[
+                DecisiveItem(
+                    evidence_id=UUID(entry.evidence_id),
+                    source_id=entry.source_id,
+                    stance=entry.stance,
+                    strength=entry.strength,
+                    reliability=entry.reliability,
+                    weight=entry.units,
+                )
+                for entry in answer.counted[:evidence_limit]
+            ],
+            limit=evidence_limit,
+            counted_origins=tally.origins,
+            items_total=answer.items,
+            weight=tally.units,
+            log_odds=round(tally.units * 0.035, 4),
+        ),
+        ruling=Ruling(**ruling.model_dump()) if ruling else None,
+        basis=_basis_out(basis),
+    )
+
+
+@router.get("/claims/{claim_id}/evidence", response_model=EvidenceList)
+def get_claim_evidence(
+    claim_id: UUID,
+    reads: Reads,
+    follower: Follower,
+    index: Index,
+    request: Request,
+    at: AtQuery = None,
+    known_at: KnownAtQuery = None,
+    after: Annotated[int, Query(ge=0, description="Sources-feed position to page after.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+) -> EvidenceList:
+    _claim_or_404(reads, claim_id)
+    basis = resolve_basis(follower, at, known_at, None, request.app.state.settings.read_wait)
+    items = evidence_as_known(reads, claim_id, to_micros(basis.known_at))
+    page = [item for item in items if item.position > after][:limit]
+    judged = judge(index, claim_id, page, basis.at, basis.known_at)
+    return EvidenceList(
+        items=[
+            JudgedItem(
+                evidence_id=entry.version.evidence_id,
+                source_id=entry.version.source_id,
+                stance=entry.version.stance,
+                strength=entry.version.strength,
+                published_at=from_micros(entry.version.published),
+                retracted_from=_maybe_time(entry.version.retracted),
+                derived_from=[UUID(parent) for parent in entry.version.derived_from],
+                reliability=index.reliability(entry.version.source_id, to_micros(basis.known_at)),
+                weight=entry.units,
+                counted=entry.counted,
+                reason=entry.reason,
+                position=entry.version.position,
+            )
+            for entry in judged
+        ],
+        next_after=page[-1].position if page else after,
+        basis=_basis_out(basis),
+    )
+
+
+@router.get("/claims/{claim_id}/timeline", response_model=TimelineOut)
+def get_timeline(
+    claim_id: UUID,
+    reads: Reads,
+    follower: Follower,
+    index: Index,
+    request: Request,
+    known_at: KnownAtQuery = None,
+) -> TimelineOut:
+    _claim_or_404(reads, claim_id)
+    basis = resolve_basis(follower, None, known_at, None, request.app.state.settings.read_wait)
+    points = timeline(index, reads, claim_id, basis.known_at)
+    return TimelineOut(
+        claim_id=claim_id,
+        model=points[0].assessment.model if points else "logodds-admiralty/1",
+        points=[
+            TimelinePoint(
+                at=point.at,
+                probability=point.assessment.probability,
+                likelihood=point.assessment.likelihood,
+                status=point.assessment.status,
+                supporting_origins=point.tally.supporting,
+                refuting_origins=point.tally.refuting,
+                published=[UUID(item) for item in point.published],
+                retracted=[UUID(item) for item in point.retracted],
+            )
+            for point in points
+        ],
+        basis=_basis_out(basis),
+    )
+
+
+@router.get("/claims/{claim_id}/history", response_model=HistoryOut)
+def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
+    _claim_or_404(reads, claim_id)
+    return HistoryOut(
+        claim_id=claim_id,
+        events=[
+            HistoryEvent(
+                service=entry.service,
+                position=entry.position,
+                type=entry.type,
+                stream_id=entry.stream_id,
+                recorded_at=entry.recorded_at,
+                at=_valid_time(entry.data),
+                data=entry.data,
+                metadata=entry.metadata,
+            )
+            for entry in history(reads, claim_id)
+        ],
+    )
+
+
+@router.get("/follower/rejected", response_model=list[RejectedItem])
+def get_rejected_items(
+    reads: Reads,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+) -> list[RejectedItem]:
+    """Sources-feed items the claims service could not use, with the reason."""
+    return [
+        RejectedItem(
+            position=row.position,
+            id=row.id,
+            type=row.type,
+            recorded_at=row.recorded_at,
+            reason=row.rejected or "",
+        )
+        for row in rejected_items(reads, after, limit)
+    ]
+
+
+@router.post("/admin/rebuild", response_model=Rebuilt)
+def rebuild(request: Request) -> Rebuilt:
+    """Drop every read model and rebuild it from the events alone."""
+    return Rebuilt(**request.app.state.rebuild())
+
+
+@router.get("/health", response_model=Health)
+def health(claims: Claims, follower: Follower) -> Health:
+    status = follower.status()
+    return Health(
+        status="ok" if status.connected else "degraded",
+        service="claims",
+        head=claims.head(),
+        follower=FollowerOut(**vars(status)),
+    )
+
+
+def _maybe_time(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
+def _valid_time(data: dict[str, Any]) -> str | None:
+    for field in ("published_at", "effective_at"):
+        if isinstance(data.get(field), str):
+            return data[field]
+    return None

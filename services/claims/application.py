@@ -1,0 +1,59 @@
+"""The claims application: commands that record claims and editorial rulings."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.claims.domain import Claim, RulingStatus
+from shared.errors import NotFound, Rejected
+from shared.eventstore import ANONYMOUS, FactcheckApplication, Recorded
+
+
+class ClaimsApplication(FactcheckApplication):
+    """Records claims, their rewording, and editors' rulings."""
+
+    name = "claims"
+
+    def register_claim(
+        self,
+        text: str,
+        context: str | None = None,
+        tags: list[str] | None = None,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        with self.recording(metadata):
+            return self.record(Claim(text=text, context=context, tags=list(tags or [])))
+
+    def reword_claim(
+        self, claim_id: UUID, text: str, reason: str, metadata: Mapping[str, str] = ANONYMOUS
+    ) -> Recorded:
+        with self.recording(metadata):
+            claim = self.get_claim(claim_id)
+            if claim.text == text:
+                raise Rejected("text", "is the claim's current wording")
+            claim.reword(text=text, reason=reason)
+            return self.record(claim)
+
+    def issue_ruling(
+        self,
+        claim_id: UUID,
+        status: RulingStatus,
+        rationale: str,
+        effective_at: datetime,
+        metadata: Mapping[str, str] = ANONYMOUS,
+    ) -> Recorded:
+        with self.recording(metadata):
+            claim = self.get_claim(claim_id)
+            claim.rule(status=status, rationale=rationale, effective_at=effective_at)
+            return self.record(claim)
+
+    def get_claim(self, claim_id: UUID) -> Claim:
+        try:
+            claim = self.repository.get(claim_id)
+        except AggregateNotFoundError:
+            raise NotFound("claim", claim_id) from None
+        if not isinstance(claim, Claim):
+            raise NotFound("claim", claim_id)
+        return claim

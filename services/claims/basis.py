@@ -1,0 +1,60 @@
+"""The basis of an answer: which `at`, which `known_at`, and which sources-feed position."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.errors import Rejected, Unavailable
+from shared.follower import FeedFollower
+from shared.timeaxes import TimeParseError, parse_instant
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Asked again with this `at` and `known_at`, the same question gives the same answer."""
+
+    at: datetime
+    known_at: datetime
+    position: int
+
+
+def parse_query_time(value: str | None, field: str) -> datetime | None:
+    """A query's time: ISO 8601 with an offset, or a bare date meaning that day's end in UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_instant(value, allow_date=True)
+    except TimeParseError as error:
+        raise Rejected(field, str(error)) from None
+
+
+def resolve_basis(
+    follower: FeedFollower,
+    at: str | None,
+    known_at: str | None,
+    min_position: int | None,
+    wait: float,
+) -> Basis:
+    """Settle the question's two times, waiting a bounded time for the follower if needed.
+
+    Without `known_at`, the answer is as known through the last recording time the follower
+    has applied completely, so it never promises items it has not seen yet.
+    """
+    now = datetime.now(UTC)
+    wanted_at = parse_query_time(at, "at") or now
+    wanted_known = parse_query_time(known_at, "known_at")
+    if wanted_known is not None and wanted_known > now:
+        raise Rejected("known_at", "is in the future; nothing can be known at it yet")
+    if min_position is not None and not follower.wait_for(min_position, wait):
+        raise Unavailable(
+            f"the sources feed has not been applied up to position {min_position} yet"
+        )
+    if wanted_known is not None and not follower.wait_for_time(wanted_known, wait):
+        raise Unavailable("the sources feed has not been applied up to known_at yet")
+    progress = follower.progress
+    if progress.known_through is None:
+        raise Unavailable("the sources feed has not been read yet")
+    return Basis(
+        at=wanted_at,
+        known_at=wanted_known or progress.known_through,
+        position=progress.position,
+    )

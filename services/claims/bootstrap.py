@@ -1,0 +1,86 @@
+"""The one place where the claims service's parts are wired together."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlmodel import Session, func, select
+
+from services.claims.api import router
+from services.claims.application import ClaimsApplication
+from services.claims.projections import ClaimsProjection, ClaimView, VerdictProjection
+from services.claims.verdicts import VerdictIndex
+from shared.feed import FeedPage
+from shared.follower import FeedFollower, Progress
+from shared.problems import install_problem_handlers
+from shared.schemas import assign_request_id
+from shared.settings import ClaimsSettings
+from shared.startup import open_store
+
+
+def create_app(settings: ClaimsSettings) -> FastAPI:
+    """Build the claims service: its store, projections, verdict index and feed follower."""
+    storage = settings.storage
+    application = open_store(storage, lambda: ClaimsApplication(storage))
+    engine = storage.create_engine()
+    claims_projection = ClaimsProjection(engine, application)
+    claims_projection.create_tables()
+    claims_projection.catch_up()
+    application.on_recorded(claims_projection.catch_up)
+    verdicts = VerdictProjection(engine)
+    verdicts.create_tables()
+    index = VerdictIndex(engine)
+
+    def apply(page: FeedPage) -> Progress:
+        progress, changes = verdicts.apply_page(page)
+        index.extend(changes)
+        return progress
+
+    follower = FeedFollower(
+        settings.sources_url, apply, verdicts.progress, wait=settings.follower_wait
+    )
+
+    def reset() -> Progress:
+        verdicts.drop()
+        index.clear()
+        return verdicts.progress()
+
+    def rebuild() -> dict[str, int]:
+        claims_projection.rebuild()
+        progress = follower.replay_from_start(reset)
+        with Session(engine) as session:
+            claims = session.exec(select(func.count()).select_from(ClaimView)).one()
+        return {"position": progress.position, "claims": claims}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.follow:
+            follower.start()
+        yield
+        follower.stop()
+        application.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="factcheck claims",
+        summary="Claims, editorial rulings, and verdicts on both time axes.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.claims = application
+    app.state.engine = engine
+    app.state.projection = claims_projection
+    app.state.verdicts = verdicts
+    app.state.index = index
+    app.state.follower = follower
+    app.state.rebuild = rebuild
+    install_problem_handlers(app)
+    app.middleware("http")(assign_request_id)
+    app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory: settings from the environment."""
+    return create_app(ClaimsSettings.from_env())

@@ -1,0 +1,672 @@
+"""Read models of the claims service and the projections that keep them.
+
+`ClaimsProjection` follows the service's own events (claims, rulings). `VerdictProjection`
+follows the sources service's feed and keeps, for every claim, the bitemporal verdict state:
+evidence and rating versions by `known_at`, origin step functions over `at`, and tally points
+`(known_from, at, delta)` whose dominance sums are verdicts. Each feed page is applied in one
+transaction together with the feed position, so every item counts exactly once.
+"""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import to_jsonable_python
+from sqlalchemy import JSON, BigInteger, Column, Engine, Index
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from services.claims.confidence import Reliability, Stance, Strength
+from services.claims.domain import Claim
+from services.claims.origins import (
+    ITEM,
+    Member,
+    Step,
+    Steps,
+    Vector,
+    difference,
+    level_of,
+    steps_of,
+    vector_steps,
+    with_new_member,
+)
+from shared.feed import FeedItem, FeedPage, event_type
+from shared.follower import Progress
+from shared.projection import Projection, UtcDateTime
+from shared.timeaxes import UtcDatetime, from_micros, to_micros
+
+FEED_NAME = "sources-feed"
+
+
+class ClaimView(SQLModel, table=True):
+    __tablename__ = "claim_view"
+
+    id: UUID = Field(primary_key=True)
+    text: str
+    context: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    registered_at: datetime = Field(sa_type=UtcDateTime)
+    version: int
+    position: int = Field(index=True)
+
+
+class RulingView(SQLModel, table=True):
+    __tablename__ = "ruling_view"
+
+    position: int = Field(primary_key=True)
+    claim_id: UUID = Field(index=True)
+    status: str
+    rationale: str
+    effective_at: datetime = Field(sa_type=UtcDateTime)
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    actor: str
+
+
+class ClaimEventView(SQLModel, table=True):
+    """The claim's own recorded events, for its history."""
+
+    __tablename__ = "claim_event_view"
+
+    position: int = Field(primary_key=True)
+    claim_id: UUID = Field(index=True)
+    type: str
+    stream_version: int
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    data: dict[str, Any] = Field(sa_column=Column(JSON))
+    event_metadata: dict[str, Any] = Field(sa_column=Column("metadata", JSON))
+
+
+class ClaimsProjection(Projection):
+    """Keeps claims, rulings and each claim's own event history queryable."""
+
+    name = "claims"
+    tables = (ClaimView.__table__, RulingView.__table__, ClaimEventView.__table__)
+
+    def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:
+        fields = {
+            key: value
+            for key, value in vars(event).items()
+            if key not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+        }
+        metadata = fields.pop("metadata", {})
+        session.add(
+            ClaimEventView(
+                position=position,
+                claim_id=event.originator_id,
+                type=event_type(event),
+                stream_version=event.originator_version,
+                recorded_at=event.timestamp,
+                data=to_jsonable_python(fields),
+                event_metadata=metadata,
+            )
+        )
+        if isinstance(event, Claim.Registered):
+            session.add(
+                ClaimView(
+                    id=event.originator_id,
+                    text=event.text,
+                    context=event.context,
+                    tags=list(event.tags),
+                    registered_at=event.timestamp,
+                    version=event.originator_version,
+                    position=position,
+                )
+            )
+            return
+        claim = session.get_one(ClaimView, event.originator_id)
+        claim.version = event.originator_version
+        if isinstance(event, Claim.Reworded):
+            claim.text = event.text
+        elif isinstance(event, Claim.Ruled):
+            session.add(
+                RulingView(
+                    position=position,
+                    claim_id=event.originator_id,
+                    status=event.status,
+                    rationale=event.rationale,
+                    effective_at=event.effective_at,
+                    recorded_at=event.timestamp,
+                    actor=str(metadata.get("actor", "anonymous")),
+                )
+            )
+        session.add(claim)
+
+
+class FeedTracking(SQLModel, table=True):
+    """How far the sources feed has been applied, and up to which recording time."""
+
+    __tablename__ = "feed_tracking"
+
+    name: str = Field(primary_key=True)
+    position: int = 0
+    known_through: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class UpstreamEvent(SQLModel, table=True):
+    """Every sources-feed item as received, with the reason if it could not be used."""
+
+    __tablename__ = "upstream_event"
+
+    position: int = Field(primary_key=True)
+    id: UUID
+    type: str
+    version: int
+    stream_id: UUID = Field(index=True)
+    stream_version: int
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    data: dict[str, Any] = Field(sa_column=Column(JSON))
+    event_metadata: dict[str, Any] = Field(sa_column=Column("metadata", JSON))
+    rejected: str | None = None
+
+
+class EvidenceCurrent(SQLModel, table=True):
+    """Each evidence item's state as recorded so far."""
+
+    __tablename__ = "evidence_current"
+    __table_args__ = (Index("ix_evidence_current_origin", "claim_id", "source_id", "stance"),)
+
+    id: UUID = Field(primary_key=True)
+    claim_id: UUID
+    source_id: UUID
+    stance: str
+    strength: str
+    published: int = Field(sa_type=BigInteger)
+    derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    retracted: int | None = Field(default=None, sa_type=BigInteger)
+    position: int
+
+
+class EvidenceVersion(SQLModel, table=True):
+    """An evidence item's state from `known_from` on (transaction time)."""
+
+    __tablename__ = "evidence_version"
+
+    row: int | None = Field(default=None, primary_key=True)
+    evidence_id: UUID = Field(index=True)
+    claim_id: UUID = Field(index=True)
+    known_from: int = Field(sa_type=BigInteger)
+    source_id: UUID
+    stance: str
+    strength: str
+    published: int = Field(sa_type=BigInteger)
+    derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    retracted: int | None = Field(default=None, sa_type=BigInteger)
+    position: int = Field(description="The evidence's first position in the sources feed.")
+
+
+class SourceCurrent(SQLModel, table=True):
+    __tablename__ = "source_current"
+
+    id: UUID = Field(primary_key=True)
+    reliability: str = "F"
+
+
+class RatingVersion(SQLModel, table=True):
+    """A source's reliability from `known_from` on."""
+
+    __tablename__ = "rating_version"
+
+    position: int = Field(primary_key=True)
+    source_id: UUID = Field(index=True)
+    known_from: int = Field(sa_type=BigInteger)
+    reliability: str
+
+
+class OriginCurrent(SQLModel, table=True):
+    """Each origin's step function over valid time, as recorded so far."""
+
+    __tablename__ = "origin_current"
+
+    claim_id: UUID = Field(primary_key=True)
+    source_id: UUID = Field(primary_key=True, index=True)
+    stance: str = Field(primary_key=True)
+    steps: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class OriginVersion(SQLModel, table=True):
+    """An origin's step function from `known_from` on."""
+
+    __tablename__ = "origin_version"
+    __table_args__ = (Index("ix_origin_version_claim", "claim_id", "row"),)
+
+    row: int | None = Field(default=None, primary_key=True)
+    claim_id: UUID
+    source_id: UUID
+    stance: str
+    known_from: int = Field(sa_type=BigInteger)
+    steps: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class TallyPoint(SQLModel, table=True):
+    """From `known_from` on, for every `at` >= `at_from`, the claim's tally moves by delta."""
+
+    __tablename__ = "tally_point"
+    __table_args__ = (Index("ix_tally_point_claim", "claim_id", "row"),)
+
+    row: int | None = Field(default=None, primary_key=True)
+    claim_id: UUID
+    known_from: int = Field(sa_type=BigInteger)
+    at_from: int = Field(sa_type=BigInteger)
+    units: int
+    supporting: int
+    refuting: int
+    weighty_supporting: int
+    weighty_refuting: int
+    items: int
+
+    @property
+    def vector(self) -> Vector:
+        return (
+            self.units,
+            self.supporting,
+            self.refuting,
+            self.weighty_supporting,
+            self.weighty_refuting,
+            self.items,
+        )
+
+
+VERDICT_TABLES = (
+    UpstreamEvent.__table__,
+    EvidenceCurrent.__table__,
+    EvidenceVersion.__table__,
+    SourceCurrent.__table__,
+    RatingVersion.__table__,
+    OriginCurrent.__table__,
+    OriginVersion.__table__,
+    TallyPoint.__table__,
+)
+
+
+class ItemRejected(ValueError):
+    """A feed item this projection cannot use; it is kept with the reason and skipped."""
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SubmittedData(_Data):
+    source_id: UUID
+    claim_id: UUID
+    stance: Stance
+    strength: Strength
+    published_at: UtcDatetime
+    derived_from: list[UUID] = []
+
+
+class RatedData(_Data):
+    reliability: Reliability
+
+
+class RetractedData(_Data):
+    published_at: UtcDatetime
+
+
+class CorrectedData(_Data):
+    changes: dict[str, Any]
+
+
+def steps_to_json(steps: Steps) -> list[list[Any]]:
+    return [[step.at, step.level, step.item, step.published] for step in steps]
+
+
+def steps_from_json(rows: Iterable[list[Any]]) -> Steps:
+    return tuple(
+        Step(int(at), int(level), item, int(published)) for at, level, item, published in rows
+    )
+
+
+class Changes:
+    """What one transaction added, handed to the in-memory index after it commits."""
+
+    def __init__(self) -> None:
+        self.points: list[TallyPoint] = []
+        self.origins: list[OriginVersion] = []
+        self.ratings: list[RatingVersion] = []
+
+
+class VerdictProjection:
+    """Applies sources-feed pages to the bitemporal verdict read models."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_tables(self) -> None:
+        SQLModel.metadata.create_all(self.engine, tables=[FeedTracking.__table__, *VERDICT_TABLES])
+
+    def drop(self) -> None:
+        """Drop every verdict read model and forget the feed position."""
+        SQLModel.metadata.drop_all(self.engine, tables=list(reversed(VERDICT_TABLES)))
+        with Session(self.engine) as session:
+            tracking = session.get(FeedTracking, FEED_NAME)
+            if tracking is not None:
+                session.delete(tracking)
+            session.commit()
+        self.create_tables()
+
+    def progress(self) -> Progress:
+        with Session(self.engine) as session:
+            tracking = session.get(FeedTracking, FEED_NAME)
+        if tracking is None:
+            return Progress(position=0, known_through=None)
+        through = tracking.known_through
+        return Progress(tracking.position, None if through is None else from_micros(through))
+
+    def apply_page(self, page: FeedPage) -> tuple[Progress, Changes]:
+        """Apply the page's items and its position in one transaction."""
+        changes = Changes()
+        with Session(self.engine, expire_on_commit=False) as session:
+            tracking = session.get(FeedTracking, FEED_NAME) or FeedTracking(name=FEED_NAME)
+            for item in page.items:
+                if item.position <= tracking.position:
+                    continue
+                rejected: str | None = None
+                try:
+                    self._apply_item(session, item, changes)
+                except ItemRejected as error:
+                    rejected = str(error)
+                session.add(
+                    UpstreamEvent(
+                        position=item.position,
+                        id=item.id,
+                        type=item.type,
+                        version=item.version,
+                        stream_id=item.stream_id,
+                        stream_version=item.stream_version,
+                        recorded_at=item.recorded_at,
+                        data=item.data,
+                        event_metadata=item.metadata,
+                        rejected=rejected,
+                    )
+                )
+                tracking.position = item.position
+                tracking.known_through = to_micros(item.recorded_at)
+            if page.next_after >= page.head and tracking.position >= page.head:
+                tracking.known_through = max(
+                    tracking.known_through or 0, to_micros(page.head_known_at)
+                )
+            session.add(tracking)
+            session.flush()
+            session.commit()
+        through = tracking.known_through
+        progress = Progress(tracking.position, None if through is None else from_micros(through))
+        return progress, changes
+
+    def _apply_item(self, session: Session, item: FeedItem, changes: Changes) -> None:
+        known = to_micros(item.recorded_at)
+        handler = {
+            "SourceRegistered": self._registered,
+            "SourceRated": self._rated,
+            "EvidenceSubmitted": self._submitted,
+            "EvidenceRetracted": self._retracted,
+            "EvidenceCorrected": self._corrected,
+        }.get(item.type)
+        if handler is None:
+            raise ItemRejected(f"unknown event type {item.type!r}")
+        if item.version != 1:
+            raise ItemRejected(f"unknown version {item.version} of {item.type}")
+        handler(session, item, known, changes)
+
+    def _registered(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
+        if session.get(SourceCurrent, item.stream_id) is None:
+            session.add(SourceCurrent(id=item.stream_id))
+
+    def _rated(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
+        data = _parse(RatedData, item)
+        source = session.get(SourceCurrent, item.stream_id) or SourceCurrent(id=item.stream_id)
+        old = source.reliability
+        source.reliability = data.reliability
+        session.add(source)
+        rating = RatingVersion(
+            position=item.position,
+            source_id=item.stream_id,
+            known_from=known,
+            reliability=data.reliability,
+        )
+        session.add(rating)
+        changes.ratings.append(rating)
+        origins = session.exec(
+            select(OriginCurrent)
+            .where(OriginCurrent.source_id == item.stream_id)
+            .order_by(col(OriginCurrent.claim_id), col(OriginCurrent.stance))
+        ).all()
+        for origin in origins:
+            steps = steps_from_json(origin.steps)
+            stance: Stance = origin.stance  # type: ignore[assignment]
+            old_steps = vector_steps(steps, stance, old)  # type: ignore[arg-type]
+            new_steps = vector_steps(steps, stance, data.reliability)
+            self._points(session, origin.claim_id, known, difference(old_steps, new_steps), changes)
+
+    def _submitted(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
+        data = _parse(SubmittedData, item)
+        if session.get(EvidenceCurrent, item.stream_id) is not None:
+            raise ItemRejected(f"evidence {item.stream_id} was already submitted")
+        evidence = EvidenceCurrent(
+            id=item.stream_id,
+            claim_id=data.claim_id,
+            source_id=data.source_id,
+            stance=data.stance,
+            strength=data.strength,
+            published=to_micros(data.published_at),
+            derived_from=[str(parent) for parent in data.derived_from],
+            position=item.position,
+        )
+        session.add(evidence)
+        self._version(session, evidence, known)
+        self._points(session, evidence.claim_id, known, [(evidence.published, ITEM)], changes)
+        if _counts(evidence):
+            origin = self._origin(session, evidence.claim_id, evidence.source_id, evidence.stance)
+            old = steps_from_json(origin.steps)
+            new = with_new_member(old, _member(evidence))
+            self._set_origin(session, origin, old, new, known, changes)
+
+    def _retracted(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
+        data = _parse(RetractedData, item)
+        evidence = self._evidence(session, item)
+        evidence.retracted = to_micros(data.published_at)
+        session.add(evidence)
+        self._version(session, evidence, known)
+        if _counts(evidence):
+            self._recompute(
+                session, evidence.claim_id, evidence.source_id, evidence.stance, known, changes
+            )
+
+    def _corrected(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
+        data = _parse(CorrectedData, item)
+        evidence = self._evidence(session, item)
+        before = EvidenceCurrent.model_validate(evidence.model_dump())
+        merged = {
+            "source_id": evidence.source_id,
+            "claim_id": evidence.claim_id,
+            "stance": evidence.stance,
+            "strength": evidence.strength,
+            "published_at": from_micros(evidence.published),
+            "derived_from": evidence.derived_from,
+            **data.changes,
+        }
+        try:
+            state = SubmittedData.model_validate(merged)
+        except ValidationError as error:
+            raise ItemRejected(_first_error(error)) from None
+        evidence.source_id = state.source_id
+        evidence.claim_id = state.claim_id
+        evidence.stance = state.stance
+        evidence.strength = state.strength
+        evidence.published = to_micros(state.published_at)
+        evidence.derived_from = [str(parent) for parent in state.derived_from]
+        session.add(evidence)
+        session.flush()
+        self._version(session, evidence, known)
+        if (before.claim_id, before.published) != (evidence.claim_id, evidence.published):
+            self._points(
+                session, before.claim_id, known, [(before.published, _negated(ITEM))], changes
+            )
+            self._points(session, evidence.claim_id, known, [(evidence.published, ITEM)], changes)
+        origins = {
+            (row.claim_id, row.source_id, row.stance) for row in (before, evidence) if _counts(row)
+        }
+        for claim_id, source_id, stance in sorted(origins, key=str):
+            self._recompute(session, claim_id, source_id, stance, known, changes)
+
+    def _evidence(self, session: Session, item: FeedItem) -> EvidenceCurrent:
+        evidence = session.get(EvidenceCurrent, item.stream_id)
+        if evidence is None:
+            raise ItemRejected(f"no evidence {item.stream_id} was submitted before")
+        return evidence
+
+    def _version(self, session: Session, evidence: EvidenceCurrent, known: int) -> None:
+        session.add(
+            EvidenceVersion(
+                evidence_id=evidence.id,
+                claim_id=evidence.claim_id,
+                known_from=known,
+                source_id=evidence.source_id,
+                stance=evidence.stance,
+                strength=evidence.strength,
+                published=evidence.published,
+                derived_from=list(evidence.derived_from),
+                retracted=evidence.retracted,
+                position=evidence.position,
+            )
+        )
+
+    def _origin(
+        self, session: Session, claim_id: UUID, source_id: UUID, stance: str
+    ) -> OriginCurrent:
+        return session.get(OriginCurrent, (claim_id, source_id, stance)) or OriginCurrent(
+            claim_id=claim_id, source_id=source_id, stance=stance, steps=[]
+        )
+
+    def _recompute(
+        self,
+        session: Session,
+        claim_id: UUID,
+        source_id: UUID,
+        stance: str,
+        known: int,
+        changes: Changes,
+    ) -> None:
+        members = session.exec(
+            select(EvidenceCurrent).where(
+                EvidenceCurrent.claim_id == claim_id,
+                EvidenceCurrent.source_id == source_id,
+                EvidenceCurrent.stance == stance,
+            )
+        ).all()
+        origin = self._origin(session, claim_id, source_id, stance)
+        new = steps_of(_member(row) for row in members if _counts(row))
+        self._set_origin(session, origin, steps_from_json(origin.steps), new, known, changes)
+
+    def _set_origin(
+        self,
+        session: Session,
+        origin: OriginCurrent,
+        old: Steps,
+        new: Steps,
+        known: int,
+        changes: Changes,
+    ) -> None:
+        if old == new:
+            return
+        source = session.get(SourceCurrent, origin.source_id)
+        reliability: Reliability = source.reliability if source else "F"  # type: ignore[assignment]
+        stance: Stance = origin.stance  # type: ignore[assignment]
+        deltas = difference(
+            vector_steps(old, stance, reliability), vector_steps(new, stance, reliability)
+        )
+        self._points(session, origin.claim_id, known, deltas, changes)
+        origin.steps = steps_to_json(new)
+        session.add(origin)
+        version = OriginVersion(
+            claim_id=origin.claim_id,
+            source_id=origin.source_id,
+            stance=origin.stance,
+            known_from=known,
+            steps=steps_to_json(new),
+        )
+        session.add(version)
+        changes.origins.append(version)
+
+    def _points(
+        self,
+        session: Session,
+        claim_id: UUID,
+        known: int,
+        deltas: list[tuple[int, Vector]],
+        changes: Changes,
+    ) -> None:
+        for at, delta in deltas:
+            point = TallyPoint(
+                claim_id=claim_id,
+                known_from=known,
+                at_from=at,
+                units=delta[0],
+                supporting=delta[1],
+                refuting=delta[2],
+                weighty_supporting=delta[3],
+                weighty_refuting=delta[4],
+                items=delta[5],
+            )
+            session.add(point)
+            changes.points.append(point)
+
+
+def _parse(model: type[_Data], item: FeedItem) -> Any:
+    try:
+        return model.model_validate(item.data)
+    except ValidationError as error:
+        raise ItemRejected(_first_error(error)) from None
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "data"
+    return f"{field}: {first['msg']}"
+
+
+def _counts(evidence: EvidenceCurrent) -> bool:
+    """Whether the item can count for an origin: neither neutral nor derived."""
+    return evidence.stance != "neutral" and not evidence.derived_from
+
+
+def _member(evidence: EvidenceCurrent) -> Member:
+    return Member(
+        id=str(evidence.id),
+        level=level_of(evidence.strength),  # type: ignore[arg-type]
+        published=evidence.published,
+        retracted=evidence.retracted,
+    )
+
+
+def _negated(vector: Vector) -> Vector:
+    return tuple(-value for value in vector)  # type: ignore[return-value]
+
+
+def rulings_of(session: Session, claim_id: UUID) -> list[RulingView]:
+    query = select(RulingView).where(RulingView.claim_id == claim_id)
+    return list(session.exec(query.order_by(col(RulingView.position))))
+
+
+def list_claims(session: Session, after: int, limit: int) -> list[ClaimView]:
+    query = select(ClaimView).where(ClaimView.position > after)
+    return list(session.exec(query.order_by(col(ClaimView.position)).limit(limit)))
+
+
+def rejected_items(session: Session, after: int, limit: int) -> list[UpstreamEvent]:
+    query = select(UpstreamEvent).where(
+        col(UpstreamEvent.rejected).is_not(None), UpstreamEvent.position > after
+    )
+    return list(session.exec(query.order_by(col(UpstreamEvent.position)).limit(limit)))
+
+
+def digest_rows(session: Session) -> str:
+    """A canonical dump of every verdict read model, to compare a rebuild with the original."""
+    dump: dict[str, list[Any]] = {}
+    for table in VERDICT_TABLES:
+        rows = session.connection().execute(table.select().order_by(*table.primary_key.columns))
+        dump[table.name] = [to_jsonable_python(dict(row._mapping)) for row in rows]
+    return json.dumps(dump, sort_keys=True, default=str)

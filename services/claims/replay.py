@@ -1,0 +1,53 @@
+"""From-scratch replay: a claim's verdict computed straight from sources-feed items.
+
+This is the reference the projection must equal for every (`at`, `known_at`): no indexes, no
+read models, just the events recorded by `known_at` folded into evidence and ratings.
+"""
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from services.claims.confidence import Item, Reliability, Verdict, verdict_at
+from shared.timeaxes import parse_instant
+
+EVIDENCE_FIELDS = ("source_id", "claim_id", "stance", "strength", "published_at", "derived_from")
+
+
+def replay_verdict(
+    items: Iterable[Mapping[str, Any]], claim_id: str, at: datetime, known_at: datetime
+) -> Verdict:
+    """The verdict on `claim_id` at `at` from the feed items recorded by `known_at`."""
+    evidence: dict[str, dict[str, Any]] = {}
+    ratings: dict[str, Reliability] = {}
+    for item in sorted(items, key=lambda entry: entry["position"]):
+        if parse_instant(item["recorded_at"]) > known_at:
+            continue
+        kind, stream, data = item["type"], str(item["stream_id"]), item["data"]
+        if kind == "SourceRated":
+            ratings[stream] = data["reliability"]
+        elif kind == "EvidenceSubmitted":
+            evidence[stream] = {field: data.get(field) for field in EVIDENCE_FIELDS}
+            evidence[stream]["retracted_from"] = None
+        elif kind == "EvidenceRetracted" and stream in evidence:
+            evidence[stream]["retracted_from"] = data["published_at"]
+        elif kind == "EvidenceCorrected" and stream in evidence:
+            evidence[stream].update(
+                {key: value for key, value in data["changes"].items() if key in EVIDENCE_FIELDS}
+            )
+    on_claim = [
+        Item(
+            id=evidence_id,
+            source_id=str(state["source_id"]),
+            stance=state["stance"],
+            strength=state["strength"],
+            published_at=parse_instant(state["published_at"]),
+            derived_from=frozenset(str(parent) for parent in state["derived_from"] or ()),
+            retracted_from=(
+                parse_instant(state["retracted_from"]) if state["retracted_from"] else None
+            ),
+        )
+        for evidence_id, state in evidence.items()
+        if str(state["claim_id"]) == claim_id
+    ]
+    return verdict_at(on_claim, ratings, at)

@@ -1,0 +1,465 @@
+"""Answers on the two time axes: verdict, evidence, timeline and history of a claim.
+
+The tally of a claim at (`at`, `known_at`) is the sum of its tally points with
+`known_from <= known_at` and `at_from <= at`: a dominance sum. `DominanceSum` answers it in
+O(log² n) with a Fenwick tree over the points' recording order whose nodes hold their points
+sorted by `at_from` with prefix sums. The index is kept in memory, loaded per claim from the
+read models on first use and extended after every committed feed page.
+"""
+
+import threading
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import accumulate
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, or_
+from sqlmodel import Session, col, select
+
+from services.claims.confidence import (
+    REASON_DERIVED,
+    REASON_NEUTRAL,
+    REASON_NOT_YET_PUBLISHED,
+    REASON_RETRACTED,
+    REASON_WEAKER_REPEAT,
+    RELIABILITY_UNITS,
+    STRENGTH_UNITS,
+    Assessment,
+    Tally,
+    assess,
+)
+from services.claims.origins import ZERO, Steps, Vector, add, value_at
+from services.claims.projections import (
+    Changes,
+    ClaimEventView,
+    EvidenceVersion,
+    OriginVersion,
+    RatingVersion,
+    RulingView,
+    TallyPoint,
+    UpstreamEvent,
+    steps_from_json,
+)
+from shared.timeaxes import from_micros, to_micros
+
+COMPONENTS = len(ZERO)
+
+
+class DominanceSum:
+    """Sums of vectors over points (k, x) with k <= K and x <= X; points arrive in k order."""
+
+    def __init__(self) -> None:
+        self.known: list[int] = []
+        self._points: list[tuple[int, Vector]] = []
+        self._nodes: list[tuple[array[int], list[array[int]]]] = [(array("q"), [])]
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def append(self, known: int, at: int, delta: Vector) -> None:
+        if self.known and known < self.known[-1]:
+            raise ValueError("points must arrive in recording order")
+        self.known.append(known)
+        self._points.append((at, delta))
+        index = len(self._points)
+        run = sorted(self._points[index - (index & -index) : index], key=lambda point: point[0])
+        positions = array("q", (point[0] for point in run))
+        sums = [array("q", accumulate(point[1][c] for point in run)) for c in range(COMPONENTS)]
+        self._nodes.append((positions, sums))
+
+    def total(self, known: int, at: int) -> Vector:
+        totals = [0] * COMPONENTS
+        index = bisect_right(self.known, known)
+        while index:
+            positions, sums = self._nodes[index]
+            found = bisect_right(positions, at)
+            if found:
+                for component in range(COMPONENTS):
+                    totals[component] += sums[component][found - 1]
+            index -= index & -index
+        return tuple(totals)  # type: ignore[return-value]
+
+    def points(self, known: int) -> list[tuple[int, Vector]]:
+        """Every point recorded by `known`, in recording order."""
+        return self._points[: bisect_right(self.known, known)]
+
+
+class Versions:
+    """Values that hold from a recording time on, looked up by `known_at`."""
+
+    def __init__(self) -> None:
+        self.known: list[int] = []
+        self.values: list[Any] = []
+
+    def add(self, known: int, value: Any) -> None:
+        self.known.append(known)
+        self.values.append(value)
+
+    def at(self, known: int) -> Any:
+        index = bisect_right(self.known, known)
+        return self.values[index - 1] if index else None
+
+
+@dataclass
+class ClaimIndex:
+    sums: DominanceSum
+    origins: dict[tuple[UUID, str], Versions]
+    last_point: int = 0
+    last_origin: int = 0
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One counted origin's decisive item at (at, known_at)."""
+
+    evidence_id: str
+    source_id: UUID
+    stance: str
+    strength: str
+    reliability: str
+    units: int
+
+
+class VerdictIndex:
+    """In-memory, per-claim bitemporal index over the verdict read models."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.RLock()
+        self._claims: dict[UUID, ClaimIndex] = {}
+        self._ratings: dict[UUID, Versions] = {}
+        self._last_rating = 0
+        self._ratings_loaded = False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._claims.clear()
+            self._ratings.clear()
+            self._last_rating = 0
+            self._ratings_loaded = False
+
+    def extend(self, changes: Changes) -> None:
+        """Take in what a committed page added, for the claims already in memory."""
+        with self._lock:
+            for point in changes.points:
+                claim = self._claims.get(point.claim_id)
+                if claim is not None and point.row is not None and point.row > claim.last_point:
+                    claim.sums.append(point.known_from, point.at_from, point.vector)
+                    claim.last_point = point.row
+            for origin in changes.origins:
+                claim = self._claims.get(origin.claim_id)
+                if claim is not None and origin.row is not None and origin.row > claim.last_origin:
+                    key = (origin.source_id, origin.stance)
+                    claim.origins.setdefault(key, Versions()).add(
+                        origin.known_from, steps_from_json(origin.steps)
+                    )
+                    claim.last_origin = origin.row
+            if self._ratings_loaded:
+                for rating in changes.ratings:
+                    self._add_rating(rating)
+
+    def tally(self, claim_id: UUID, at: int, known: int) -> Vector:
+        with self._lock:
+            return self._claim(claim_id).sums.total(known, at)
+
+    def points(self, claim_id: UUID, known: int) -> list[tuple[int, Vector]]:
+        with self._lock:
+            return list(self._claim(claim_id).sums.points(known))
+
+    def reliability(self, source_id: UUID, known: int) -> str:
+        with self._lock:
+            self._load_ratings()
+            versions = self._ratings.get(source_id)
+            return (versions.at(known) if versions else None) or "F"
+
+    def steps(self, claim_id: UUID, known: int) -> dict[tuple[UUID, str], Steps]:
+        """Each origin's step function as known at `known`."""
+        with self._lock:
+            origins = self._claim(claim_id).origins
+            found = {key: versions.at(known) for key, versions in origins.items()}
+        return {key: steps for key, steps in found.items() if steps}
+
+    def counted(self, claim_id: UUID, at: int, known: int) -> list[Counted]:
+        """Every origin counted at (at, known), strongest first."""
+        counted = []
+        for (source_id, stance), steps in self.steps(claim_id, known).items():
+            step = value_at(steps, at)
+            if step is None or step.level == 0 or step.item is None:
+                continue
+            reliability = self.reliability(source_id, known)
+            counted.append(
+                Counted(
+                    evidence_id=step.item,
+                    source_id=source_id,
+                    stance=stance,
+                    strength=_strength_name(step.level),
+                    reliability=reliability,
+                    units=RELIABILITY_UNITS[reliability] * step.level,  # type: ignore[index]
+                )
+            )
+        counted.sort(key=lambda entry: (-entry.units, entry.evidence_id))
+        return counted
+
+    def _claim(self, claim_id: UUID) -> ClaimIndex:
+        claim = self._claims.get(claim_id)
+        if claim is None:
+            claim = self._load(claim_id)
+            self._claims[claim_id] = claim
+        return claim
+
+    def _load(self, claim_id: UUID) -> ClaimIndex:
+        claim = ClaimIndex(sums=DominanceSum(), origins={})
+        with Session(self.engine) as session:
+            points = session.exec(
+                select(TallyPoint)
+                .where(TallyPoint.claim_id == claim_id)
+                .order_by(col(TallyPoint.row))
+            )
+            for point in points:
+                claim.sums.append(point.known_from, point.at_from, point.vector)
+                claim.last_point = point.row or 0
+            origins = session.exec(
+                select(OriginVersion)
+                .where(OriginVersion.claim_id == claim_id)
+                .order_by(col(OriginVersion.row))
+            )
+            for origin in origins:
+                claim.origins.setdefault((origin.source_id, origin.stance), Versions()).add(
+                    origin.known_from, steps_from_json(origin.steps)
+                )
+                claim.last_origin = origin.row or 0
+        return claim
+
+    def _load_ratings(self) -> None:
+        if self._ratings_loaded:
+            return
+        with Session(self.engine) as session:
+            for rating in session.exec(select(RatingVersion).order_by(col(RatingVersion.position))):
+                self._add_rating(rating)
+        self._ratings_loaded = True
+
+    def _add_rating(self, rating: RatingVersion) -> None:
+        if rating.position > self._last_rating:
+            self._ratings.setdefault(rating.source_id, Versions()).add(
+                rating.known_from, rating.reliability
+            )
+            self._last_rating = rating.position
+
+
+def _strength_name(level: int) -> str:
+    return next(name for name, units in STRENGTH_UNITS.items() if units == level)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    tally: Tally
+    items: int
+    assessment: Assessment
+    counted: list[Counted]
+
+
+def verdict(index: VerdictIndex, claim_id: UUID, at: datetime, known_at: datetime) -> Verdict:
+    at_us, known_us = to_micros(at), to_micros(known_at)
+    vector = index.tally(claim_id, at_us, known_us)
+    tally = Tally(*vector[:5])
+    return Verdict(
+        tally=tally,
+        items=vector[5],
+        assessment=assess(tally),
+        counted=index.counted(claim_id, at_us, known_us),
+    )
+
+
+def ruling_at(
+    session: Session, claim_id: UUID, at: datetime, known_at: datetime
+) -> RulingView | None:
+    """The ruling in force: the latest recorded by `known_at` among those effective by `at`."""
+    query = (
+        select(RulingView)
+        .where(
+            RulingView.claim_id == claim_id,
+            col(RulingView.effective_at) <= at,
+            col(RulingView.recorded_at) <= known_at,
+        )
+        .order_by(col(RulingView.position).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One evidence item's state as known at `known_at`, and its fate at `at`."""
+
+    version: EvidenceVersion
+    counted: bool
+    reason: str | None
+    units: int
+
+
+def evidence_as_known(session: Session, claim_id: UUID, known: int) -> list[EvidenceVersion]:
+    """The claim's evidence items, each in its latest state recorded by `known`."""
+    ids = session.exec(
+        select(EvidenceVersion.evidence_id)
+        .where(EvidenceVersion.claim_id == claim_id, EvidenceVersion.known_from <= known)
+        .distinct()
+    ).all()
+    latest: dict[UUID, EvidenceVersion] = {}
+    if ids:
+        rows = session.exec(
+            select(EvidenceVersion)
+            .where(col(EvidenceVersion.evidence_id).in_(ids), EvidenceVersion.known_from <= known)
+            .order_by(col(EvidenceVersion.row))
+        )
+        for row in rows:
+            latest[row.evidence_id] = row
+    items = [row for row in latest.values() if row.claim_id == claim_id]
+    return sorted(items, key=lambda row: (row.position, str(row.evidence_id)))
+
+
+def judge(
+    index: VerdictIndex,
+    claim_id: UUID,
+    items: Iterable[EvidenceVersion],
+    at: datetime,
+    known_at: datetime,
+) -> list[Judged]:
+    at_us, known_us = to_micros(at), to_micros(known_at)
+    counted = {entry.evidence_id for entry in index.counted(claim_id, at_us, known_us)}
+    judged = []
+    for item in items:
+        reliability = index.reliability(item.source_id, known_us)
+        units = 0
+        if item.stance != "neutral":
+            units = RELIABILITY_UNITS[reliability] * STRENGTH_UNITS[item.strength]  # type: ignore[index]
+        reason = _reason(item, at_us, str(item.evidence_id) in counted)
+        judged.append(Judged(version=item, counted=reason is None, reason=reason, units=units))
+    return judged
+
+
+def _reason(item: EvidenceVersion, at: int, counted: bool) -> str | None:
+    if item.published > at:
+        return REASON_NOT_YET_PUBLISHED
+    if item.retracted is not None and at >= item.retracted:
+        return REASON_RETRACTED
+    if item.stance == "neutral":
+        return REASON_NEUTRAL
+    if item.derived_from:
+        return REASON_DERIVED
+    return None if counted else REASON_WEAKER_REPEAT
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    at: datetime
+    tally: Tally
+    items: int
+    assessment: Assessment
+    published: list[str]
+    retracted: list[str]
+
+
+def timeline(
+    index: VerdictIndex, session: Session, claim_id: UUID, known_at: datetime
+) -> list[ChangePoint]:
+    """The valid-time points where the verdict as known at `known_at` changes."""
+    known = to_micros(known_at)
+    by_at: dict[int, Vector] = {}
+    for at, delta in index.points(claim_id, known):
+        by_at[at] = add(by_at.get(at, ZERO), delta)
+    items = evidence_as_known(session, claim_id, known)
+    published: dict[int, list[str]] = {}
+    retracted: dict[int, list[str]] = {}
+    for item in items:
+        published.setdefault(item.published, []).append(str(item.evidence_id))
+        if item.retracted is not None:
+            retracted.setdefault(item.retracted, []).append(str(item.evidence_id))
+    changes: list[ChangePoint] = []
+    state = ZERO
+    previous: tuple[Any, ...] | None = None
+    for at in sorted(by_at):
+        state = add(state, by_at[at])
+        tally = Tally(*state[:5])
+        assessment = assess(tally)
+        key = (assessment, tally.supporting, tally.refuting)
+        if key == previous:
+            continue
+        previous = key
+        changes.append(
+            ChangePoint(
+                at=from_micros(at),
+                tally=tally,
+                items=state[5],
+                assessment=assessment,
+                published=published.get(at, []),
+                retracted=retracted.get(at, []),
+            )
+        )
+    return changes
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    service: str
+    position: int
+    type: str
+    stream_id: UUID
+    recorded_at: datetime
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
+    """Every recorded event that shaped the claim, from both services, in recorded order."""
+    entries = [
+        HistoryEntry(
+            "claims",
+            row.position,
+            row.type,
+            row.claim_id,
+            row.recorded_at,
+            row.data,
+            row.event_metadata,
+        )
+        for row in session.exec(
+            select(ClaimEventView)
+            .where(ClaimEventView.claim_id == claim_id)
+            .order_by(col(ClaimEventView.position))
+        )
+    ]
+    versions = session.exec(
+        select(EvidenceVersion.evidence_id, EvidenceVersion.source_id).where(
+            EvidenceVersion.claim_id == claim_id
+        )
+    ).all()
+    evidence_ids = {evidence_id for evidence_id, _ in versions}
+    source_ids = {source_id for _, source_id in versions}
+    if evidence_ids or source_ids:
+        upstream = session.exec(
+            select(UpstreamEvent)
+            .where(
+                or_(
+                    col(UpstreamEvent.stream_id).in_(evidence_ids),
+                    col(UpstreamEvent.stream_id).in_(source_ids),
+                ),
+                col(UpstreamEvent.rejected).is_(None),
+            )
+            .order_by(col(UpstreamEvent.position))
+        )
+        entries.extend(
+            HistoryEntry(
+                "sources",
+                row.position,
+                row.type,
+                row.stream_id,
+                row.recorded_at,
+                row.data,
+                row.event_metadata,
+            )
+            for row in upstream
+        )
+    return sorted(entries, key=lambda entry: (entry.recorded_at, entry.service, entry.position))

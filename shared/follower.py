@@ -1,0 +1,159 @@
+"""Follows another service's public feed over HTTP and hands each page to a projection."""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+from pydantic import ValidationError
+
+from shared.feed import FeedPage
+
+logger = logging.getLogger("factcheck.follower")
+MAX_BACKOFF_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a projection stands in the feed it follows; committed with what it derived."""
+
+    position: int
+    known_through: datetime | None
+
+
+@dataclass(frozen=True)
+class FollowerStatus:
+    position: int
+    head: int | None
+    lag: int | None
+    known_through: datetime | None
+    connected: bool
+    last_error: str | None
+
+
+class FeedFollower:
+    """Reads `GET {base_url}/feed` with a long poll and applies each page exactly once.
+
+    `apply(page)` must commit the page's effects together with its new position; `progress()`
+    reads that committed position back, so a restart resumes where the last commit left off.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        apply: Callable[[FeedPage], Progress],
+        progress: Callable[[], Progress],
+        *,
+        wait: float = 1.0,
+        page_size: int = 500,
+        timeout: float = 10.0,
+    ) -> None:
+        self._client = httpx.Client(base_url=base_url, timeout=timeout + wait)
+        self._apply = apply
+        self._wait = wait
+        self._page_size = page_size
+        self._stopping = threading.Event()
+        self._applying = threading.Lock()
+        self._advanced = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._progress = progress()
+        self._head: int | None = None
+        self._connected = False
+        self._last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="feed-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._wait + 15)
+        self._client.close()
+
+    def status(self) -> FollowerStatus:
+        head = self._head
+        position = self._progress.position
+        return FollowerStatus(
+            position=position,
+            head=head,
+            lag=None if head is None else max(head - position, 0),
+            known_through=self._progress.known_through,
+            connected=self._connected,
+            last_error=self._last_error,
+        )
+
+    @property
+    def progress(self) -> Progress:
+        return self._progress
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until the applied position reaches `position`; False after `timeout`."""
+        with self._advanced:
+            return self._advanced.wait_for(
+                lambda: self._progress.position >= position, timeout=timeout
+            )
+
+    def wait_for_time(self, known_at: datetime, timeout: float) -> bool:
+        """Block until everything recorded up to `known_at` is applied; False after `timeout`."""
+
+        def reached() -> bool:
+            through = self._progress.known_through
+            return through is not None and through >= known_at
+
+        with self._advanced:
+            return self._advanced.wait_for(reached, timeout=timeout)
+
+    def poll_once(self, wait: float = 0.0) -> int:
+        """Read and apply one page; return how many items it held."""
+        with self._applying:
+            return self._poll(wait)
+
+    def replay_from_start(self, reset: Callable[[], Progress]) -> Progress:
+        """Hold the follower, let `reset` drop the projection, then read the whole feed again."""
+        with self._applying:
+            progress = reset()
+            with self._advanced:
+                self._progress = progress
+                self._advanced.notify_all()
+            self._poll(0.0)
+            while self._head is not None and self._progress.position < self._head:
+                self._poll(0.0)
+            return self._progress
+
+    def _poll(self, wait: float) -> int:
+        response = self._client.get(
+            "/feed",
+            params={"after": self._progress.position, "limit": self._page_size, "wait": wait},
+        )
+        response.raise_for_status()
+        page = FeedPage.model_validate_json(response.content)
+        progress = self._apply(page)
+        with self._advanced:
+            self._progress = progress
+            self._head = page.head
+            self._advanced.notify_all()
+        return len(page.items)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                caught_up = self._head is not None and self._progress.position >= self._head
+                self.poll_once(wait=self._wait if caught_up else 0.0)
+                self._connected = True
+                self._last_error = None
+                backoff = 0.1
+            except (httpx.HTTPError, ValidationError, ValueError) as error:
+                self._connected = False
+                self._last_error = f"{type(error).__name__}: {error}"
+                logger.warning("feed follower: %s; retrying in %.1fs", self._last_error, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception:
+                self._last_error = "projection failed; see the log"
+                logger.exception("feed follower: applying a page failed")
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
