@@ -57,10 +57,14 @@ def _serve_one(service: Service, host: str, port: int) -> None:
 def serve(
     service: Annotated[Service, typer.Option(help="Which service to run.")] = Service.all,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port, with one --service (default 8000 claims, 8001 sources)."),
+    ] = None,
 ) -> None:
     """Run the services on SQLite by default (see the README's configuration table)."""
     if service is not Service.all:
-        _serve_one(service, host, PORTS[service])
+        _serve_one(service, host, port or PORTS[service])
         return
     children = [
         subprocess.Popen(

@@ -30,6 +30,19 @@ def _float_setting(environ: Mapping[str, str], name: str, default: float) -> flo
     return value
 
 
+def _int_setting(environ: Mapping[str, str], name: str, default: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r}: expected a whole number") from None
+    if not 1 <= value <= high:
+        raise SettingError(f"{name}={raw!r}: must be between 1 and {high}")
+    return value
+
+
 def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
     value = environ.get(name, "").strip() or default
     if not value.startswith(("http://", "https://")):
@@ -67,6 +80,7 @@ class ClaimsSettings:
     sources_url: str = DEFAULT_SOURCES_URL
     follow: bool = True
     follower_wait: float = 1.0
+    follower_page_size: int = 500
     read_wait: float = 5.0
 
     @property
@@ -80,5 +94,6 @@ class ClaimsSettings:
             or DEFAULT_CLAIMS_DATABASE_URL,
             sources_url=_url_setting(environ, "SOURCES_URL", DEFAULT_SOURCES_URL),
             follower_wait=_float_setting(environ, "FOLLOWER_WAIT", 1.0),
+            follower_page_size=_int_setting(environ, "FOLLOWER_PAGE_SIZE", 500, 1000),
             read_wait=_float_setting(environ, "READ_WAIT", 5.0),
         )

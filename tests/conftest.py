@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -10,8 +11,10 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app as create_sources_app
-from shared.settings import SourcesSettings
+from shared.settings import ClaimsSettings, SourcesSettings
+from tests.servers import free_port, serving
 
 POSTGRES_URL = os.environ.get(
     "FACTCHECK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -72,3 +75,47 @@ async def sources(sources_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=sources_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sources") as client:
         yield client
+
+
+@dataclass
+class Services:
+    """Both services on real uvicorn servers on loopback ports."""
+
+    sources_url: str
+    claims_url: str
+    sources_app: FastAPI
+    claims_app: FastAPI
+    sources: httpx.Client
+    claims: httpx.Client
+
+
+@pytest.fixture
+def claims_database_url(storage_kind: str, tmp_path: Path) -> Iterator[str]:
+    yield from _database_url(storage_kind, tmp_path, "claims")
+
+
+@pytest.fixture
+def services(database_url: str, claims_database_url: str) -> Iterator[Services]:
+    sources_port, claims_port = free_port(), free_port()
+    sources_url = f"http://127.0.0.1:{sources_port}"
+    claims_url = f"http://127.0.0.1:{claims_port}"
+    sources_app = create_sources_app(
+        SourcesSettings(database_url=database_url, claims_url=claims_url, claims_timeout=2.0)
+    )
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=claims_database_url,
+            sources_url=sources_url,
+            follower_wait=0.5,
+            read_wait=2.0,
+        )
+    )
+    with (
+        serving(sources_app, sources_port),
+        serving(claims_app, claims_port),
+        httpx.Client(base_url=sources_url, timeout=30) as sources_client,
+        httpx.Client(base_url=claims_url, timeout=30) as claims_client,
+    ):
+        yield Services(
+            sources_url, claims_url, sources_app, claims_app, sources_client, claims_client
+        )

@@ -12,7 +12,13 @@ from sqlmodel import Session
 from services.claims.application import ClaimsApplication
 from services.claims.basis import Basis, resolve_basis
 from services.claims.domain import RulingStatus
-from services.claims.projections import ClaimView, list_claims, rejected_items, rulings_of
+from services.claims.projections import (
+    ClaimView,
+    last_recorded,
+    list_claims,
+    rejected_items,
+    rulings_of,
+)
 from services.claims.verdicts import (
     VerdictIndex,
     evidence_as_known,
@@ -258,6 +264,25 @@ def _claim_or_404(session: Session, claim_id: UUID) -> ClaimView:
     return claim
 
 
+def _basis(
+    request: Request,
+    reads: Reads,
+    claim_id: UUID,
+    at: str | None,
+    known_at: str | None,
+    min_position: int | None = None,
+) -> Basis:
+    _claim_or_404(reads, claim_id)
+    return resolve_basis(
+        request.app.state.follower,
+        at,
+        known_at,
+        min_position,
+        request.app.state.settings.read_wait,
+        floor=last_recorded(reads, claim_id),
+    )
+
+
 def _basis_out(basis: Basis) -> BasisOut:
     return BasisOut(at=basis.at, known_at=basis.known_at, position=basis.position)
 
@@ -318,10 +343,7 @@ def get_verdict(
     ] = None,
     evidence_limit: Annotated[int, Query(ge=0, le=PAGE_MAX)] = 20,
 ) -> VerdictOut:
-    _claim_or_404(reads, claim_id)
-    basis = resolve_basis(
-        follower, at, known_at, min_position, request.app.state.settings.read_wait
-    )
+    basis = _basis(request, reads, claim_id, at, known_at, min_position)
     answer = verdict(index, claim_id, basis.at, basis.known_at)
     ruling = ruling_at(reads, claim_id, basis.at, basis.known_at)
     tally = answer.tally
@@ -369,8 +391,7 @@ def get_claim_evidence(
     after: Annotated[int, Query(ge=0, description="Sources-feed position to page after.")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> EvidenceList:
-    _claim_or_404(reads, claim_id)
-    basis = resolve_basis(follower, at, known_at, None, request.app.state.settings.read_wait)
+    basis = _basis(request, reads, claim_id, at, known_at)
     items = evidence_as_known(reads, claim_id, to_micros(basis.known_at))
     page = [item for item in items if item.position > after][:limit]
     judged = judge(index, claim_id, page, basis.at, basis.known_at)
@@ -406,8 +427,7 @@ def get_timeline(
     request: Request,
     known_at: KnownAtQuery = None,
 ) -> TimelineOut:
-    _claim_or_404(reads, claim_id)
-    basis = resolve_basis(follower, None, known_at, None, request.app.state.settings.read_wait)
+    basis = _basis(request, reads, claim_id, None, known_at)
     points = timeline(index, reads, claim_id, basis.known_at)
     return TimelineOut(
         claim_id=claim_id,

@@ -33,11 +33,13 @@ def resolve_basis(
     known_at: str | None,
     min_position: int | None,
     wait: float,
+    floor: datetime | None = None,
 ) -> Basis:
     """Settle the question's two times, waiting a bounded time for the follower if needed.
 
     Without `known_at`, the answer is as known through the last recording time the follower
-    has applied completely, so it never promises items it has not seen yet.
+    has applied completely, so it never promises items it has not seen yet; and no earlier
+    than `floor`, the time of the claim's own latest event, so a new ruling shows at once.
     """
     now = datetime.now(UTC)
     wanted_at = parse_query_time(at, "at") or now
@@ -48,7 +50,8 @@ def resolve_basis(
         raise Unavailable(
             f"the sources feed has not been applied up to position {min_position} yet"
         )
-    if wanted_known is not None and not follower.wait_for_time(wanted_known, wait):
+    needed = wanted_known or floor
+    if needed is not None and not follower.wait_for_time(needed, wait):
         raise Unavailable("the sources feed has not been applied up to known_at yet")
     progress = follower.progress
     if progress.known_through is None:

@@ -37,7 +37,11 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         return progress
 
     follower = FeedFollower(
-        settings.sources_url, apply, verdicts.progress, wait=settings.follower_wait
+        settings.sources_url,
+        apply,
+        verdicts.progress,
+        wait=settings.follower_wait,
+        page_size=settings.follower_page_size,
     )
 
     def reset() -> Progress:

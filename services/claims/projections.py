@@ -340,12 +340,9 @@ class VerdictProjection:
 
     def drop(self) -> None:
         """Drop every verdict read model and forget the feed position."""
-        SQLModel.metadata.drop_all(self.engine, tables=list(reversed(VERDICT_TABLES)))
-        with Session(self.engine) as session:
-            tracking = session.get(FeedTracking, FEED_NAME)
-            if tracking is not None:
-                session.delete(tracking)
-            session.commit()
+        SQLModel.metadata.drop_all(
+            self.engine, tables=[FeedTracking.__table__, *reversed(VERDICT_TABLES)]
+        )
         self.create_tables()
 
     def progress(self) -> Progress:
@@ -649,6 +646,12 @@ def _negated(vector: Vector) -> Vector:
 def rulings_of(session: Session, claim_id: UUID) -> list[RulingView]:
     query = select(RulingView).where(RulingView.claim_id == claim_id)
     return list(session.exec(query.order_by(col(RulingView.position))))
+
+
+def last_recorded(session: Session, claim_id: UUID) -> datetime | None:
+    """When the claim's own latest event was recorded."""
+    query = select(ClaimEventView.recorded_at).where(ClaimEventView.claim_id == claim_id)
+    return session.exec(query.order_by(col(ClaimEventView.position).desc()).limit(1)).first()
 
 
 def list_claims(session: Session, after: int, limit: int) -> list[ClaimView]:

@@ -1,0 +1,236 @@
+"""The claims service's own endpoints, its checks on the sources service, and its follower."""
+
+import uuid
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+from sqlmodel import Session
+
+from services.claims.projections import digest_rows
+from services.sources.domain import Evidence
+from tests.conftest import Services
+from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, verdict
+from tests.servers import serving
+from tests.test_sources_rejections import UNKNOWN, assert_problem
+
+
+def test_claims_are_registered_reworded_ruled_and_listed(services: Services) -> None:
+    claims = services.claims
+    created = claims.post(
+        "/claims", json={"text": KHARKIV_CLAIM, "context": "Reuters, 6 Jan", "tags": ["ukraine"]}
+    )
+    assert created.status_code == 201
+    claim = created.json()
+    assert {"id", "position", "recorded_at", "version"} <= set(claim)
+    reworded = claims.post(
+        f"/claims/{claim['id']}/rewording",
+        json={"text": KHARKIV_CLAIM.replace("struck", "hit"), "reason": "house style"},
+    )
+    assert reworded.status_code == 201
+    ruled = claims.post(
+        f"/claims/{claim['id']}/rulings",
+        json={
+            "status": "suspected",
+            "rationale": "one official source so far",
+            "effective_at": "2024-01-06T12:00:00Z",
+        },
+    )
+    assert ruled.status_code == 201, ruled.text
+    assert ruled.json()["version"] == 3
+
+    one = claims.get(f"/claims/{claim['id']}").json()
+    assert one["text"].startswith("Russia hit Kharkiv")
+    assert one["tags"] == ["ukraine"]
+    assert [ruling["status"] for ruling in one["rulings"]] == ["suspected"]
+    page = claims.get("/claims").json()
+    assert [item["id"] for item in page["items"]] == [claim["id"]]
+    feed = claims.get("/feed").json()
+    assert [item["type"] for item in feed["items"]] == [
+        "ClaimRegistered",
+        "ClaimReworded",
+        "ClaimRuled",
+    ]
+    history = claims.get(f"/claims/{claim['id']}/history").json()["events"]
+    assert [event["type"] for event in history] == [item["type"] for item in feed["items"]]
+    assert history[2]["at"] == "2024-01-06T12:00:00Z"
+    assert history[0]["metadata"]["actor"] == "anonymous"
+
+
+def test_the_ruling_is_shown_beside_the_verdict_on_both_axes(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "prosecutor", "C")
+    post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    ruling = services.claims.post(
+        f"/claims/{claim}/rulings",
+        json={"status": "confirmed", "rationale": "editor", "effective_at": "2024-01-06T00:00:00Z"},
+    ).json()
+    after = verdict(services, claim, at="2024-01-07")
+    assert after["status"] == "suspected", "a ruling never replaces the computed verdict"
+    assert after["ruling"]["status"] == "confirmed"
+    assert verdict(services, claim, at="2024-01-05T12:00:00Z")["ruling"] is None
+    assert verdict(services, claim, at="2024-01-07", known_at=ruling["recorded_at"])["ruling"]
+
+
+def test_bad_claims_input_is_rejected_and_not_recorded(services: Services) -> None:
+    claims = services.claims
+    claim = new_claim(services)
+    before = claims.get("/feed").json()["head"]
+    assert_problem(claims.post("/claims", json={"text": ""}), 422, "text")
+    assert_problem(claims.post("/claims", json={"text": "x", "tags": [""]}), 422, "tags.0")
+    assert_problem(claims.post("/claims", json={"text": "x", "author": "me"}), 422, "author")
+    rulings = f"/claims/{claim}/rulings"
+    bad_status = {"status": "true", "rationale": "x", "effective_at": "2024-01-06T00:00:00Z"}
+    assert_problem(claims.post(rulings, json=bad_status), 422, "status")
+    naive = {"status": "refuted", "rationale": "x", "effective_at": "2024-01-06T00:00:00"}
+    assert_problem(claims.post(rulings, json=naive), 422, "effective_at")
+    assert_problem(
+        claims.post(f"/claims/{claim}/rewording", json={"text": KHARKIV_CLAIM, "reason": "x"}),
+        422,
+        "text",
+    )
+    ruling = {"status": "refuted", "rationale": "x", "effective_at": "2024-01-06T00:00:00Z"}
+    assert_problem(claims.post(f"/claims/{UNKNOWN}/rulings", json=ruling), 404)
+    assert claims.get("/feed").json()["head"] == before
+
+
+def test_bad_verdict_questions_are_rejected(services: Services) -> None:
+    claim = new_claim(services)
+    claims = services.claims
+    assert_problem(claims.get(f"/claims/{UNKNOWN}/verdict"), 404)
+    assert_problem(claims.get(f"/claims/{UNKNOWN}/timeline"), 404)
+    assert_problem(claims.get(f"/claims/{UNKNOWN}/history"), 404)
+    path = f"/claims/{claim}/verdict"
+    assert_problem(claims.get(path, params={"at": "2024-01-07T00:00:00"}), 422, "at")
+    assert_problem(claims.get(path, params={"at": "soon"}), 422, "at")
+    assert_problem(claims.get(path, params={"known_at": "2999-01-01"}), 422, "known_at")
+    assert_problem(claims.get(path, params={"min_position": -1}), 422, "min_position")
+    assert_problem(claims.get(path, params={"evidence_limit": 5000}), 422, "evidence_limit")
+    assert_problem(claims.get("/claims/not-a-uuid/verdict"), 422, "claim_id")
+
+
+def test_min_position_past_the_feed_answers_503_with_retry_after(services: Services) -> None:
+    claim = new_claim(services)
+    response = services.claims.get(f"/claims/{claim}/verdict", params={"min_position": 10**9})
+    assert_problem(response, 503)
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_sources_checks_claims_over_http(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    before = services.sources.get("/feed").json()["head"]
+    body = {
+        "source_id": source,
+        "claim_id": UNKNOWN,
+        "stance": "supports",
+        "strength": "weak",
+        "published_at": "2024-01-05T00:00:00Z",
+        "summary": "x",
+    }
+    assert_problem(services.sources.post("/evidence", json=body), 422, "claim_id")
+    assert services.sources.get("/feed").json()["head"] == before
+    assert post_evidence(services, source, claim, "2024-01-05T00:00:00Z")["position"] > before
+
+
+def test_claims_service_down_means_503_and_nothing_recorded(
+    database_url: str, known_claims: Any
+) -> None:
+    from services.sources.bootstrap import create_app
+    from shared.settings import SourcesSettings
+    from tests.servers import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    app = create_app(SourcesSettings(database_url=database_url, claims_url=nowhere))
+    with serving(app) as base_url:
+        import httpx
+
+        with httpx.Client(base_url=base_url) as client:
+            source = client.post("/sources", json={"name": "x", "kind": "y"}).json()
+            body = {
+                "source_id": source["id"],
+                "claim_id": str(uuid.uuid4()),
+                "stance": "supports",
+                "strength": "weak",
+                "published_at": "2024-01-05T00:00:00Z",
+                "summary": "x",
+            }
+            response = client.post("/evidence", json=body)
+            assert_problem(response, 503)
+            assert "Retry-After" in response.headers
+            assert client.get("/feed").json()["head"] == source["position"]
+
+
+def test_unusable_feed_items_are_kept_as_rejected_and_do_not_stall(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    sources_app = services.sources_app.state.sources
+    stray = Stray(note="not a sources event")
+    bad = Evidence(
+        source_id=uuid.UUID(source),
+        claim_id=uuid.UUID(claim),
+        stance="maybe",  # type: ignore[arg-type]
+        strength="strong",
+        published_at=Evidence.Event.create_timestamp(),
+        url=None,
+        quote=None,
+        summary="invalid stance",
+        derived_from=[],
+    )
+    with sources_app.recording():
+        sources_app.save(stray)
+        sources_app.save(bad)
+    good = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    answer = verdict(services, claim, at="2024-01-07", min_position=good["position"])
+    assert answer["supporting_origins"] == 1
+    rejected = services.claims.get("/follower/rejected").json()
+    assert [item["type"] for item in rejected] == ["StrayNoted", "EvidenceSubmitted"]
+    assert "unknown event type" in rejected[0]["reason"]
+    assert rejected[1]["reason"].startswith("stance")
+
+
+def test_rebuild_gives_identical_read_models(services: Services) -> None:
+    claim = new_claim(services)
+    prosecutor = new_source(services, "prosecutor", "C")
+    other = new_source(services, "other", "B")
+    first = post_evidence(services, prosecutor, claim, "2024-01-05T00:00:00Z")
+    post_evidence(services, other, claim, "2024-01-04T00:00:00Z", stance="refutes")
+    services.sources.post(
+        f"/evidence/{first['id']}/correction",
+        json={"changes": {"strength": "strong"}, "reason": "typo"},
+    )
+    services.sources.post(f"/sources/{other}/ratings", json={"reliability": "D", "rationale": "x"})
+    before = verdict(services, claim, at="2024-01-07")
+    engine = services.claims_app.state.engine
+    with Session(engine) as session:
+        digest_before = digest_rows(session)
+
+    rebuilt = services.claims.post("/admin/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json()["position"] == before["basis"]["position"]
+    with Session(engine) as session:
+        assert digest_rows(session) == digest_before
+    after = verdict(services, claim, at="2024-01-07")
+    assert {key: after[key] for key in ("probability", "status", "evidence")} == {
+        key: before[key] for key in ("probability", "status", "evidence")
+    }
+
+
+def test_health_reports_the_follower(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    verdict(services, claim)
+    health = services.claims.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["follower"]["position"] >= written["position"]
+    assert health["follower"]["head"] >= written["position"]
+    assert health["follower"]["lag"] == 0
+    assert health["follower"]["connected"] is True
+
+
+class Stray(Aggregate):
+    """An event type the claims service does not know."""
+
+    @event("Noted")
+    def __init__(self, note: str) -> None:
+        self.note = note

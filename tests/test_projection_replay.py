@@ -1,0 +1,185 @@
+"""The verdict projection answers exactly what a from-scratch replay answers, for any times."""
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from services.claims.projections import VerdictProjection
+from services.claims.replay import replay_verdict
+from services.claims.verdicts import VerdictIndex, evidence_as_known, judge, timeline, verdict
+from shared.feed import FeedPage, event_id
+from shared.storage import parse_storage_url
+from shared.timeaxes import format_instant, to_micros
+
+SOURCES = [str(uuid.UUID(int=index + 1)) for index in range(3)]
+CLAIMS = [str(uuid.UUID(int=100 + index)) for index in range(2)]
+DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
+RECORDED0 = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    storage = parse_storage_url("TEST_DATABASE_URL", database_url)
+    storage.prepare()
+    engine = storage.create_engine()
+    yield engine
+    engine.dispose()
+
+
+def day(offset: int) -> str:
+    return format_instant(DAY0 + timedelta(hours=12 * offset))
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A random, valid sources feed: ratings, evidence, retractions and corrections."""
+    items: list[dict[str, Any]] = []
+    evidence: dict[str, dict[str, Any]] = {}
+    position = 0
+    for step in range(draw(st.integers(min_value=1, max_value=25))):
+        position += draw(st.integers(min_value=1, max_value=3))
+        kinds = ["rate", "submit", "submit"] + (["retract", "correct"] if evidence else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "rate":
+            stream = draw(st.sampled_from(SOURCES))
+            data: dict[str, Any] = {"reliability": draw(st.sampled_from("ABCDEF"))}
+            item_type = "SourceRated"
+        elif kind == "submit":
+            stream = str(uuid.UUID(int=1000 + step))
+            parents = draw(st.lists(st.sampled_from(sorted(evidence) or ["-"]), max_size=1))
+            data = {
+                "source_id": draw(st.sampled_from(SOURCES)),
+                "claim_id": draw(st.sampled_from(CLAIMS)),
+                "stance": draw(st.sampled_from(["supports", "supports", "refutes", "neutral"])),
+                "strength": draw(st.sampled_from(["weak", "moderate", "strong"])),
+                "published_at": day(draw(st.integers(min_value=0, max_value=12))),
+                "derived_from": [parent for parent in parents if parent != "-"],
+            }
+            evidence[stream] = {"published": data["published_at"], "retracted": None}
+            item_type = "EvidenceSubmitted"
+        elif kind == "retract":
+            open_items = sorted(key for key, value in evidence.items() if not value["retracted"])
+            if not open_items:
+                continue
+            stream = draw(st.sampled_from(open_items))
+            published = evidence[stream]["published"]
+            offset = draw(st.integers(min_value=0, max_value=12))
+            retracted = max(published, day(offset))
+            evidence[stream]["retracted"] = retracted
+            data = {"published_at": retracted, "reason": "withdrawn"}
+            item_type = "EvidenceRetracted"
+        else:
+            stream = draw(st.sampled_from(sorted(evidence)))
+            field = draw(
+                st.sampled_from(["strength", "stance", "published_at", "claim_id", "source_id"])
+            )
+            value: Any = {
+                "strength": st.sampled_from(["weak", "moderate", "strong"]),
+                "stance": st.sampled_from(["supports", "refutes", "neutral"]),
+                "published_at": st.integers(min_value=0, max_value=12).map(day),
+                "claim_id": st.sampled_from(CLAIMS),
+                "source_id": st.sampled_from(SOURCES),
+            }[field]
+            value = draw(value)
+            retracted = evidence[stream]["retracted"]
+            if field == "published_at":
+                if retracted and value > retracted:
+                    continue
+                evidence[stream]["published"] = value
+            data = {"changes": {field: value}, "reason": "typo"}
+            item_type = "EvidenceCorrected"
+        items.append(
+            {
+                "position": position,
+                "id": str(event_id(uuid.UUID(stream), 1)),
+                "type": item_type,
+                "version": 1,
+                "stream_id": stream,
+                "stream_version": 1,
+                "recorded_at": format_instant(RECORDED0 + timedelta(hours=step)),
+                "data": data,
+                "metadata": {"actor": "test"},
+            }
+        )
+    return items
+
+
+def apply_in_pages(
+    projection: VerdictProjection, index: VerdictIndex, items: list[dict[str, Any]], size: int
+) -> None:
+    head = items[-1]["position"] if items else 0
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        page = FeedPage.model_validate(
+            {
+                "items": chunk,
+                "next_after": chunk[-1]["position"],
+                "head": head,
+                "head_known_at": format_instant(RECORDED0 + timedelta(days=30)),
+            }
+        )
+        _, changes = projection.apply_page(page)
+        index.extend(changes)
+
+
+probe_times = st.tuples(st.integers(min_value=-1, max_value=26), st.integers(-1, 13))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    items=histories(),
+    page_size=st.integers(min_value=1, max_value=7),
+    probes=st.lists(probe_times, min_size=1, max_size=6),
+    warm=st.booleans(),
+)
+def test_projection_equals_replay(
+    engine: Engine,
+    items: list[dict[str, Any]],
+    page_size: int,
+    probes: list[tuple[int, int]],
+    warm: bool,
+) -> None:
+    projection = VerdictProjection(engine)
+    projection.drop()
+    index = VerdictIndex(engine)
+    if warm:
+        for claim in CLAIMS:
+            index.tally(uuid.UUID(claim), 0, 0)
+    apply_in_pages(projection, index, items, page_size)
+    fresh = VerdictIndex(engine)
+
+    for known_hours, at_halfdays in probes:
+        known_at = RECORDED0 + timedelta(hours=known_hours, minutes=30)
+        at = DAY0 + timedelta(hours=12 * at_halfdays, minutes=at_halfdays % 2)
+        for claim in CLAIMS:
+            expected = replay_verdict(items, claim, at, known_at)
+            expected_counted = {j.item.id for j in expected.judgements if j.counted}
+            for which in (index, fresh):
+                answer = verdict(which, uuid.UUID(claim), at, known_at)
+                assert answer.tally == expected.tally
+                assert answer.assessment == expected.assessment
+                assert answer.items == sum(
+                    1 for j in expected.judgements if j.item.published_at <= at
+                )
+                assert {entry.evidence_id for entry in answer.counted} == expected_counted
+            with Session(engine) as session:
+                known_items = evidence_as_known(session, uuid.UUID(claim), to_micros(known_at))
+                judged = judge(index, uuid.UUID(claim), known_items, at, known_at)
+                points = timeline(index, session, uuid.UUID(claim), known_at)
+            expected_reasons = {j.item.id: j.reason for j in expected.judgements}
+            assert {str(j.version.evidence_id): j.reason for j in judged} == expected_reasons
+            for point in points:
+                assert (
+                    point.assessment == replay_verdict(items, claim, point.at, known_at).assessment
+                )

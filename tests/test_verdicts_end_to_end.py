@@ -1,0 +1,140 @@
+"""Both services on real servers: the verdict moves as evidence arrives, on both time axes."""
+
+from tests.conftest import Services
+from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
+
+
+def test_kharkiv_moves_from_suspicion_to_confirmation(services: Services) -> None:
+    claim = new_claim(services)
+    prosecutor = new_source(services, "Kharkiv Region Prosecutor's Office", "C")
+    examination = post_evidence(services, prosecutor, claim, "2024-01-05T12:00:00+02:00")
+    debris = post_evidence(services, prosecutor, claim, "2024-01-06T12:00:00+02:00")
+
+    before = verdict(services, claim, at="2024-01-07")
+    assert before["status"] == "suspected"
+    assert before["likelihood"] == "likely"
+    assert before["supporting_origins"] == 1, "one prosecutor, two items: one origin"
+    assert before["evidence"]["items"][0]["evidence_id"] == examination["id"]
+    assert before["basis"]["known_at"] >= debris["recorded_at"]
+
+    white_house = new_source(services, "White House National Security Council", "B")
+    kirby = post_evidence(
+        services, white_house, claim, "2024-01-04T20:00:00+02:00", strength="strong"
+    )
+    after = verdict(services, claim, at="2024-01-07")
+    assert after["status"] == "confirmed"
+    assert after["independent_origins"] == 2
+    assert after["probability"] > before["probability"]
+    assert after["basis"]["position"] >= kirby["position"]
+
+    as_known_before = verdict(services, claim, at="2024-01-07", known_at=debris["recorded_at"])
+    assert as_known_before["status"] == "suspected"
+    assert as_known_before["probability"] == before["probability"]
+
+
+def test_late_and_out_of_order_evidence(services: Services) -> None:
+    claim = new_claim(services)
+    early = new_source(services, "early", "B")
+    late = new_source(services, "late", "B")
+    first = post_evidence(services, early, claim, "2024-01-06T00:00:00Z")
+    second = post_evidence(services, late, claim, "2024-01-03T00:00:00Z", strength="strong")
+
+    now = verdict(services, claim, at="2024-01-04")
+    assert now["supporting_origins"] == 1
+    assert now["evidence"]["items"][0]["evidence_id"] == second["id"]
+    then = verdict(services, claim, at="2024-01-04", known_at=first["recorded_at"])
+    assert then["status"] == "unverified"
+    assert then["independent_origins"] == 0
+    both = verdict(services, claim, at="2024-01-07")
+    assert both["independent_origins"] == 2
+    assert (
+        verdict(services, claim, at="2024-01-07", known_at=first["recorded_at"])[
+            "independent_origins"
+        ]
+        == 1
+    )
+
+
+def test_rerating_moves_the_verdict_only_from_its_recording(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "C")
+    post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    before = verdict(services, claim, at="2024-01-07")
+    rerated = rate(services, source, "A")
+    after = verdict(services, claim, at="2024-01-07")
+    assert after["probability"] > before["probability"]
+    assert after["evidence"]["items"][0]["reliability"] == "A"
+    then = verdict(services, claim, at="2024-01-07", known_at=_just_before(rerated["recorded_at"]))
+    assert then["probability"] == before["probability"]
+    assert then["evidence"]["items"][0]["reliability"] == "C"
+
+
+def test_retraction_holds_only_from_its_own_date(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "ministry", "B")
+    item = post_evidence(services, source, claim, "2024-01-05T00:00:00Z", strength="strong")
+    response = services.sources.post(
+        f"/evidence/{item['id']}/retraction",
+        json={"published_at": "2024-01-10T00:00:00Z", "reason": "withdrawn"},
+    )
+    assert response.status_code == 201
+    assert verdict(services, claim, at="2024-01-09T23:59:59Z")["supporting_origins"] == 1
+    assert verdict(services, claim, at="2024-01-10T00:00:00Z")["status"] == "unverified"
+    assert verdict(services, claim, at="2024-01-20")["status"] == "unverified"
+    listing = services.claims.get(f"/claims/{claim}/evidence", params={"at": "2024-01-20"})
+    assert listing.json()["items"][0]["reason"] == "retracted"
+
+
+def test_correction_holds_only_from_its_recording(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "paper", "B")
+    item = post_evidence(services, source, claim, "2024-01-05T00:00:00Z", stance="refutes")
+    refuting = verdict(services, claim, at="2024-01-07")
+    assert refuting["refuting_origins"] == 1
+    response = services.sources.post(
+        f"/evidence/{item['id']}/correction",
+        json={"changes": {"stance": "supports"}, "reason": "stance was mistyped"},
+    )
+    assert response.status_code == 201
+    corrected = response.json()
+    supporting = verdict(services, claim, at="2024-01-07")
+    assert supporting["supporting_origins"] == 1
+    assert supporting["refuting_origins"] == 0
+    assert supporting["probability"] > 0.5 > refuting["probability"]
+    earlier = verdict(
+        services, claim, at="2024-01-07", known_at=_just_before(corrected["recorded_at"])
+    )
+    assert earlier["refuting_origins"] == 1
+    assert verdict(services, claim, at="2024-01-01")["status"] == "unverified"
+
+
+def test_a_derived_copy_changes_nothing(services: Services) -> None:
+    claim = new_claim(services)
+    prosecutor = new_source(services, "prosecutor", "C")
+    reuters = new_source(services, "Reuters", "A")
+    statement = post_evidence(services, prosecutor, claim, "2024-01-06T10:00:00Z")
+    before = verdict(services, claim, at="2024-01-07")
+    report = post_evidence(
+        services,
+        reuters,
+        claim,
+        "2024-01-06T14:00:00Z",
+        strength="strong",
+        derived_from=[statement["id"]],
+    )
+    after = verdict(services, claim, at="2024-01-07")
+    for field in ("probability", "status", "independent_origins", "likelihood"):
+        assert after[field] == before[field]
+    assert after["evidence"]["items_total"] == 2
+    listing = services.claims.get(f"/claims/{claim}/evidence", params={"at": "2024-01-07"})
+    reasons = {item["evidence_id"]: item["reason"] for item in listing.json()["items"]}
+    assert reasons == {statement["id"]: None, report["id"]: "derived"}
+
+
+def _just_before(recorded_at: str) -> str:
+    """One microsecond before a recording time: before a write's own `recorded_at`."""
+    from datetime import timedelta
+
+    from shared.timeaxes import format_instant, parse_instant
+
+    return format_instant(parse_instant(recorded_at) - timedelta(microseconds=1))
