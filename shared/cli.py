@@ -8,11 +8,12 @@ import time
 from enum import StrEnum
 from typing import Annotated
 
+import httpx
 import typer
 import uvicorn
 from fastapi import FastAPI
 
-from shared.settings import ClaimsSettings, SettingError, SourcesSettings
+from shared.settings import DEFAULT_CLAIMS_URL, ClaimsSettings, SettingError, SourcesSettings
 from shared.storage import StorageConfigError
 
 app = typer.Typer(
@@ -88,6 +89,25 @@ def serve(
             child.wait(timeout=15)
     failed = [child.returncode for child in children if child.returncode not in (0, None, -2)]
     raise typer.Exit(failed[0] if failed else 0)
+
+
+@app.command()
+def rebuild(
+    claims_url: Annotated[
+        str, typer.Option(envvar="CLAIMS_URL", help="The claims service.")
+    ] = DEFAULT_CLAIMS_URL,
+) -> None:
+    """Drop the claims service's read models and rebuild them from the events alone."""
+    try:
+        response = httpx.post(f"{claims_url.rstrip('/')}/admin/rebuild", timeout=600)
+    except httpx.HTTPError as error:
+        typer.echo(f"factcheck rebuild: cannot reach {claims_url}: {error}", err=True)
+        raise typer.Exit(1) from None
+    if response.status_code != 200:
+        typer.echo(f"factcheck rebuild: {response.status_code} {response.text}", err=True)
+        raise typer.Exit(1)
+    result = response.json()
+    typer.echo(f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}")
 
 
 if __name__ == "__main__":

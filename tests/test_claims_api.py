@@ -1,13 +1,14 @@
 """The claims service's own endpoints, its checks on the sources service, and its follower."""
 
 import uuid
-from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 from sqlmodel import Session
+from typer.testing import CliRunner
 
 from services.claims.projections import digest_rows
 from services.sources.domain import Evidence
+from shared.cli import app as cli
 from tests.conftest import Services
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, verdict
 from tests.servers import serving
@@ -132,9 +133,7 @@ def test_sources_checks_claims_over_http(services: Services) -> None:
     assert post_evidence(services, source, claim, "2024-01-05T00:00:00Z")["position"] > before
 
 
-def test_claims_service_down_means_503_and_nothing_recorded(
-    database_url: str, known_claims: Any
-) -> None:
+def test_claims_service_down_means_503_and_nothing_recorded(database_url: str) -> None:
     from services.sources.bootstrap import create_app
     from shared.settings import SourcesSettings
     from tests.servers import free_port
@@ -213,6 +212,12 @@ def test_rebuild_gives_identical_read_models(services: Services) -> None:
     assert {key: after[key] for key in ("probability", "status", "evidence")} == {
         key: before[key] for key in ("probability", "status", "evidence")
     }
+
+    result = CliRunner().invoke(cli, ["rebuild", "--claims-url", services.claims_url])
+    assert result.exit_code == 0, result.output
+    assert f"applied to {before['basis']['position']}" in result.output
+    with Session(engine) as session:
+        assert digest_rows(session) == digest_before
 
 
 def test_health_reports_the_follower(services: Services) -> None:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
 from services.claims.basis import Basis, resolve_basis
+from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
 from services.claims.projections import (
     ClaimView,
@@ -333,7 +334,6 @@ def issue_ruling(
 def get_verdict(
     claim_id: UUID,
     reads: Reads,
-    follower: Follower,
     index: Index,
     request: Request,
     at: AtQuery = None,
@@ -372,7 +372,7 @@ def get_verdict(
             counted_origins=tally.origins,
             items_total=answer.items,
             weight=tally.units,
-            log_odds=round(tally.units * 0.035, 4),
+            log_odds=round(tally.units * LOGODDS_PER_UNIT, 4),
         ),
         ruling=Ruling(**ruling.model_dump()) if ruling else None,
         basis=_basis_out(basis),
@@ -383,7 +383,6 @@ def get_verdict(
 def get_claim_evidence(
     claim_id: UUID,
     reads: Reads,
-    follower: Follower,
     index: Index,
     request: Request,
     at: AtQuery = None,
@@ -422,7 +421,6 @@ def get_claim_evidence(
 def get_timeline(
     claim_id: UUID,
     reads: Reads,
-    follower: Follower,
     index: Index,
     request: Request,
     known_at: KnownAtQuery = None,
@@ -431,7 +429,7 @@ def get_timeline(
     points = timeline(index, reads, claim_id, basis.known_at)
     return TimelineOut(
         claim_id=claim_id,
-        model=points[0].assessment.model if points else "logodds-admiralty/1",
+        model=MODEL_VERSION,
         points=[
             TimelinePoint(
                 at=point.at,
