@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/factcheck serve
+	$(BIN)/factcheck serve --load scenarios/kharkiv-2024-01.json
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,24 +1,40 @@
-"""The `factcheck` command line."""
+"""The `factcheck` command line: run the services, load a scenario, ask them questions."""
 
+import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-import httpx
 import typer
 import uvicorn
 from fastapi import FastAPI
+from rich.console import Console
+from rich.progress import Progress
 
-from shared.settings import DEFAULT_CLAIMS_URL, ClaimsSettings, SettingError, SourcesSettings
+from shared.client import FactcheckClient, ServiceError
+from shared.scenario import Loaded, Scenario, load, read_scenario, writes_needed
+from shared.settings import (
+    DEFAULT_CLAIMS_URL,
+    DEFAULT_SOURCES_URL,
+    ClaimsSettings,
+    SettingError,
+    SourcesSettings,
+)
 from shared.storage import StorageConfigError
+from shared.tables import history_table, timeline_table, verdict_table
 
 app = typer.Typer(
     help="factcheck: event-sourced claims, evidence and verdicts.", no_args_is_help=True
 )
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+ClaimsUrl = Annotated[str, typer.Option(envvar="CLAIMS_URL", help="The claims service.")]
+SourcesUrl = Annotated[str, typer.Option(envvar="SOURCES_URL", help="The sources service.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
 @app.callback()
@@ -59,11 +75,14 @@ def serve(
     service: Annotated[Service, typer.Option(help="Which service to run.")] = Service.all,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int | None,
-        typer.Option(help="Port, with one --service (default 8000 claims, 8001 sources)."),
+        int | None, typer.Option(help="Port for one --service; default 8000 claims, 8001 sources.")
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option("--load", help="Load this scenario once both are up, and show its timeline."),
     ] = None,
 ) -> None:
-    """Run the services on SQLite by default (see the README's configuration table)."""
+    """Run the services (SQLite under ./var by default); Ctrl-C stops them."""
     if service is not Service.all:
         _serve_one(service, host, port or PORTS[service])
         return
@@ -74,9 +93,21 @@ def serve(
         )
         for one in PORTS
     ]
-    for one, port in PORTS.items():
-        typer.echo(f"{one}: http://{host}:{port}  (API docs at /docs)")
     try:
+        client = FactcheckClient(
+            f"http://{host}:{PORTS[Service.claims]}", f"http://{host}:{PORTS[Service.sources]}"
+        )
+        try:
+            client.wait_until_up()
+            if scenario is not None:
+                _load_and_show(client, read_scenario(scenario), console)
+        except ServiceError as error:
+            console.print(f"[red]{error}[/red]")
+        finally:
+            client.close()
+        for one, one_port in PORTS.items():
+            console.print(f"{one}: http://{host}:{one_port}  (API docs at /docs)")
+        console.print("Ctrl-C stops both services.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -84,30 +115,153 @@ def serve(
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.terminate()
         for child in children:
-            child.wait(timeout=15)
-    failed = [child.returncode for child in children if child.returncode not in (0, None, -2)]
+            child.wait(timeout=20)
+    failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
     raise typer.Exit(failed[0] if failed else 0)
 
 
-@app.command()
-def rebuild(
-    claims_url: Annotated[
-        str, typer.Option(envvar="CLAIMS_URL", help="The claims service.")
-    ] = DEFAULT_CLAIMS_URL,
+def _load_with_progress(client: FactcheckClient, scenario: Scenario) -> Loaded:
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"loading {scenario.name}", total=writes_needed(scenario))
+        return load(client, scenario, lambda: progress.advance(task))
+
+
+def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) -> None:
+    """Load the scenario and show how its verdict moved, step by step and as known now."""
+    loaded = _load_with_progress(client, scenario)
+    labels = loaded.labels(scenario)
+    at = max(item.published_at for item in scenario.evidence).date().isoformat()
+    out.print(f"\n[bold]{scenario.claim.text}[/bold]  (claim {loaded.claim_id})")
+    out.print(
+        f"{scenario.name}: {loaded.recorded} new writes"
+        + ("" if loaded.recorded else " (already loaded)")
+        + "\n"
+    )
+    for step in loaded.steps[:-1]:
+        timeline = client.claim_answer(
+            loaded.claim_id, "timeline", known_at=step.known_at.isoformat()
+        )
+        out.print(timeline_table(timeline, labels, f"Timeline {step.label}"))
+    head = loaded.steps[-1].position
+    now = client.claim_answer(loaded.claim_id, "timeline", min_position=head)
+    out.print(timeline_table(now, labels, "Timeline as known now"))
+    for step in loaded.steps:
+        verdict = client.claim_answer(
+            loaded.claim_id, "verdict", at=at, known_at=step.known_at.isoformat()
+        )
+        out.print(
+            f"Verdict at {at}, {step.label}: [bold]{verdict['status']}[/bold], "
+            f"{verdict['probability'] * 100:.1f}% ({verdict['likelihood']})"
+        )
+    out.print()
+
+
+@app.command("load")
+def load_command(
+    scenario: Annotated[
+        Path, typer.Argument(help="A scenario file, e.g. scenarios/kharkiv-2024-01.json.")
+    ],
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
+    as_json: AsJson = False,
 ) -> None:
+    """Record a scenario; loading it again records nothing new."""
+    with _client(claims_url, sources_url) as client:
+        parsed = read_scenario(scenario)
+        loaded = load(client, parsed) if as_json else _load_with_progress(client, parsed)
+    result = {
+        "claim_id": loaded.claim_id,
+        "recorded": loaded.recorded,
+        "evidence": loaded.evidence_ids,
+        "steps": [
+            {"label": step.label, "known_at": step.known_at.isoformat(), "position": step.position}
+            for step in loaded.steps
+        ],
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console.print(f"claim {loaded.claim_id}: {loaded.recorded} new writes")
+    for step in result["steps"]:
+        console.print(
+            f"  {step['label']}: known at {step['known_at']}, position {step['position']}"
+        )
+
+
+@app.command()
+def verdict(
+    claim: Annotated[str, typer.Argument(help="The claim's id.")],
+    at: Annotated[str | None, typer.Option(help="Valid time; a date means its end, UTC.")] = None,
+    known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    as_json: AsJson = False,
+) -> None:
+    """The verdict on a claim at a date, as known at a time."""
+    answer = _ask(claims_url, claim, "verdict", at=at, known_at=known_at)
+    _show(answer, as_json, lambda: verdict_table(answer, {}))
+
+
+@app.command()
+def timeline(
+    claim: Annotated[str, typer.Argument(help="The claim's id.")],
+    known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    as_json: AsJson = False,
+) -> None:
+    """How the verdict moves over valid time, as known at a time."""
+    answer = _ask(claims_url, claim, "timeline", known_at=known_at)
+    _show(answer, as_json, lambda: timeline_table(answer, {}, "Timeline"))
+
+
+@app.command()
+def history(
+    claim: Annotated[str, typer.Argument(help="The claim's id.")],
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Every recorded event that shaped the claim, in recorded order."""
+    answer = _ask(claims_url, claim, "history")
+    _show(answer, as_json, lambda: history_table(answer))
+
+
+@app.command()
+def rebuild(claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL) -> None:
     """Drop the claims service's read models and rebuild them from the events alone."""
-    try:
-        response = httpx.post(f"{claims_url.rstrip('/')}/admin/rebuild", timeout=600)
-    except httpx.HTTPError as error:
-        typer.echo(f"factcheck rebuild: cannot reach {claims_url}: {error}", err=True)
-        raise typer.Exit(1) from None
-    if response.status_code != 200:
-        typer.echo(f"factcheck rebuild: {response.status_code} {response.text}", err=True)
-        raise typer.Exit(1)
-    result = response.json()
-    typer.echo(f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}")
+    with _client(claims_url, DEFAULT_SOURCES_URL) as client:
+        result = client.call(client.claims, "POST", "/admin/rebuild", timeout=600)
+    console.print(
+        f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}"
+    )
+
+
+class _client:
+    """A FactcheckClient that turns service errors into a one-line exit."""
+
+    def __init__(self, claims_url: str, sources_url: str) -> None:
+        self.client = FactcheckClient(claims_url, sources_url)
+
+    def __enter__(self) -> FactcheckClient:
+        return self.client
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        self.client.close()
+        if isinstance(error, ServiceError):
+            typer.echo(f"factcheck: {error}", err=True)
+            raise typer.Exit(1) from None
+
+
+def _ask(claims_url: str, claim: str, what: str, **params: Any) -> dict[str, Any]:
+    with _client(claims_url, DEFAULT_SOURCES_URL) as client:
+        return client.claim_answer(claim, what, **params)
+
+
+def _show(answer: dict[str, Any], as_json: bool, table: Any) -> None:
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        console.print(table())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from shared.feed import FeedPage
 
 logger = logging.getLogger("factcheck.follower")
 MAX_BACKOFF_SECONDS = 5.0
+QUIET_BACKOFF_SECONDS = 0.8
+"""Failures are logged as warnings from this back-off on; a service starting up is quieter."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,8 @@ class FeedFollower:
             except (httpx.HTTPError, ValidationError, ValueError) as error:
                 self._connected = False
                 self._last_error = f"{type(error).__name__}: {error}"
-                logger.warning("feed follower: %s; retrying in %.1fs", self._last_error, backoff)
+                log = logger.warning if backoff >= QUIET_BACKOFF_SECONDS else logger.info
+                log("feed follower: %s; retrying in %.1fs", self._last_error, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception:

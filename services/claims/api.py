@@ -70,6 +70,9 @@ KnownAtQuery = Annotated[
     str | None,
     Query(description="Transaction time, same forms. Default: all the feed applied so far."),
 ]
+MinPositionQuery = Annotated[
+    int | None, Query(ge=0, description="A sources-feed position the answer must include.")
+]
 add_feed_route(router, get_claims)
 
 
@@ -338,9 +341,7 @@ def get_verdict(
     request: Request,
     at: AtQuery = None,
     known_at: KnownAtQuery = None,
-    min_position: Annotated[
-        int | None, Query(ge=0, description="A sources-feed position the answer must include.")
-    ] = None,
+    min_position: MinPositionQuery = None,
     evidence_limit: Annotated[int, Query(ge=0, le=PAGE_MAX)] = 20,
 ) -> VerdictOut:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
@@ -387,10 +388,11 @@ def get_claim_evidence(
     request: Request,
     at: AtQuery = None,
     known_at: KnownAtQuery = None,
+    min_position: MinPositionQuery = None,
     after: Annotated[int, Query(ge=0, description="Sources-feed position to page after.")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> EvidenceList:
-    basis = _basis(request, reads, claim_id, at, known_at)
+    basis = _basis(request, reads, claim_id, at, known_at, min_position)
     items = evidence_as_known(reads, claim_id, to_micros(basis.known_at))
     page = [item for item in items if item.position > after][:limit]
     judged = judge(index, claim_id, page, basis.at, basis.known_at)
@@ -424,8 +426,9 @@ def get_timeline(
     index: Index,
     request: Request,
     known_at: KnownAtQuery = None,
+    min_position: MinPositionQuery = None,
 ) -> TimelineOut:
-    basis = _basis(request, reads, claim_id, None, known_at)
+    basis = _basis(request, reads, claim_id, None, known_at, min_position)
     points = timeline(index, reads, claim_id, basis.known_at)
     return TimelineOut(
         claim_id=claim_id,

@@ -1,0 +1,89 @@
+"""A small HTTP client for both services, as the command line and the scenario loader use them."""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from shared.settings import DEFAULT_CLAIMS_URL, DEFAULT_SOURCES_URL
+
+
+class ServiceError(RuntimeError):
+    """A service answered with an error (its problem detail is the message) or not at all."""
+
+
+class FactcheckClient:
+    """Talks to the claims and sources services over HTTP."""
+
+    def __init__(
+        self,
+        claims_url: str = DEFAULT_CLAIMS_URL,
+        sources_url: str = DEFAULT_SOURCES_URL,
+        timeout: float = 30.0,
+    ) -> None:
+        self.claims = httpx.Client(base_url=claims_url, timeout=timeout)
+        self.sources = httpx.Client(base_url=sources_url, timeout=timeout)
+
+    def close(self) -> None:
+        self.claims.close()
+        self.sources.close()
+
+    def wait_until_up(self, timeout: float = 60.0) -> None:
+        """Block until both services answer /health."""
+        deadline = time.monotonic() + timeout
+        for client in (self.claims, self.sources):
+            while True:
+                try:
+                    client.get("/health").raise_for_status()
+                    break
+                except httpx.HTTPError as error:
+                    if time.monotonic() > deadline:
+                        raise ServiceError(f"{client.base_url} did not come up: {error}") from None
+                    time.sleep(0.2)
+
+    def call(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise ServiceError(f"{client.base_url}{path}: {error}") from None
+        if response.is_error:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ServiceError(f"{method} {path}: {response.status_code} {detail}")
+        return response.json()
+
+    def pages(self, client: httpx.Client, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paged listing (`items`, `next_after`)."""
+        after = 0
+        while True:
+            page = self.call(client, "GET", path, params={**params, "after": after, "limit": 1000})
+            yield from page["items"]
+            if not page["items"]:
+                return
+            after = page["next_after"]
+
+    def claims_list(self) -> Iterator[dict[str, Any]]:
+        return self.pages(self.claims, "/claims")
+
+    def sources_list(self) -> list[dict[str, Any]]:
+        return self.call(self.sources, "GET", "/sources")
+
+    def evidence_for(self, claim_id: str) -> Iterator[dict[str, Any]]:
+        return self.pages(self.sources, "/evidence", claim_id=claim_id)
+
+    def post_claims(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.call(self.claims, "POST", path, json=body)
+
+    def post_sources(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.call(self.sources, "POST", path, json=body)
+
+    def claim_answer(self, claim_id: str, what: str, **params: Any) -> dict[str, Any]:
+        """GET /claims/{id}/{what} (verdict, timeline, history, evidence), without empty params."""
+        given = {key: value for key, value in params.items() if value is not None}
+        return self.call(self.claims, "GET", f"/claims/{claim_id}/{what}", params=given)
+
+    def sources_head(self) -> int:
+        return self.call(self.sources, "GET", "/feed", params={"limit": 1})["head"]

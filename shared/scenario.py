@@ -1,0 +1,202 @@
+"""Scenario files: a claim, its sources and evidence, and the order they are recorded in.
+
+Loading is idempotent: what is already recorded (the claim by its text, a source by its name,
+evidence by source, publication time and summary) is found, not recorded again.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.client import FactcheckClient
+from shared.timeaxes import UtcDatetime, parse_instant
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScenarioRating(_Strict):
+    reliability: str
+    rationale: str
+
+
+class ScenarioSource(_Strict):
+    key: str
+    name: str
+    kind: str
+    url: str | None = None
+    country: str | None = None
+    notes: str | None = None
+    rating: ScenarioRating | None = None
+
+
+class ScenarioEvidence(_Strict):
+    key: str
+    source: str
+    stance: str
+    strength: str
+    published_at: UtcDatetime
+    url: str | None = None
+    quote: str | None = None
+    summary: str
+    derived_from: list[str] = Field(default_factory=list)
+    note: str | None = Field(default=None, description="Why it is entered so; not recorded.")
+
+
+class ScenarioClaim(_Strict):
+    text: str
+    context: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class ScenarioStep(_Strict):
+    label: str
+    evidence: list[str]
+
+
+class Scenario(_Strict):
+    name: str
+    report: str
+    claim: ScenarioClaim
+    sources: list[ScenarioSource]
+    evidence: list[ScenarioEvidence]
+    steps: list[ScenarioStep]
+
+    @model_validator(mode="after")
+    def _references_hold(self) -> "Scenario":
+        sources = {source.key for source in self.sources}
+        evidence = {item.key: item for item in self.evidence}
+        if len(sources) != len(self.sources) or len(evidence) != len(self.evidence):
+            raise ValueError("source and evidence keys must be unique")
+        order = [key for step in self.steps for key in step.evidence]
+        if sorted(order) != sorted(evidence):
+            raise ValueError("every evidence key must be recorded in exactly one step")
+        seen: set[str] = set()
+        for key in order:
+            item = evidence[key]
+            if item.source not in sources:
+                raise ValueError(f"evidence {key}: unknown source {item.source}")
+            missing = [parent for parent in item.derived_from if parent not in seen]
+            if missing:
+                raise ValueError(f"evidence {key}: derived from {missing[0]}, not recorded before")
+            seen.add(key)
+        return self
+
+
+def read_scenario(path: Path) -> Scenario:
+    return Scenario.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class LoadedStep:
+    label: str
+    known_at: datetime
+    position: int
+
+
+@dataclass(frozen=True)
+class Loaded:
+    claim_id: str
+    evidence_ids: dict[str, str]
+    steps: list[LoadedStep]
+    recorded: int
+
+    def labels(self, scenario: Scenario) -> dict[str, str]:
+        """Evidence id to a short label: source name and the evidence key."""
+        names = {source.key: source.name for source in scenario.sources}
+        return {
+            self.evidence_ids[item.key]: f"{item.key} ({names[item.source]})"
+            for item in scenario.evidence
+        }
+
+
+def writes_needed(scenario: Scenario) -> int:
+    """How many writes a first load makes, for a progress bar."""
+    ratings = sum(1 for source in scenario.sources if source.rating)
+    return 1 + len(scenario.sources) + ratings + len(scenario.evidence)
+
+
+def load(
+    client: FactcheckClient, scenario: Scenario, advance: Callable[[], None] = lambda: None
+) -> Loaded:
+    """Record what of the scenario is not recorded yet, step by step; describe every step."""
+    recorded = 0
+    claim_id = next(
+        (claim["id"] for claim in client.claims_list() if claim["text"] == scenario.claim.text),
+        None,
+    )
+    if claim_id is None:
+        claim_id = client.post_claims("/claims", scenario.claim.model_dump())["id"]
+        recorded += 1
+    advance()
+
+    source_ids, sources_recorded = _load_sources(client, scenario, advance)
+    recorded += sources_recorded
+
+    existing = {
+        (item["source_id"], parse_instant(item["published_at"]), item["summary"]): item
+        for item in client.evidence_for(claim_id)
+    }
+    by_key = {item.key: item for item in scenario.evidence}
+    evidence_ids: dict[str, str] = {}
+    steps: list[LoadedStep] = []
+    for step in scenario.steps:
+        written: list[dict[str, Any]] = []
+        for key in step.evidence:
+            item = by_key[key]
+            source_id = source_ids[item.source]
+            found = existing.get((source_id, item.published_at, item.summary))
+            if found is None:
+                body = item.model_dump(mode="json", exclude={"key", "source", "note"})
+                body.update(
+                    source_id=source_id,
+                    claim_id=claim_id,
+                    derived_from=[evidence_ids[parent] for parent in item.derived_from],
+                )
+                found = client.post_sources("/evidence", body)
+                recorded += 1
+            evidence_ids[key] = found["id"]
+            written.append(found)
+            advance()
+        steps.append(
+            LoadedStep(
+                label=step.label,
+                known_at=max(parse_instant(item["recorded_at"]) for item in written),
+                position=max(item["position"] for item in written),
+            )
+        )
+    return Loaded(claim_id=claim_id, evidence_ids=evidence_ids, steps=steps, recorded=recorded)
+
+
+def _load_sources(
+    client: FactcheckClient, scenario: Scenario, advance: Callable[[], None]
+) -> tuple[dict[str, str], int]:
+    """Each scenario source's id, registered and rated unless it already is; and the writes."""
+    known = {source["name"]: source for source in client.sources_list()}
+    ids: dict[str, str] = {}
+    recorded = 0
+    for source in scenario.sources:
+        found = known.get(source.name)
+        if found is None:
+            body = source.model_dump(exclude={"key", "rating"}, exclude_none=True)
+            found = {**client.post_sources("/sources", body), "ratings": []}
+            recorded += 1
+        advance()
+        ids[source.key] = found["id"]
+        rating = source.rating
+        if rating is None:
+            continue
+        already = any(
+            (entry["reliability"], entry["rationale"]) == (rating.reliability, rating.rationale)
+            for entry in found["ratings"]
+        )
+        if not already:
+            client.post_sources(f"/sources/{found['id']}/ratings", rating.model_dump())
+            recorded += 1
+        advance()
+    return ids, recorded

@@ -1,0 +1,113 @@
+"""The Kharkiv scenario through the loader and the command line, against both real services."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from shared.cli import _load_and_show
+from shared.cli import app as cli
+from shared.client import FactcheckClient
+from shared.scenario import load, read_scenario
+from tests.conftest import Services
+
+SCENARIO = Path(__file__).parent.parent / "scenarios" / "kharkiv-2024-01.json"
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[FactcheckClient]:
+    client = FactcheckClient(services.claims_url, services.sources_url)
+    yield client
+    client.close()
+
+
+def test_kharkiv_is_suspected_as_known_on_6_january_and_confirmed_after(
+    client: FactcheckClient,
+) -> None:
+    scenario = read_scenario(SCENARIO)
+    loaded = load(client, scenario)
+    assert [step.label for step in loaded.steps] == [
+        "as known on 6 January",
+        "once the White House statement is recorded",
+    ]
+    first, second = loaded.steps
+    assert first.known_at < second.known_at
+    suspected = client.claim_answer(
+        loaded.claim_id, "verdict", at="2024-01-07", known_at=first.known_at.isoformat()
+    )
+    assert suspected["status"] == "suspected"
+    assert suspected["supporting_origins"] == 1, "examination and presentation: one origin"
+    confirmed = client.claim_answer(
+        loaded.claim_id, "verdict", at="2024-01-07", known_at=second.known_at.isoformat()
+    )
+    assert confirmed["status"] == "confirmed"
+    assert confirmed["supporting_origins"] == 3
+
+    listing = client.claim_answer(loaded.claim_id, "evidence", at="2024-01-07")
+    reasons = {item["evidence_id"]: item["reason"] for item in listing["items"]}
+    ids = loaded.evidence_ids
+    assert reasons[ids["reuters"]] == "derived"
+    assert reasons[ids["report"]] == "derived"
+    assert reasons[ids["attack"]] == "neutral"
+    assert reasons[ids["examination"]] == "weaker repeat"
+    assert reasons[ids["presentation"]] is None
+
+
+def test_loading_twice_records_nothing_new(client: FactcheckClient, services: Services) -> None:
+    scenario = read_scenario(SCENARIO)
+    first = load(client, scenario)
+    head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
+    claims_head = services.claims.get("/feed", params={"limit": 1}).json()["head"]
+    again = load(client, scenario)
+    assert again.recorded == 0
+    assert first.recorded == 18
+    assert again.claim_id == first.claim_id
+    assert again.evidence_ids == first.evidence_ids
+    assert again.steps == first.steps
+    assert services.sources.get("/feed", params={"limit": 1}).json()["head"] == head
+    assert services.claims.get("/feed", params={"limit": 1}).json()["head"] == claims_head
+
+
+def test_the_run_report_shows_suspicion_then_confirmation(client: FactcheckClient) -> None:
+    out = Console(record=True, width=200)
+    _load_and_show(client, read_scenario(SCENARIO), out)
+    text = out.export_text()
+    assert "Timeline as known on 6 January" in text
+    assert "Timeline as known now" in text
+    assert "Verdict at 2024-01-06, as known on 6 January: suspected, 62.0% (likely)" in text
+    assert "once the White House statement is recorded: confirmed" in text
+    assert "+ kirby (White House National Security Council)" in text
+
+
+def test_the_command_line_answers_in_tables_and_json(services: Services) -> None:
+    runner = CliRunner()
+    urls = ["--claims-url", services.claims_url]
+    loaded = runner.invoke(
+        cli, ["load", str(SCENARIO), *urls, "--sources-url", services.sources_url, "--json"]
+    )
+    assert loaded.exit_code == 0, loaded.output
+    result = json.loads(loaded.output)
+    claim = result["claim_id"]
+    known = result["steps"][0]["known_at"]
+
+    as_json = runner.invoke(
+        cli, ["verdict", claim, "--at", "2024-01-07", "--known-at", known, *urls, "--json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["status"] == "suspected"
+    table = runner.invoke(cli, ["verdict", claim, "--at", "2024-01-07", *urls])
+    assert table.exit_code == 0, table.output
+    assert "confirmed" in table.output
+
+    timeline = json.loads(runner.invoke(cli, ["timeline", claim, *urls, "--json"]).output)
+    assert [point["status"] for point in timeline["points"]][-1] == "confirmed"
+    history = json.loads(runner.invoke(cli, ["history", claim, *urls, "--json"]).output)
+    assert len(history["events"]) >= 18
+    assert "EvidenceSubmitted" in runner.invoke(cli, ["history", claim, *urls]).output
+
+    missing = runner.invoke(cli, ["verdict", "00000000-0000-4000-8000-000000000000", *urls])
+    assert missing.exit_code == 1
+    assert "404" in missing.output
