@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Recording
 from eventsourcing.utils import Environment
 
+from shared.chain import GENESIS, event_hash
+from shared.feed import feed_item
 from shared.storage import Storage
 from shared.timeaxes import recording_clock
 
@@ -67,6 +69,7 @@ class FactcheckApplication(Application[UUID]):
         self._recorded = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
         super().__init__(env=storage.eventsourcing_env())
+        self._chain_head = self._last_hash()
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))
@@ -92,6 +95,27 @@ class FactcheckApplication(Application[UUID]):
             position=recordings[-1].notification.id,
             recorded_at=last.timestamp,
         )
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Chain each new event to the one before it, then store them together."""
+        with self._writing:
+            head = self._chain_head
+            for event in processing_event.events:
+                metadata = event.metadata  # type: ignore[attr-defined]
+                metadata.pop("hash", None)
+                metadata["prev_hash"] = head
+                head = event_hash(feed_item(0, event))
+                metadata["hash"] = head
+            recordings = super()._record(processing_event)
+            self._chain_head = head
+            return recordings
+
+    def _last_hash(self) -> str:
+        head = self.head()
+        if not head:
+            return GENESIS
+        _, event = self.events_after(head - 1, 1)[0]
+        return str(event.metadata["hash"])  # type: ignore[attr-defined]
 
     def on_recorded(self, listener: Callable[[], None]) -> None:
         """Call `listener` (under the write lock) after every save."""

@@ -1,16 +1,13 @@
 """The public feed contract: every recorded event as plain JSON, in recorded order."""
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import DomainEventProtocol
-from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from shared.eventstore import FactcheckApplication
 from shared.timeaxes import UtcDatetime
 
 FEED_MAX_LIMIT = 1000
@@ -89,22 +86,3 @@ def feed_page(
         head=head,
         head_known_at=head_known_at,
     )
-
-
-def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
-    """Add `GET /feed` for the application that the dependency `application` returns."""
-
-    @router.get("/feed", response_model=FeedPage, tags=["feed"])
-    def read_feed(
-        source: Annotated[FactcheckApplication, Depends(application)],
-        after: Annotated[int, Query(ge=0, description="Return items after this position.")] = 0,
-        limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
-        wait: Annotated[
-            float, Query(ge=0, le=FEED_MAX_WAIT_SECONDS, description="Seconds to wait for news.")
-        ] = 0,
-    ) -> FeedPage:
-        """This service's events in recorded order; see docs/feed.md."""
-        if wait:
-            source.wait_for_events(after, wait)
-        head, head_known_at = source.head_and_time()
-        return feed_page(source.events_after(after, limit, head), after, head, head_known_at)

@@ -2,13 +2,14 @@
 
 import uuid
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from sqlmodel import Session
 from typer.testing import CliRunner
 
 from services.claims.projections import digest_rows
 from services.sources.domain import Evidence
 from shared.cli import app as cli
+from shared.eventstore import FactcheckAggregate
 from tests.conftest import Services
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, verdict
 from tests.servers import serving
@@ -233,7 +234,7 @@ def test_health_reports_the_follower(services: Services) -> None:
     assert health["follower"]["connected"] is True
 
 
-class Stray(Aggregate):
+class Stray(FactcheckAggregate):
     """An event type the claims service does not know."""
 
     @event("Noted")

@@ -30,8 +30,8 @@ from services.claims.verdicts import (
     verdict,
 )
 from shared.errors import NotFound
-from shared.feed import add_feed_route
 from shared.follower import FeedFollower
+from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import Line, Paragraph, Strict, Written, request_metadata
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
@@ -74,6 +74,7 @@ MinPositionQuery = Annotated[
     int | None, Query(ge=0, description="A sources-feed position the answer must include.")
 ]
 add_feed_route(router, get_claims)
+add_audit_routes(router, get_claims)
 
 
 class ClaimIn(Strict):

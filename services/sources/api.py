@@ -21,7 +21,7 @@ from services.sources.projections import (
     rating_history,
 )
 from shared.errors import NotFound
-from shared.feed import add_feed_route
+from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import CountryCode, Line, Paragraph, Strict, Url, Written, request_metadata
 from shared.timeaxes import UtcDatetime
 
@@ -41,6 +41,7 @@ def read_session(request: Request) -> Iterator[Session]:
 
 Sources = Annotated[SourcesApplication, Depends(get_sources)]
 add_feed_route(router, get_sources)
+add_audit_routes(router, get_sources)
 Reads = Annotated[Session, Depends(read_session)]
 Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
 

@@ -1,0 +1,78 @@
+"""Routes both services offer the same way: the public feed and the audit of the event log."""
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from shared.chain import verify
+from shared.eventstore import FactcheckApplication
+from shared.feed import (
+    FEED_DEFAULT_LIMIT,
+    FEED_MAX_LIMIT,
+    FEED_MAX_WAIT_SECONDS,
+    FeedItem,
+    FeedPage,
+    feed_item,
+    feed_page,
+)
+
+EXPORT_PAGE = 1000
+
+
+def every_item(
+    source: FactcheckApplication, after: int = 0, until: int | None = None
+) -> Iterator[FeedItem]:
+    """Every recorded event after `after` (and up to `until`) as a feed item, page by page."""
+    while True:
+        events = source.events_after(after, EXPORT_PAGE, until)
+        if not events:
+            return
+        for position, event in events:
+            yield feed_item(position, event)
+        after = events[-1][0]
+
+
+def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
+    """Add `GET /feed` for the application that the dependency `application` returns."""
+
+    @router.get("/feed", response_model=FeedPage, tags=["feed"])
+    def read_feed(
+        source: Annotated[FactcheckApplication, Depends(application)],
+        after: Annotated[int, Query(ge=0, description="Return items after this position.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
+        wait: Annotated[
+            float, Query(ge=0, le=FEED_MAX_WAIT_SECONDS, description="Seconds to wait for news.")
+        ] = 0,
+    ) -> FeedPage:
+        """This service's events in recorded order; see docs/feed.md."""
+        if wait:
+            source.wait_for_events(after, wait)
+        head, head_known_at = source.head_and_time()
+        return feed_page(source.events_after(after, limit, head), after, head, head_known_at)
+
+
+def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
+    """Add `GET /audit/verify` and `GET /audit/export` for the application's event log."""
+
+    @router.get("/audit/verify", tags=["audit"])
+    def verify_log(
+        source: Annotated[FactcheckApplication, Depends(application)],
+    ) -> dict[str, Any]:
+        """Recompute the hash chain over every recorded event; name the first break."""
+        return verify(every_item(source)).as_dict()
+
+    @router.get("/audit/export", tags=["audit"], response_class=StreamingResponse)
+    def export_log(
+        source: Annotated[FactcheckApplication, Depends(application)],
+        after: Annotated[int, Query(ge=0, description="Export events after this position.")] = 0,
+        until: Annotated[int | None, Query(ge=0, description="...up to this position.")] = None,
+    ) -> StreamingResponse:
+        """The event log as NDJSON, one feed item (with its hashes) per line, streamed."""
+        lines = (
+            json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n"
+            for item in every_item(source, after, until)
+        )
+        return StreamingResponse(lines, media_type="application/x-ndjson")
