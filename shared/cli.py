@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +87,10 @@ def serve(
     if service is not Service.all:
         _serve_one(service, host, port or PORTS[service])
         return
+    taken = [f"{one} port {number}" for one, number in PORTS.items() if not _free(host, number)]
+    if taken:
+        typer.echo(f"factcheck serve: {', '.join(taken)} on {host} is in use", err=True)
+        raise typer.Exit(2)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "serve", "--service", str(one), "--host", host],
@@ -110,6 +115,9 @@ def serve(
         console.print("Ctrl-C stops both services.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
+        for one, child in zip(PORTS, children, strict=True):
+            if child.poll() is not None:
+                console.print(f"{one} service exited with code {child.returncode}; stopping")
     except KeyboardInterrupt:
         pass
     finally:
@@ -120,6 +128,16 @@ def serve(
             child.wait(timeout=20)
     failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
     raise typer.Exit(failed[0] if failed else 0)
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _load_with_progress(client: FactcheckClient, scenario: Scenario) -> Loaded:

@@ -1,5 +1,6 @@
 """Event-store wiring shared by both services: the aggregate base and the application base."""
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from shared.storage import Storage
 from shared.timeaxes import recording_clock
 
 ANONYMOUS: Mapping[str, str] = {"actor": "anonymous"}
+logger = logging.getLogger("factcheck")
 _event_metadata: ContextVar[Mapping[str, str]] = ContextVar("event_metadata", default=ANONYMOUS)
 
 
@@ -123,7 +125,10 @@ class FactcheckApplication(Application[UUID]):
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._listeners:
-            listener()
+            try:
+                listener()
+            except Exception:
+                logger.exception("a listener failed after a write; the write stands")
         with self._recorded:
             self._recorded.notify_all()
 

@@ -11,6 +11,8 @@ from pydantic_core import to_jsonable_python
 from shared.timeaxes import UtcDatetime
 
 FEED_MAX_LIMIT = 1000
+POSITION_MAX = 2**63 - 1
+"""The largest feed position a query may name: a signed 64-bit integer."""
 FEED_DEFAULT_LIMIT = 100
 FEED_MAX_WAIT_SECONDS = 30.0
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:factcheck:event")

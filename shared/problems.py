@@ -1,6 +1,7 @@
 """RFC 9457 problem details: every error either service answers is application/problem+json."""
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,29 +12,27 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
+INVALID = "Invalid input"
 logger = logging.getLogger("factcheck")
 
 
 class Problem(Exception):
-    """An error answer: status, title, and the fields at fault with their reasons."""
+    """An error answer: status, title, detail, and the fields at fault with their reasons."""
 
     def __init__(
         self,
         status: int,
-        title: str,
         detail: str,
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
-        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
-        self.title = title
+        self.title = INVALID if status == 422 else HTTPStatus(status).phrase
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}
-        self.extra = extra
 
     def response(self, request: Request) -> JSONResponse:
         body: dict[str, Any] = {
@@ -42,35 +41,17 @@ class Problem(Exception):
             "status": self.status,
             "detail": self.detail,
             "instance": request.url.path,
+            "errors": self.errors,
         }
-        if self.errors:
-            body["errors"] = self.errors
-        body.update(self.extra)
         return JSONResponse(
             body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers
         )
 
 
-def invalid(field: str, reason: str) -> Problem:
-    """A 422 naming one field."""
-    return Problem(
-        422, "Invalid input", f"{field}: {reason}", errors=[{"field": field, "reason": reason}]
-    )
-
-
-def not_found(what: str, identifier: object) -> Problem:
-    """A 404 for an unknown id in the path."""
-    return Problem(404, "Not found", f"no {what} with id {identifier}")
-
-
-def conflict(detail: str, **extra: Any) -> Problem:
-    """A 409: the request does not fit the current state."""
-    return Problem(409, "Conflict", detail, **extra)
-
-
-def unavailable(detail: str, retry_after: int = 1) -> Problem:
-    """A 503 with Retry-After."""
-    return Problem(503, "Service unavailable", detail, headers={"Retry-After": str(retry_after)})
+def invalid(errors: list[dict[str, str]]) -> Problem:
+    """A 422 naming each field at fault."""
+    detail = "; ".join(f"{error['field']}: {error['reason']}" for error in errors)
+    return Problem(422, detail, errors=errors)
 
 
 def _field_name(location: tuple[Any, ...]) -> str:
@@ -80,53 +61,49 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _reason(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "is invalid"))
-    return message.removeprefix("Value error, ")
+def _error(item: dict[str, Any]) -> dict[str, str]:
+    if item.get("type") == "json_invalid":
+        position = item.get("loc", ("body", "?"))[-1]
+        return {"field": "body", "reason": f"is not valid JSON (error at character {position})"}
+    reason = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
+    return {"field": _field_name(tuple(item.get("loc", ()))), "reason": reason}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error from `app` as problem+json."""
 
-    @app.exception_handler(Problem)
-    async def on_problem(request: Request, problem: Problem) -> JSONResponse:
-        return problem.response(request)
-
     @app.exception_handler(Rejected)
     async def on_rejected(request: Request, error: Rejected) -> JSONResponse:
-        return invalid(error.field, error.reason).response(request)
+        return invalid([{"field": error.field, "reason": error.reason}]).response(request)
 
     @app.exception_handler(NotFound)
     async def on_not_found(request: Request, error: NotFound) -> JSONResponse:
-        return not_found(error.what, error.identifier).response(request)
+        field = f"{error.what}_id"
+        reason = f"no {error.what} with id {error.identifier}"
+        problem = Problem(404, f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+        return problem.response(request)
 
     @app.exception_handler(Conflict)
     async def on_conflict(request: Request, error: Conflict) -> JSONResponse:
-        return conflict(str(error)).response(request)
+        return Problem(409, str(error)).response(request)
 
     @app.exception_handler(Unavailable)
     async def on_unavailable(request: Request, error: Unavailable) -> JSONResponse:
-        return unavailable(str(error)).response(request)
+        return Problem(503, str(error), headers={"Retry-After": "1"}).response(request)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_name(tuple(item.get("loc", ()))), "reason": _reason(item)}
-            for item in error.errors()
-        ]
-        detail = "; ".join(f"{item['field']}: {item['reason']}" for item in errors)
-        return Problem(422, "Invalid input", detail, errors=errors).response(request)
+        return invalid([_error(item) for item in error.errors()]).response(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            reason = "could not be parsed: send UTF-8 JSON"
+            return invalid([{"field": "body", "reason": reason}]).response(request)
         headers = dict(error.headers or {})
-        return Problem(
-            error.status_code, str(error.detail), str(error.detail), headers=headers
-        ).response(request)
+        return Problem(error.status_code, str(error.detail), headers=headers).response(request)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return Problem(500, "Internal error", "the service failed to answer this request").response(
-            request
-        )
+        return Problem(500, "the service failed to answer this request").response(request)

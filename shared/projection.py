@@ -1,5 +1,6 @@
 """Read models kept by a projector that records its feed position in the same transaction."""
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from sqlmodel import Field, Session, SQLModel
 from shared.eventstore import FactcheckApplication
 
 BATCH_SIZE = 500
+logger = logging.getLogger("factcheck")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -65,6 +67,13 @@ class Projection(ABC):
         with Session(self.engine) as session:
             tracking = session.get(ProjectionTracking, self.name)
             return tracking.position if tracking else 0
+
+    def catch_up_or_log(self) -> None:
+        """Catch up; if an event cannot be applied, log it and leave the read models behind."""
+        try:
+            self.catch_up()
+        except Exception:
+            logger.exception("projection %s is behind: an event could not be applied", self.name)
 
     def catch_up(self) -> int:
         """Apply every event past the tracked position; return the new position."""

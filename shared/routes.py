@@ -18,6 +18,7 @@ from shared.feed import (
     feed_item,
     feed_page,
 )
+from shared.schemas import AfterQuery, UntilQuery
 
 EXPORT_PAGE = 1000
 
@@ -41,7 +42,7 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
     @router.get("/feed", response_model=FeedPage, tags=["feed"])
     def read_feed(
         source: Annotated[FactcheckApplication, Depends(application)],
-        after: Annotated[int, Query(ge=0, description="Return items after this position.")] = 0,
+        after: AfterQuery = 0,
         limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
         wait: Annotated[
             float, Query(ge=0, le=FEED_MAX_WAIT_SECONDS, description="Seconds to wait for news.")
@@ -67,8 +68,8 @@ def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckAppl
     @router.get("/audit/export", tags=["audit"], response_class=StreamingResponse)
     def export_log(
         source: Annotated[FactcheckApplication, Depends(application)],
-        after: Annotated[int, Query(ge=0, description="Export events after this position.")] = 0,
-        until: Annotated[int | None, Query(ge=0, description="...up to this position.")] = None,
+        after: AfterQuery = 0,
+        until: UntilQuery = None,
     ) -> StreamingResponse:
         """The event log as NDJSON, one feed item (with its hashes) per line, streamed."""
         lines = (

@@ -4,27 +4,40 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import Request
+from fastapi import Query, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
+from shared.errors import Rejected
+from shared.feed import POSITION_MAX
 from shared.timeaxes import UtcDatetime
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
+ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def _printable(value: str) -> str:
+    bad = next((c for c in value if ord(c) < 32 and c not in ALLOWED_CONTROLS), None)
+    if bad is not None:
+        raise ValueError(f"must not contain the control character U+{ord(bad):04X}")
+    return value
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
-    return value
+    return _printable(value)
 
 
 def _http_url(value: str) -> str:
     scheme, _, rest = value.partition("://")
     if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
         raise ValueError("must be an http:// or https:// URL")
-    if any(character.isspace() for character in value):
-        raise ValueError("must not contain white space")
+    if any(character.isspace() or ord(character) < 32 for character in value):
+        raise ValueError("must not contain white space or control characters")
     return value
 
 
@@ -37,6 +50,18 @@ Paragraph = Annotated[
 
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+AfterQuery = Annotated[
+    int, Query(ge=0, le=POSITION_MAX, description="Return what comes after this feed position.")
+]
+UntilQuery = Annotated[
+    int | None, Query(ge=0, le=POSITION_MAX, description="Up to this feed position.")
+]
+MinPositionQuery = Annotated[
+    int | None,
+    Query(ge=0, le=POSITION_MAX, description="A sources-feed position the answer must include."),
+]
 
 
 class Strict(BaseModel):
@@ -52,6 +77,24 @@ class Written(BaseModel):
     version: int = Field(description="The aggregate's version after this write.")
     position: int = Field(description="The write's position in this service's feed.")
     recorded_at: UtcDatetime = Field(description="Transaction time of the write.")
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Refuse query parameters the route does not take, so a misspelt one never passes."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        raise Rejected(unknown[0], "is not a parameter of this endpoint")
 
 
 def request_metadata(request: Request) -> Mapping[str, str]:

@@ -13,6 +13,8 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of this server's clock a client's time may be before it counts as future."""
 
 
 class TimeParseError(ValueError):
@@ -24,7 +26,7 @@ def parse_instant(value: Any, *, allow_date: bool = False) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise TimeParseError("must carry a timezone offset, such as Z or +02:00")
-        return value.astimezone(UTC)
+        return _in_utc(value)
     if not isinstance(value, str):
         raise TimeParseError("must be an ISO 8601 date-time string with a timezone offset")
     text = value.strip()
@@ -44,7 +46,19 @@ def parse_instant(value: Any, *, allow_date: bool = False) -> datetime:
         raise TimeParseError(
             f"{value!r} has no timezone offset; add Z or +HH:MM, such as 2024-01-06T12:00:00Z"
         )
-    return parsed.astimezone(UTC)
+    return _in_utc(parsed)
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise TimeParseError("is out of range once converted to UTC") from None
+
+
+def is_future(value: datetime) -> bool:
+    """Whether a client's valid time lies in the future, allowing for clock skew."""
+    return value > datetime.now(UTC) + CLOCK_SKEW
 
 
 def format_instant(value: datetime) -> str:

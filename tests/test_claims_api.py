@@ -1,6 +1,7 @@
 """The claims service's own endpoints, its checks on the sources service, and its follower."""
 
 import uuid
+from datetime import UTC, datetime
 
 from eventsourcing.domain import event
 from sqlmodel import Session
@@ -240,3 +241,20 @@ class Stray(FactcheckAggregate):
     @event("Noted")
     def __init__(self, note: str) -> None:
         self.note = note
+
+
+def test_questions_with_empty_misspelt_or_today_times(services: Services) -> None:
+    claim = new_claim(services)
+    path = f"/claims/{claim}/verdict"
+    assert_problem(services.claims.get(path, params={"at": ""}), 422, "at")
+    assert_problem(services.claims.get(path, params={"knwon_at": "2024-01-01"}), 422, "knwon_at")
+    assert_problem(services.claims.get(path, params={"at": "9999-12-31T23:59:59-12:00"}), 422, "at")
+    today = datetime.now(UTC).date().isoformat()
+    answer = services.claims.get(path, params={"known_at": today})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["basis"]["known_at"] <= datetime.now(UTC).isoformat()
+    future_ruling = {"status": "refuted", "rationale": "x", "effective_at": "2099-01-01T00:00:00Z"}
+    assert_problem(
+        services.claims.post(f"/claims/{claim}/rulings", json=future_ruling), 422, "effective_at"
+    )
+    assert_problem(services.claims.post("/claims", json={"text": "nul\u0000"}), 422, "text")

@@ -15,6 +15,7 @@ from services.claims.confidence import (
     LIKELIHOOD_BANDS,
     LOGODDS_PER_UNIT,
     MODEL_VERSION,
+    REASON_REPEAT,
     RELIABILITIES,
     RELIABILITY_UNITS,
     STANCES,
@@ -181,7 +182,7 @@ def test_source_repeating_itself_is_one_origin() -> None:
     assert verdict.tally == Tally(units=14, supporting=1, weighty_supporting=1)
     assert [(j.item.id, j.counted, j.reason) for j in verdict.judgements] == [
         ("prosecutor-1", True, None),
-        ("prosecutor-2", False, "weaker repeat"),
+        ("prosecutor-2", False, REASON_REPEAT),
     ]
 
 
@@ -190,7 +191,7 @@ def test_stronger_repeat_replaces_weaker_one() -> None:
     verdict = verdict_at([PROSECUTOR, stronger], KHARKIV_RATINGS, AFTER)
     assert verdict.tally.units == 21
     reasons = {j.item.id: j.reason for j in verdict.judgements}
-    assert reasons == {"prosecutor-1": "weaker repeat", "prosecutor-2": None}
+    assert reasons == {"prosecutor-1": REASON_REPEAT, "prosecutor-2": None}
 
 
 def test_same_source_on_both_sides_is_two_origins() -> None:

@@ -8,6 +8,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from services.claims.confidence import REASON_REPEAT
 from shared.cli import _load_and_show
 from shared.cli import app as cli
 from shared.client import FactcheckClient
@@ -52,7 +53,7 @@ def test_kharkiv_is_suspected_as_known_on_6_january_and_confirmed_after(
     assert reasons[ids["reuters"]] == "derived"
     assert reasons[ids["report"]] == "derived"
     assert reasons[ids["attack"]] == "neutral"
-    assert reasons[ids["examination"]] == "weaker repeat"
+    assert reasons[ids["examination"]] == REASON_REPEAT
     assert reasons[ids["presentation"]] is None
 
 

@@ -135,6 +135,8 @@ async def test_retraction_and_correction_are_new_events(
     assert one["retraction"] == {
         "published_at": "2024-02-01T00:00:00Z",
         "reason": "the office withdrew it",
+        "recorded_at": retracted.json()["recorded_at"],
+        "position": retracted.json()["position"],
     }
     assert [c["reason"] for c in one["corrections"]] == ["mistyped strength"]
     assert one["version"] == 3

@@ -183,3 +183,52 @@ async def test_ids_are_checked_on_the_real_id_kind(
     body = evidence_body(source["id"], known_claims.add(), derived_from=[source["id"]])
     assert_problem(await sources.post("/evidence", json=body), 422, "derived_from.0")
     assert uuid.UUID(evidence["id"])
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"summary": "a\u0000b"}, "summary"),
+        ({"quote": "bell\u0007"}, "quote"),
+        ({"published_at": "0001-01-01T00:00:00+14:00"}, "published_at"),
+        ({"url": "https://example.org/\u0000"}, "url"),
+    ],
+)
+async def test_control_characters_and_unrepresentable_times_are_rejected(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, change: dict[str, Any], field: str
+) -> None:
+    source = await register(sources)
+    body = evidence_body(source["id"], known_claims.add())
+    body.update(change)
+    before = await head(sources)
+    assert_problem(await sources.post("/evidence", json=body), 422, field)
+    assert_problem(
+        await sources.post("/sources", json={"name": "a\u0000b", "kind": "x"}), 422, "name"
+    )
+    assert await head(sources) == before
+    health = (await sources.get("/health")).json()
+    assert health["status"] == "ok"
+    assert health["projection_position"] == health["head"]
+
+
+async def test_malformed_requests_name_what_is_wrong(sources: httpx.AsyncClient) -> None:
+    huge = "9" * 30
+    assert_problem(await sources.get("/feed", params={"after": huge}), 422, "after")
+    assert_problem(await sources.get("/evidence", params={"after": huge}), 422, "after")
+    assert_problem(await sources.get("/audit/export", params={"until": huge}), 422, "until")
+    assert_problem(await sources.get("/feed", params={"aftr": 3}), 422, "aftr")
+    assert_problem(await sources.get("/sources", params={"limit": 3}), 422, "limit")
+    broken = await sources.post(
+        "/sources", content=b'{"name": "x", "kind":', headers={"content-type": "application/json"}
+    )
+    assert_problem(broken, 422, "body")
+    assert "not valid JSON" in broken.json()["errors"][0]["reason"]
+    not_utf8 = await sources.post(
+        "/sources", content=b'{"name": "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert_problem(not_utf8, 422, "body")
+    missing = await sources.get(f"/sources/{UNKNOWN}")
+    assert_problem(missing, 404, "source_id")
+    assert missing.json()["title"] == "Not Found"
+    assert (await sources.get("/no/such/path")).json()["errors"] == []
+    assert await head(sources) == 0

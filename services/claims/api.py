@@ -32,10 +32,19 @@ from services.claims.verdicts import (
 from shared.errors import NotFound
 from shared.follower import FeedFollower
 from shared.routes import add_audit_routes, add_feed_route
-from shared.schemas import Line, Paragraph, Strict, Written, request_metadata
+from shared.schemas import (
+    AfterQuery,
+    Line,
+    MinPositionQuery,
+    Paragraph,
+    Strict,
+    Written,
+    reject_unknown_query,
+    request_metadata,
+)
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 MAX_TAGS = 20
 PAGE_MAX = 1000
 
@@ -69,9 +78,6 @@ AtQuery = Annotated[
 KnownAtQuery = Annotated[
     str | None,
     Query(description="Transaction time, same forms. Default: all the feed applied so far."),
-]
-MinPositionQuery = Annotated[
-    int | None, Query(ge=0, description="A sources-feed position the answer must include.")
 ]
 add_feed_route(router, get_claims)
 add_audit_routes(router, get_claims)
@@ -301,7 +307,7 @@ def register_claim(body: ClaimIn, claims: Claims, metadata: Metadata) -> ClaimWr
 @router.get("/claims", response_model=ClaimPage)
 def get_claims_page(
     reads: Reads,
-    after: Annotated[int, Query(ge=0, description="Feed position to page after.")] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> ClaimPage:
     claims = list_claims(reads, after, limit)
@@ -390,7 +396,7 @@ def get_claim_evidence(
     at: AtQuery = None,
     known_at: KnownAtQuery = None,
     min_position: MinPositionQuery = None,
-    after: Annotated[int, Query(ge=0, description="Sources-feed position to page after.")] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> EvidenceList:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
@@ -475,7 +481,7 @@ def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
 @router.get("/follower/rejected", response_model=list[RejectedItem])
 def get_rejected_items(
     reads: Reads,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> list[RejectedItem]:
     """Sources-feed items the claims service could not use, with the reason."""

@@ -9,6 +9,7 @@ from eventsourcing.application import AggregateNotFoundError
 from services.claims.domain import Claim, RulingStatus
 from shared.errors import NotFound, Rejected
 from shared.eventstore import ANONYMOUS, FactcheckApplication, Recorded
+from shared.timeaxes import is_future
 
 
 class ClaimsApplication(FactcheckApplication):
@@ -44,6 +45,8 @@ class ClaimsApplication(FactcheckApplication):
         effective_at: datetime,
         metadata: Mapping[str, str] = ANONYMOUS,
     ) -> Recorded:
+        if is_future(effective_at):
+            raise Rejected("effective_at", "is in the future")
         with self.recording(metadata):
             claim = self.get_claim(claim_id)
             claim.rule(status=status, rationale=rationale, effective_at=effective_at)

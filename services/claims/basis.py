@@ -19,8 +19,10 @@ class Basis:
 
 def parse_query_time(value: str | None, field: str) -> datetime | None:
     """A query's time: ISO 8601 with an offset, or a bare date meaning that day's end in UTC."""
-    if value is None or value == "":
+    if value is None:
         return None
+    if not value.strip():
+        raise Rejected(field, "is empty; leave it out to mean now")
     try:
         return parse_instant(value, allow_date=True)
     except TimeParseError as error:
@@ -37,15 +39,19 @@ def resolve_basis(
 ) -> Basis:
     """Settle the question's two times, waiting a bounded time for the follower if needed.
 
-    Without `known_at`, the answer is as known through the last recording time the follower
-    has applied completely, so it never promises items it has not seen yet; and no earlier
-    than `floor`, the time of the claim's own latest event, so a new ruling shows at once.
+    Without `known_at` (or with today's bare date), the answer is as known through the last
+    recording time the follower has applied completely, so it never promises items it has not
+    seen yet; and no earlier than `floor`, the time of the claim's own latest event, so that a
+    new ruling shows at once.
     """
     now = datetime.now(UTC)
     wanted_at = parse_query_time(at, "at") or now
     wanted_known = parse_query_time(known_at, "known_at")
     if wanted_known is not None and wanted_known > now:
-        raise Rejected("known_at", "is in the future; nothing can be known at it yet")
+        if known_at is not None and known_at.strip() == now.date().isoformat():
+            wanted_known = None
+        else:
+            raise Rejected("known_at", "is in the future; nothing can be known at it yet")
     if min_position is not None and not follower.wait_for(min_position, wait):
         raise Unavailable(
             f"the sources feed has not been applied up to position {min_position} yet"

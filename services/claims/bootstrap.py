@@ -25,7 +25,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     engine = storage.create_engine()
     claims_projection = ClaimsProjection(engine, application)
     claims_projection.create_tables()
-    claims_projection.catch_up()
+    claims_projection.catch_up_or_log()
     application.on_recorded(claims_projection.catch_up)
     verdicts = VerdictProjection(engine)
     verdicts.create_tables()

@@ -45,7 +45,7 @@ REASON_NOT_YET_PUBLISHED = "not yet published"
 REASON_RETRACTED = "retracted"
 REASON_NEUTRAL = "neutral"
 REASON_DERIVED = "derived"
-REASON_WEAKER_REPEAT = "weaker repeat"
+REASON_REPEAT = "repeat: the same source and stance count once"
 
 LIKELIHOOD_BANDS: tuple[tuple[float, float, str], ...] = (
     (0.01, 0.05, "almost no chance"),
@@ -262,7 +262,7 @@ def verdict_at(items: Iterable[Item], ratings: Mapping[str, Reliability], at: da
         tally += origin_tally(stance, units_of(best))
         for item in group:
             if item is not best:
-                reasons[item.id] = REASON_WEAKER_REPEAT
+                reasons[item.id] = REASON_REPEAT
 
     judgements = tuple(
         Judgement(

@@ -24,8 +24,8 @@ from services.claims.confidence import (
     REASON_DERIVED,
     REASON_NEUTRAL,
     REASON_NOT_YET_PUBLISHED,
+    REASON_REPEAT,
     REASON_RETRACTED,
-    REASON_WEAKER_REPEAT,
     RELIABILITY_UNITS,
     STRENGTH_UNITS,
     Assessment,
@@ -350,7 +350,7 @@ def _reason(item: EvidenceVersion, at: int, counted: bool) -> str | None:
         return REASON_NEUTRAL
     if item.derived_from:
         return REASON_DERIVED
-    return None if counted else REASON_WEAKER_REPEAT
+    return None if counted else REASON_REPEAT
 
 
 @dataclass(frozen=True)

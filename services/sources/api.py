@@ -22,10 +22,20 @@ from services.sources.projections import (
 )
 from shared.errors import NotFound
 from shared.routes import add_audit_routes, add_feed_route
-from shared.schemas import CountryCode, Line, Paragraph, Strict, Url, Written, request_metadata
+from shared.schemas import (
+    AfterQuery,
+    CountryCode,
+    Line,
+    Paragraph,
+    Strict,
+    Url,
+    Written,
+    reject_unknown_query,
+    request_metadata,
+)
 from shared.timeaxes import UtcDatetime
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 MAX_DERIVED_FROM = 50
 EVIDENCE_PAGE_MAX = 1000
 
@@ -123,6 +133,8 @@ class EvidenceWritten(Written):
 class Retraction(BaseModel):
     published_at: UtcDatetime
     reason: str
+    recorded_at: UtcDatetime
+    position: int
 
 
 class Correction(BaseModel):
@@ -223,10 +235,19 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
     retraction = None
     if evidence.retracted_from is not None:
         retraction = Retraction(
-            published_at=evidence.retracted_from, reason=evidence.retraction_reason or ""
+            published_at=evidence.retracted_from,
+            reason=evidence.retraction_reason or "",
+            recorded_at=evidence.retraction_recorded_at or evidence.recorded_at,
+            position=evidence.retraction_position or evidence.position,
         )
+    retraction_fields = {
+        "retracted_from",
+        "retraction_reason",
+        "retraction_recorded_at",
+        "retraction_position",
+    }
     return EvidenceOut(
-        **evidence.model_dump(exclude={"retracted_from", "retraction_reason"}),
+        **evidence.model_dump(exclude=retraction_fields),
         retraction=retraction,
         corrections=[Correction(**correction.model_dump()) for correction in corrections],
     )
@@ -276,7 +297,7 @@ def submit_evidence(body: EvidenceIn, sources: Sources, metadata: Metadata) -> E
 def list_evidence(
     reads: Reads,
     claim_id: UUID | None = None,
-    after: Annotated[int, Query(ge=0, description="Feed position to page after.")] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=EVIDENCE_PAGE_MAX)] = 100,
 ) -> EvidencePage:
     items = evidence_for_claim(reads, claim_id, after, limit)
@@ -319,9 +340,10 @@ def correct_evidence(
 
 @router.get("/health", response_model=Health)
 def health(sources: Sources, request: Request) -> Health:
+    head, position = sources.head(), request.app.state.projection.position()
     return Health(
-        status="ok",
+        status="ok" if position >= head else "degraded",
         service="sources",
-        head=sources.head(),
-        projection_position=request.app.state.projection.position(),
+        head=head,
+        projection_position=position,
     )

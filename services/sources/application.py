@@ -1,7 +1,7 @@
 """The sources application: commands that record sources, ratings and evidence."""
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -12,8 +12,8 @@ from services.sources.domain import Evidence, Reliability, Source, Stance, Stren
 from shared.errors import Conflict, NotFound, Rejected
 from shared.eventstore import ANONYMOUS, FactcheckAggregate, FactcheckApplication, Recorded
 from shared.storage import Storage
+from shared.timeaxes import format_instant, is_future
 
-CLOCK_SKEW = timedelta(minutes=5)
 T = TypeVar("T", bound=FactcheckAggregate)
 
 
@@ -99,7 +99,7 @@ class SourcesApplication(FactcheckApplication):
                 raise Rejected(
                     "published_at",
                     "a retraction cannot be published before the evidence it retracts "
-                    f"({evidence.published_at.isoformat()})",
+                    f"({format_instant(evidence.published_at)})",
                 )
             evidence.retract(published_at=published_at, reason=reason)
             return self.record(evidence)
@@ -188,5 +188,5 @@ class SourcesApplication(FactcheckApplication):
 
 
 def _check_not_future(value: datetime, field: str) -> None:
-    if value > datetime.now(UTC) + CLOCK_SKEW:
+    if is_future(value):
         raise Rejected(field, "is in the future")

@@ -23,7 +23,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     engine = storage.create_engine()
     projection = SourcesProjection(engine, application)
     projection.create_tables()
-    projection.catch_up()
+    projection.catch_up_or_log()
     application.on_recorded(projection.catch_up)
 
     @asynccontextmanager

@@ -53,6 +53,8 @@ class EvidenceView(SQLModel, table=True):
     derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     retracted_from: datetime | None = Field(default=None, sa_type=UtcDateTime)
     retraction_reason: str | None = None
+    retraction_recorded_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    retraction_position: int | None = None
     recorded_at: datetime = Field(sa_type=UtcDateTime)
     position: int = Field(index=True)
     version: int
@@ -130,6 +132,8 @@ class SourcesProjection(Projection):
             evidence = session.get_one(EvidenceView, event.originator_id)
             evidence.retracted_from = event.published_at
             evidence.retraction_reason = event.reason
+            evidence.retraction_recorded_at = event.timestamp
+            evidence.retraction_position = position
             evidence.version = event.originator_version
             session.add(evidence)
         elif isinstance(event, Evidence.Corrected):
