@@ -1,6 +1,6 @@
 """HTTP routes and schemas of the claims service."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -42,6 +42,7 @@ from shared.schemas import (
     reject_unknown_query,
     request_metadata,
 )
+from shared.service import Reads
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
 router = APIRouter(dependencies=[Depends(reject_unknown_query)])
@@ -61,15 +62,9 @@ def get_index(request: Request) -> VerdictIndex:
     return request.app.state.index
 
 
-def read_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as session:
-        yield session
-
-
 Claims = Annotated[ClaimsApplication, Depends(get_claims)]
 Follower = Annotated[FeedFollower, Depends(get_follower)]
 Index = Annotated[VerdictIndex, Depends(get_index)]
-Reads = Annotated[Session, Depends(read_session)]
 Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
 AtQuery = Annotated[
     str | None,

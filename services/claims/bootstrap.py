@@ -12,8 +12,7 @@ from services.claims.projections import ClaimsProjection, ClaimView, VerdictProj
 from services.claims.verdicts import VerdictIndex
 from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress
-from shared.problems import install_problem_handlers
-from shared.schemas import assign_request_id
+from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import open_store
 
@@ -65,26 +64,17 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         application.close()
         engine.dispose()
 
-    app = FastAPI(
-        title="factcheck claims",
-        summary="Claims, editorial rulings, and verdicts on both time axes.",
-        version="0.1.0",
-        lifespan=lifespan,
+    return service_app(
+        "factcheck claims",
+        "Claims, editorial rulings, and verdicts on both time axes.",
+        router,
+        lifespan,
+        settings=settings,
+        claims=application,
+        engine=engine,
+        projection=claims_projection,
+        verdicts=verdicts,
+        index=index,
+        follower=follower,
+        rebuild=rebuild,
     )
-    app.state.settings = settings
-    app.state.claims = application
-    app.state.engine = engine
-    app.state.projection = claims_projection
-    app.state.verdicts = verdicts
-    app.state.index = index
-    app.state.follower = follower
-    app.state.rebuild = rebuild
-    install_problem_handlers(app)
-    app.middleware("http")(assign_request_id)
-    app.include_router(router)
-    return app
-
-
-def app_from_env() -> FastAPI:
-    """The uvicorn factory: settings from the environment."""
-    return create_app(ClaimsSettings.from_env())

@@ -1,12 +1,11 @@
 """HTTP routes and schemas of the sources service."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
-from sqlmodel import Session
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Reliability, Stance, Strength
@@ -33,6 +32,7 @@ from shared.schemas import (
     reject_unknown_query,
     request_metadata,
 )
+from shared.service import Reads
 from shared.timeaxes import UtcDatetime
 
 router = APIRouter(dependencies=[Depends(reject_unknown_query)])
@@ -44,15 +44,9 @@ def get_sources(request: Request) -> SourcesApplication:
     return request.app.state.sources
 
 
-def read_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as session:
-        yield session
-
-
 Sources = Annotated[SourcesApplication, Depends(get_sources)]
 add_feed_route(router, get_sources)
 add_audit_routes(router, get_sources)
-Reads = Annotated[Session, Depends(read_session)]
 Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
 
 

@@ -9,8 +9,7 @@ from services.sources.api import router
 from services.sources.application import SourcesApplication
 from services.sources.claims import ClaimDirectory, HttpClaimDirectory
 from services.sources.projections import SourcesProjection
-from shared.problems import install_problem_handlers
-from shared.schemas import assign_request_id
+from shared.service import service_app
 from shared.settings import SourcesSettings
 from shared.startup import open_store
 
@@ -34,21 +33,12 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         if isinstance(directory, HttpClaimDirectory):
             directory.close()
 
-    app = FastAPI(
-        title="factcheck sources",
-        summary="Sources, their reliability ratings, and the evidence they give.",
-        version="0.1.0",
-        lifespan=lifespan,
+    return service_app(
+        "factcheck sources",
+        "Sources, their reliability ratings, and the evidence they give.",
+        router,
+        lifespan,
+        sources=application,
+        engine=engine,
+        projection=projection,
     )
-    app.state.sources = application
-    app.state.engine = engine
-    app.state.projection = projection
-    install_problem_handlers(app)
-    app.middleware("http")(assign_request_id)
-    app.include_router(router)
-    return app
-
-
-def app_from_env() -> FastAPI:
-    """The uvicorn factory: settings from the environment."""
-    return create_app(SourcesSettings.from_env())
