@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
+from services.claims.replay import replay_claims
+from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
+from shared.feed import FeedItem
 from shared.scenario import Loaded, Scenario, load, read_scenario, writes_needed
 from shared.settings import (
     DEFAULT_CLAIMS_URL,
@@ -27,6 +32,7 @@ from shared.settings import (
 )
 from shared.storage import StorageConfigError
 from shared.tables import history_table, timeline_table, verdict_table
+from shared.timeaxes import TimeParseError, parse_instant
 
 app = typer.Typer(
     help="factcheck: event-sourced claims, evidence and verdicts.", no_args_is_help=True
@@ -252,6 +258,107 @@ def rebuild(claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL) -> None:
     console.print(
         f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}"
     )
+
+
+@app.command()
+def verify(
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Recompute both services' hash chains; exit 1 if either is broken."""
+    with _client(claims_url, sources_url) as client:
+        results = {
+            name: client.call(service, "GET", "/audit/verify")
+            for name, service in (("sources", client.sources), ("claims", client.claims))
+        }
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    else:
+        for name, result in results.items():
+            if result["ok"]:
+                console.print(
+                    f"{name}: ok, {result['count']} events, head {result['head_hash']} "
+                    f"at position {result['head_position']}"
+                )
+            else:
+                console.print(
+                    f"{name}: BROKEN at position {result['broken_position']}: {result['reason']}"
+                )
+    if not all(result["ok"] for result in results.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    folder: Annotated[Path, typer.Option("--out", help="Folder for the NDJSON files.")] = Path(),
+    after: Annotated[int, typer.Option(help="Export events after this position.")] = 0,
+    until: Annotated[int | None, typer.Option(help="...up to this position.")] = None,
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
+) -> None:
+    """Write each service's event log, with hashes, to sources.ndjson and claims.ndjson."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = {"after": after} | ({"until": until} if until is not None else {})
+    with _client(claims_url, sources_url) as client:
+        for name, service in (("sources", client.sources), ("claims", client.claims)):
+            path = folder / f"{name}.ndjson"
+            lines = client.export(service, path, params)
+            console.print(f"{path}: {lines} events")
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="Exported NDJSON files of both services.")],
+    known_at: Annotated[str, typer.Option(help="Transaction time to replay up to.")],
+    at: Annotated[str | None, typer.Option(help="Valid time; default now.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Rebuild every claim's verdict from exported files alone, with no service running."""
+    items = [json.loads(line) for path in files for line in path.read_text().splitlines() if line]
+    claims_items = [item for item in items if item["type"].startswith("Claim")]
+    sources_items = [item for item in items if not item["type"].startswith("Claim")]
+    for name, part in (("sources", sources_items), ("claims", claims_items)):
+        checked = verify_chain(FeedItem.model_validate(item) for item in part)
+        if not checked.ok:
+            typer.echo(f"factcheck replay: the {name} export is broken: {checked.reason}", err=True)
+            raise typer.Exit(1)
+    try:
+        when = parse_instant(at, allow_date=True) if at else datetime.now(UTC)
+        known = parse_instant(known_at, allow_date=True)
+    except TimeParseError as error:
+        typer.echo(f"factcheck replay: {error}", err=True)
+        raise typer.Exit(2) from None
+    rows = [
+        {
+            "claim_id": claim.claim_id,
+            "text": claim.text,
+            "status": claim.verdict.assessment.status,
+            "probability": claim.verdict.assessment.probability,
+            "likelihood": claim.verdict.assessment.likelihood,
+            "supporting_origins": claim.verdict.tally.supporting,
+            "refuting_origins": claim.verdict.tally.refuting,
+            "model": claim.verdict.assessment.model,
+            "ruling": claim.ruling["status"] if claim.ruling else None,
+        }
+        for claim in replay_claims(sources_items, claims_items, when, known)
+    ]
+    if as_json:
+        answer = {"at": when.isoformat(), "known_at": known.isoformat(), "claims": rows}
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    table = Table(title=f"Verdicts at {when.isoformat()}, as known at {known.isoformat()}")
+    for column in ("claim", "status", "probability", "for/against", "ruling"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            f"{row['text'][:60]}\n{row['claim_id']}",
+            row["status"],
+            f"{row['probability'] * 100:.1f}% {row['likelihood']}",
+            f"{row['supporting_origins']}/{row['refuting_origins']}",
+            row["ruling"] or "",
+        )
+    console.print(table)
 
 
 class _client:

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,6 +85,23 @@ class FactcheckClient:
         """GET /claims/{id}/{what} (verdict, timeline, history, evidence), without empty params."""
         given = {key: value for key, value in params.items() if value is not None}
         return self.call(self.claims, "GET", f"/claims/{claim_id}/{what}", params=given)
+
+    def export(self, client: httpx.Client, path: Path, params: dict[str, Any]) -> int:
+        """Stream the service's event log to `path`; return how many events it held."""
+        count = 0
+        try:
+            with client.stream("GET", "/audit/export", params=params) as response:
+                if response.is_error:
+                    response.read()
+                    raise ServiceError(f"GET /audit/export: {response.status_code} {response.text}")
+                with path.open("w", encoding="utf-8") as out:
+                    for line in response.iter_lines():
+                        if line:
+                            out.write(line + "\n")
+                            count += 1
+        except httpx.HTTPError as error:
+            raise ServiceError(f"{client.base_url}/audit/export: {error}") from None
+        return count
 
     def sources_head(self) -> int:
         return self.call(self.sources, "GET", "/feed", params={"limit": 1})["head"]

@@ -82,6 +82,7 @@ class ClaimsSettings:
     follower_wait: float = 1.0
     follower_page_size: int = 500
     read_wait: float = 5.0
+    publisher: str = "factcheck"
 
     @property
     def storage(self) -> Storage:
@@ -96,4 +97,5 @@ class ClaimsSettings:
             follower_wait=_float_setting(environ, "FOLLOWER_WAIT", 1.0),
             follower_page_size=_int_setting(environ, "FOLLOWER_PAGE_SIZE", 500, 1000),
             read_wait=_float_setting(environ, "READ_WAIT", 5.0),
+            publisher=environ.get("FACTCHECK_PUBLISHER", "").strip() or "factcheck",
         )

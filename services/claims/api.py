@@ -6,11 +6,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
 from services.claims.basis import Basis, resolve_basis
+from services.claims.claimreview import Appearance, claim_review
 from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
 from services.claims.projections import (
@@ -22,6 +24,7 @@ from services.claims.projections import (
 )
 from services.claims.verdicts import (
     VerdictIndex,
+    appearances,
     evidence_as_known,
     history,
     judge,
@@ -450,6 +453,40 @@ def get_timeline(
         ],
         basis=_basis_out(basis),
     )
+
+
+@router.get("/claims/{claim_id}/claimreview")
+def get_claim_review(
+    claim_id: UUID,
+    reads: Reads,
+    index: Index,
+    request: Request,
+    at: AtQuery = None,
+    known_at: KnownAtQuery = None,
+    min_position: MinPositionQuery = None,
+) -> JSONResponse:
+    """The verdict as schema.org ClaimReview JSON-LD."""
+    claim = _claim_or_404(reads, claim_id)
+    basis = _basis(request, reads, claim_id, at, known_at, min_position)
+    answer = verdict(index, claim_id, basis.at, basis.known_at)
+    known = to_micros(basis.known_at)
+    items = [
+        row
+        for row in evidence_as_known(reads, claim_id, known)
+        if row.published <= to_micros(basis.at)
+    ]
+    review = claim_review(
+        url=str(request.url),
+        claim_text=claim.text,
+        assessment=answer.assessment,
+        known_at=basis.known_at,
+        publisher=request.app.state.settings.publisher,
+        appearances=[
+            Appearance(url, from_micros(row.published), source, summary)
+            for row, url, source, summary in appearances(reads, items, known)
+        ],
+    )
+    return JSONResponse(review, media_type="application/ld+json")
 
 
 @router.get("/claims/{claim_id}/history", response_model=HistoryOut)

@@ -4,7 +4,8 @@ This is the reference the projection must equal for every (`at`, `known_at`): no
 read models, just the events recorded by `known_at` folded into evidence and ratings.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,3 +52,41 @@ def replay_verdict(
         if str(state["claim_id"]) == claim_id
     ]
     return verdict_at(on_claim, ratings, at)
+
+
+@dataclass(frozen=True)
+class ReplayedClaim:
+    """One claim's verdict and ruling, rebuilt from exported events alone."""
+
+    claim_id: str
+    text: str
+    verdict: Verdict
+    ruling: dict[str, Any] | None
+
+
+def replay_claims(
+    sources_items: Sequence[Mapping[str, Any]],
+    claims_items: Sequence[Mapping[str, Any]],
+    at: datetime,
+    known_at: datetime,
+) -> list[ReplayedClaim]:
+    """Every claim registered by `known_at`, with its verdict at `at` as known at `known_at`."""
+    texts: dict[str, str] = {}
+    rulings: dict[str, dict[str, Any]] = {}
+    for item in sorted(claims_items, key=lambda entry: entry["position"]):
+        if parse_instant(item["recorded_at"]) > known_at:
+            continue
+        claim_id, data = str(item["stream_id"]), item["data"]
+        if item["type"] in ("ClaimRegistered", "ClaimReworded"):
+            texts[claim_id] = data["text"]
+        elif item["type"] == "ClaimRuled" and parse_instant(data["effective_at"]) <= at:
+            rulings[claim_id] = data
+    return [
+        ReplayedClaim(
+            claim_id=claim_id,
+            text=text,
+            verdict=replay_verdict(sources_items, claim_id, at, known_at),
+            ruling=rulings.get(claim_id),
+        )
+        for claim_id, text in texts.items()
+    ]

@@ -463,3 +463,36 @@ def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
             for row in upstream
         )
     return sorted(entries, key=lambda entry: (entry.recorded_at, entry.service, entry.position))
+
+
+def appearances(
+    session: Session, items: Iterable[EvidenceVersion], known: int
+) -> list[tuple[EvidenceVersion, str | None, str, str]]:
+    """Each item with its url, its source's name and its summary, as recorded by `known`."""
+    items = list(items)
+    streams = {row.evidence_id for row in items} | {row.source_id for row in items}
+    if not streams:
+        return []
+    details: dict[UUID, dict[str, Any]] = {}
+    rows = session.exec(
+        select(UpstreamEvent)
+        .where(col(UpstreamEvent.stream_id).in_(streams), col(UpstreamEvent.rejected).is_(None))
+        .order_by(col(UpstreamEvent.position))
+    )
+    for row in rows:
+        if to_micros(row.recorded_at) > known:
+            continue
+        entry = details.setdefault(row.stream_id, {})
+        if row.type in ("SourceRegistered", "EvidenceSubmitted"):
+            entry.update(row.data)
+        elif row.type == "EvidenceCorrected":
+            entry.update(row.data.get("changes", {}))
+    return [
+        (
+            row,
+            details.get(row.evidence_id, {}).get("url"),
+            details.get(row.source_id, {}).get("name", "unknown source"),
+            details.get(row.evidence_id, {}).get("summary", ""),
+        )
+        for row in items
+    ]

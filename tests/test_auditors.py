@@ -1,0 +1,151 @@
+"""What an auditor does: verify both logs, export them, replay offline, read ClaimReview."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.claims.claimreview import RATINGS
+from shared.cli import app as cli
+from shared.client import FactcheckClient
+from shared.scenario import load, read_scenario
+from tests.conftest import Services
+from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
+from tests.test_audit import run_sql
+from tests.test_scenario import SCENARIO
+
+
+@pytest.fixture
+def history(services: Services) -> dict:
+    """The Kharkiv scenario plus a second claim whose evidence is refuted, retracted, corrected."""
+    client = FactcheckClient(services.claims_url, services.sources_url)
+    loaded = load(client, read_scenario(SCENARIO))
+    client.close()
+    other = new_claim(services, "The debris came from a Ukrainian air-defence missile.")
+    agency = new_source(services, "agency", "B")
+    denial = post_evidence(services, agency, other, "2024-01-05T08:00:00Z", stance="refutes")
+    support = post_evidence(services, agency, other, "2024-01-03T08:00:00Z", strength="weak")
+    services.sources.post(
+        f"/evidence/{denial['id']}/retraction",
+        json={"published_at": "2024-01-06T00:00:00Z", "reason": "withdrawn"},
+    )
+    services.sources.post(
+        f"/evidence/{support['id']}/correction",
+        json={"changes": {"strength": "strong"}, "reason": "typo"},
+    )
+    rate(services, agency, "D")
+    services.claims.post(
+        f"/claims/{other}/rulings",
+        json={"status": "doubtful", "rationale": "editor", "effective_at": "2024-01-04T00:00:00Z"},
+    )
+    latest = verdict(services, other)["basis"]["known_at"]
+    return {
+        "claims": [loaded.claim_id, other],
+        "known": [step.known_at.isoformat() for step in loaded.steps] + [latest],
+    }
+
+
+def test_replay_from_exports_gives_the_live_verdicts(
+    services: Services, history: dict, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    exported = runner.invoke(cli, ["export", "--out", str(tmp_path), *urls])
+    assert exported.exit_code == 0, exported.output
+    files = [str(tmp_path / "sources.ndjson"), str(tmp_path / "claims.ndjson")]
+    compared = 0
+    for known_at in history["known"]:
+        for at in ("2024-01-04T12:00:00Z", "2024-01-05T12:00:00Z", "2024-01-07"):
+            result = runner.invoke(
+                cli, ["replay", *files, "--known-at", known_at, "--at", at, "--json"]
+            )
+            assert result.exit_code == 0, result.output
+            offline = {row["claim_id"]: row for row in json.loads(result.output)["claims"]}
+            for claim in history["claims"]:
+                live = verdict(services, claim, at=at, known_at=known_at)
+                if claim not in offline:
+                    continue
+                row = offline[claim]
+                assert (row["status"], row["probability"], row["supporting_origins"]) == (
+                    live["status"],
+                    live["probability"],
+                    live["supporting_origins"],
+                ), (claim, at, known_at)
+                assert row["refuting_origins"] == live["refuting_origins"]
+                assert row["ruling"] == (live["ruling"] or {}).get("status")
+                compared += 1
+    assert compared == 12, "both claims at the latest known_at, the first at each step"
+
+
+def test_replay_refuses_a_tampered_export(
+    services: Services, history: dict, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    runner.invoke(cli, ["export", "--out", str(tmp_path), *urls])
+    path = tmp_path / "sources.ndjson"
+    original = path.read_text()
+    tampered = original.replace('"strength": "weak"', '"strength": "strong"', 1)
+    assert tampered != original
+    path.write_text(tampered)
+    result = runner.invoke(
+        cli, ["replay", str(path), str(tmp_path / "claims.ndjson"), "--known-at", "2099-01-01"]
+    )
+    assert result.exit_code == 1
+    assert "broken" in result.output
+
+
+def test_verify_command_reports_both_chains(
+    services: Services, history: dict, database_url: str
+) -> None:
+    runner = CliRunner()
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    ok = runner.invoke(cli, ["verify", *urls, "--json"])
+    assert ok.exit_code == 0, ok.output
+    results = json.loads(ok.output)
+    assert results["sources"]["ok"] and results["claims"]["ok"]
+    assert results["sources"]["count"] == services.sources.get("/feed").json()["head"]
+    run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), 'agency', 'agenzy')"
+        " AS BLOB)",
+        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
+        " 'UTF8'), 'agency', 'agenzy'), 'UTF8')",
+    )
+    broken = runner.invoke(cli, ["verify", *urls])
+    assert broken.exit_code == 1
+    assert "sources: BROKEN at position" in broken.output
+
+
+def test_claimreview_has_the_fields_fact_check_markup_requires(
+    services: Services, history: dict
+) -> None:
+    claim = history["claims"][0]
+    response = services.claims.get(
+        f"/claims/{claim}/claimreview", params={"at": "2024-01-07", "known_at": history["known"][0]}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/ld+json")
+    review = response.json()
+    assert review["@context"] == "https://schema.org"
+    assert review["@type"] == "ClaimReview"
+    for field in ("claimReviewed", "reviewRating", "url", "author", "datePublished"):
+        assert review[field], field
+    assert review["claimReviewed"].startswith("Russia struck Kharkiv")
+    assert review["author"]["name"] == "factcheck"
+    rating = review["reviewRating"]
+    assert rating["alternateName"] == "likely (suspected)"
+    assert rating["ratingValue"] == RATINGS["likely"] == 5
+    assert (rating["worstRating"], rating["bestRating"]) == (1, 7)
+    item = review["itemReviewed"]
+    assert item["@type"] == "Claim"
+    assert item["datePublished"] == "2024-01-02"
+    names = {entry["author"]["name"] for entry in item["appearance"]}
+    assert "Kharkiv Region Prosecutor's Office" in names
+    assert "White House National Security Council" not in names, "not yet known then"
+    assert any(entry.get("url") == "https://khar.gp.gov.ua" for entry in item["appearance"])
+
+    now = services.claims.get(f"/claims/{claim}/claimreview", params={"at": "2024-01-07"}).json()
+    assert now["reviewRating"]["alternateName"] == "very likely (confirmed)"
+    assert now["reviewRating"]["ratingValue"] == 6
