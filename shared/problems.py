@@ -4,9 +4,19 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from eventsourcing.persistence import (
+    InterfaceError as StoreInterfaceError,
+)
+from eventsourcing.persistence import (
+    OperationalError as StoreOperationalError,
+)
+from eventsourcing.persistence import RecordConflictError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import OperationalError as PostgresOperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
@@ -14,6 +24,14 @@ from shared.errors import Conflict, NotFound, Rejected, Unavailable
 PROBLEM_JSON = "application/problem+json"
 INVALID = "Invalid input"
 logger = logging.getLogger("factcheck")
+STORAGE_DOWN: tuple[type[Exception], ...] = (
+    StoreOperationalError,
+    StoreInterfaceError,
+    PostgresOperationalError,
+    DBAPIError,
+    PoolTimeoutError,
+)
+"""Failures to reach a service's database: answered 503 with Retry-After, never 500."""
 
 
 class Problem(Exception):
@@ -90,6 +108,21 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def on_unavailable(request: Request, error: Unavailable) -> JSONResponse:
         return Problem(503, str(error), headers={"Retry-After": "1"}).response(request)
+
+    @app.exception_handler(RecordConflictError)
+    async def on_version_conflict(request: Request, error: RecordConflictError) -> JSONResponse:
+        detail = "another write changed this record at the same time; nothing was recorded"
+        return Problem(409, detail).response(request)
+
+    for storage_error in STORAGE_DOWN:
+
+        @app.exception_handler(storage_error)
+        async def on_storage_down(request: Request, error: Exception) -> JSONResponse:
+            logger.warning(
+                "storage unavailable on %s %s: %s", request.method, request.url.path, error
+            )
+            detail = "the service's database cannot be reached; retry later"
+            return Problem(503, detail, headers={"Retry-After": "2"}).response(request)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -46,7 +46,8 @@ class Storage:
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_SCHEMA": self.schema,
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": "1",
+            "POSTGRES_PRE_PING": "y",
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
         }
@@ -68,7 +69,7 @@ class Storage:
             port=self.port,
             database=self.dbname,
         )
-        connect_args: dict[str, object] = {"connect_timeout": 5}
+        connect_args: dict[str, object] = {"connect_timeout": 2}
         if self.schema:
             connect_args["options"] = f"-csearch_path={self.schema}"
         return create_engine(url, connect_args=connect_args, pool_pre_ping=True)

@@ -1,0 +1,157 @@
+"""Faults: the database refusing connections, and the sources service going away."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from services.claims.bootstrap import create_app as create_claims_app
+from services.sources.bootstrap import create_app as create_sources_app
+from shared.settings import ClaimsSettings, SourcesSettings
+from tests.conftest import POSTGRES_URL
+from tests.newsroom import KHARKIV_CLAIM
+from tests.servers import free_port, serving
+from tests.tcpproxy import Proxy
+
+
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    with Proxy(urlsplit(POSTGRES_URL).port or 5432) as running:
+        yield running
+
+
+def _through(proxy: Proxy, url: str) -> str:
+    return url.replace(f":{urlsplit(POSTGRES_URL).port or 5432}/", f":{proxy.port}/", 1)
+
+
+def _eventually(call: "callable", expected: int, timeout: float = 30.0) -> httpx.Response:  # type: ignore[valid-type]
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call()
+        if response.status_code == expected or time.monotonic() > deadline:
+            return response
+        time.sleep(0.25)
+
+
+@pytest.mark.parametrize("storage_kind", ["postgres"])
+def test_database_down_answers_503_then_serves_again(
+    proxy: Proxy, database_url: str, claims_database_url: str
+) -> None:
+    sources_port, claims_port = free_port(), free_port()
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=_through(proxy, claims_database_url),
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            follower_wait=0.5,
+            read_wait=1.0,
+        )
+    )
+    sources_app = create_sources_app(
+        SourcesSettings(
+            database_url=_through(proxy, database_url),
+            claims_url=f"http://127.0.0.1:{claims_port}",
+        )
+    )
+    with (
+        serving(sources_app, sources_port) as sources_url,
+        serving(claims_app, claims_port) as claims_url,
+        httpx.Client(base_url=sources_url, timeout=60) as sources,
+        httpx.Client(base_url=claims_url, timeout=60) as claims,
+    ):
+        claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+        source = sources.post("/sources", json={"name": "before", "kind": "k"}).json()["id"]
+
+        proxy.cut()
+        for response in (
+            sources.post("/sources", json={"name": "during", "kind": "k"}),
+            sources.get(f"/sources/{source}"),
+            claims.post("/claims", json={"text": "during the outage"}),
+            claims.get(f"/claims/{claim}"),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert int(response.headers["Retry-After"]) >= 1
+
+        proxy.restore()
+        after = _eventually(
+            lambda: sources.post("/sources", json={"name": "after", "kind": "k"}), 201
+        )
+        assert after.status_code == 201, after.text
+        assert _eventually(lambda: claims.get(f"/claims/{claim}"), 200).status_code == 200
+        names = [item["data"].get("name") for item in sources.get("/feed").json()["items"]]
+        assert names == ["before", "after"], "nothing recorded during the outage, nothing lost"
+        evidence = sources.post(
+            "/evidence",
+            json={
+                "source_id": source,
+                "claim_id": claim,
+                "stance": "supports",
+                "strength": "weak",
+                "published_at": "2024-01-05T00:00:00Z",
+                "summary": "after the outage",
+            },
+        )
+        assert evidence.status_code == 201, evidence.text
+        answer = _eventually(
+            lambda: claims.get(
+                f"/claims/{claim}/verdict", params={"min_position": evidence.json()["position"]}
+            ),
+            200,
+        )
+        assert answer.json()["supporting_origins"] == 1
+
+
+def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
+    database_url: str, claims_database_url: str
+) -> None:
+    sources_port, claims_port = free_port(), free_port()
+    settings = SourcesSettings(
+        database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}"
+    )
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=claims_database_url,
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            follower_wait=0.3,
+            read_wait=3.0,
+        )
+    )
+    with (
+        serving(claims_app, claims_port) as claims_url,
+        httpx.Client(base_url=claims_url) as claims,
+    ):
+        claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+        with serving(create_sources_app(settings), sources_port) as sources_url:
+            source = httpx.post(f"{sources_url}/sources", json={"name": "s", "kind": "k"}).json()
+        down = _eventually(lambda: claims.get("/health"), 200)
+        deadline = time.monotonic() + 10
+        while claims.get("/health").json()["follower"]["connected"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = claims.get("/health").json()
+        assert health["status"] == "degraded", down.text
+        assert "ConnectError" in health["follower"]["last_error"]
+
+        with serving(create_sources_app(settings), sources_port) as sources_url:
+            written = httpx.post(
+                f"{sources_url}/evidence",
+                json={
+                    "source_id": source["id"],
+                    "claim_id": claim,
+                    "stance": "supports",
+                    "strength": "moderate",
+                    "published_at": "2024-01-05T00:00:00Z",
+                    "summary": "recorded while the follower was away",
+                },
+            ).json()
+            answer = claims.get(
+                f"/claims/{claim}/verdict", params={"min_position": written["position"]}
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["supporting_origins"] == 1
+            health = claims.get("/health").json()
+            assert health["status"] == "ok"
+            assert health["follower"]["lag"] == 0
+    assert uuid.UUID(claim)
