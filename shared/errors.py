@@ -22,6 +22,16 @@ class NotFound(LookupError):
 class Conflict(RuntimeError):
     """The command does not fit the aggregate's current state (409)."""
 
+    def __init__(self, detail: str, current_version: int | None = None) -> None:
+        super().__init__(detail)
+        self.current_version = current_version
+
+
+def check_version(kind: str, current: int, expected: int | None) -> None:
+    """Refuse an update made against a version the aggregate no longer has (If-Match)."""
+    if expected is not None and expected != current:
+        raise Conflict(f"the {kind} is at version {current}, not {expected}", current)
+
 
 class Unavailable(RuntimeError):
     """Something the command depends on cannot be reached now (503); retry later."""

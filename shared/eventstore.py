@@ -1,5 +1,6 @@
 """Event-store wiring shared by both services: the aggregate base and the application base."""
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -7,12 +8,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import Environment
 
 from shared.chain import GENESIS, event_hash
@@ -22,6 +23,8 @@ from shared.timeaxes import recording_clock
 
 ANONYMOUS: Mapping[str, str] = {"actor": "anonymous"}
 logger = logging.getLogger("factcheck")
+P = ParamSpec("P")
+R = TypeVar("R")
 _event_metadata: ContextVar[Mapping[str, str]] = ContextVar("event_metadata", default=ANONYMOUS)
 
 
@@ -44,6 +47,28 @@ class FactcheckAggregate(Aggregate):
     @classmethod
     def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:
         return super()._create(event_class, id=id, metadata=dict(_event_metadata.get()), **kwargs)
+
+
+CONFLICT_RETRIES = 3
+
+
+def retry_on_conflict(command: Callable[P, R]) -> Callable[P, R]:
+    """Run an update again, on the fresh aggregate, when another writer got there first.
+
+    Only without If-Match: with an expected version, a conflict is the caller's to resolve.
+    """
+
+    @functools.wraps(command)
+    def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return command(*args, **kwargs)
+            except RecordConflictError:
+                if kwargs.get("expected_version") is not None or attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    return retrying
 
 
 @dataclass(frozen=True)
@@ -75,6 +100,10 @@ class FactcheckApplication(Application[UUID]):
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))
+
+    def writing(self) -> threading.RLock:
+        """The write lock: hold it to make a check and a write one step."""
+        return self._writing
 
     @contextmanager
     def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[None]:

@@ -44,8 +44,10 @@ class Problem(Exception):
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.extra = extra or {}
         self.status = status
         self.title = INVALID if status == 422 else HTTPStatus(status).phrase
         self.detail = detail
@@ -60,6 +62,7 @@ class Problem(Exception):
             "detail": self.detail,
             "instance": request.url.path,
             "errors": self.errors,
+            **self.extra,
         }
         return JSONResponse(
             body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers
@@ -103,7 +106,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def on_conflict(request: Request, error: Conflict) -> JSONResponse:
-        return Problem(409, str(error)).response(request)
+        extra = {} if error.current_version is None else {"current_version": error.current_version}
+        return Problem(409, str(error), extra=extra).response(request)
 
     @app.exception_handler(Unavailable)
     async def on_unavailable(request: Request, error: Unavailable) -> JSONResponse:

@@ -4,38 +4,17 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from sqlalchemy import DateTime, Engine, Table
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Engine, Table
 from sqlmodel import Field, Session, SQLModel
 
 from shared.eventstore import FactcheckApplication
+from shared.idempotency import IdempotencyRecord, record_of
 
 BATCH_SIZE = 500
 logger = logging.getLogger("factcheck")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp column that always reads back as an aware UTC datetime."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 class ProjectionTracking(SQLModel, table=True):
@@ -60,7 +39,8 @@ class Projection(ABC):
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(
-            self.engine, tables=[ProjectionTracking.__table__, *self.tables]
+            self.engine,
+            tables=[ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables],
         )
 
     def position(self) -> int:
@@ -88,6 +68,9 @@ class Projection(ABC):
                         return tracking.position
                     for position, domain_event in events:
                         self.apply(session, position, domain_event)
+                        idempotency = record_of(position, domain_event)
+                        if idempotency is not None:
+                            session.add(idempotency)
                         tracking.position = position
                     session.add(tracking)
                     session.commit()
@@ -95,7 +78,9 @@ class Projection(ABC):
     def rebuild(self) -> int:
         """Drop the read models, recreate them, and apply every event again."""
         with self._lock:
-            SQLModel.metadata.drop_all(self.engine, tables=list(self.tables))
+            SQLModel.metadata.drop_all(
+                self.engine, tables=[IdempotencyRecord.__table__, *self.tables]
+            )
             with Session(self.engine) as session:
                 tracking = session.get(ProjectionTracking, self.name)
                 if tracking is not None:

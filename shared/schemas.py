@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
@@ -95,6 +95,27 @@ def reject_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - _query_names(dependant))
     if unknown:
         raise Rejected(unknown[0], "is not a parameter of this endpoint")
+
+
+def if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="The aggregate version this update expects; a stale one answers 409.",
+        ),
+    ] = None,
+) -> int | None:
+    """The expected version from an If-Match header: `3` or the entity tag `"3"`."""
+    if value is None:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or int(text) < 1:
+        raise Rejected("If-Match", 'must be the version to update, such as 3 or "3"')
+    return int(text)
+
+
+ExpectedVersion = Annotated[int | None, Depends(if_match)]
 
 
 def request_metadata(request: Request) -> Mapping[str, str]:

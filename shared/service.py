@@ -5,12 +5,16 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlmodel import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.problems import install_problem_handlers
+from shared.problems import PROBLEM_JSON, install_problem_handlers
 from shared.schemas import assign_request_id
 
 VERSION = "0.1.0"
+MAX_BODY_BYTES = 64 * 1024
+"""A request body larger than this is answered 413 before it is read."""
 
 
 def service_app(
@@ -21,13 +25,69 @@ def service_app(
     **state: Any,
 ) -> FastAPI:
     """A FastAPI app with the service's routes; `state` becomes `app.state`."""
-    app = FastAPI(title=title, summary=summary, version=VERSION, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        summary=summary,
+        version=VERSION,
+        lifespan=lifespan,
+    )
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app)
     app.middleware("http")(assign_request_id)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.include_router(router)
     return app
+
+
+class BodyLimit:
+    """Answer 413 (problem+json) to a request body over `limit` bytes, before any route runs."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                detail = f"the request body is over {self.limit} bytes"
+                response = JSONResponse(
+                    {
+                        "type": "about:blank",
+                        "title": "Content Too Large",
+                        "status": 413,
+                        "detail": detail,
+                        "instance": scope["path"],
+                        "errors": [{"field": "body", "reason": detail}],
+                    },
+                    status_code=413,
+                    media_type=PROBLEM_JSON,
+                )
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def read_session(request: Request) -> Iterator[Session]:

@@ -1,5 +1,6 @@
 """Every rejected write answers problem+json naming the field, and records nothing."""
 
+import json
 import uuid
 from typing import Any
 
@@ -232,3 +233,34 @@ async def test_malformed_requests_name_what_is_wrong(sources: httpx.AsyncClient)
     assert missing.json()["title"] == "Not Found"
     assert (await sources.get("/no/such/path")).json()["errors"] == []
     assert await head(sources) == 0
+
+
+async def test_a_body_over_64_kib_is_refused_with_413(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    body = evidence_body(source["id"], known_claims.add(), summary="x" * 3000)
+    body["derived_from"] = []
+    padded = json.dumps(body) + " " * (64 * 1024)
+    before = await head(sources)
+    response = await sources.post(
+        "/evidence", content=padded, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413)
+    assert await head(sources) == before
+
+
+async def test_unicode_is_kept_byte_for_byte(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    text = "Прокуратура: «ракета» — 北朝鮮 🚀 e\u0301 \u202eRTL\u202c tab\tnew\nline"
+    source = await register(sources, name=text[:40])
+    written = await submit(
+        sources, evidence_body(source["id"], known_claims.add(), summary=text, quote=text)
+    )
+    one = (await sources.get(f"/evidence/{written['id']}")).json()
+    assert one["summary"] == text
+    assert one["quote"].encode() == text.encode()
+    item = (await sources.get("/feed")).json()["items"][-1]
+    assert item["data"]["summary"].encode() == text.encode()
+    assert (await sources.get(f"/sources/{source['id']}")).json()["name"] == text[:40]

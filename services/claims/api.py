@@ -1,6 +1,5 @@
 """HTTP routes and schemas of the claims service."""
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -34,16 +33,17 @@ from services.claims.verdicts import (
 )
 from shared.errors import NotFound
 from shared.follower import FeedFollower
+from shared.idempotency import Once, once_per_key
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
+    ExpectedVersion,
     Line,
     MinPositionQuery,
     Paragraph,
     Strict,
     Written,
     reject_unknown_query,
-    request_metadata,
 )
 from shared.service import Reads
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
@@ -68,7 +68,7 @@ def get_index(request: Request) -> VerdictIndex:
 Claims = Annotated[ClaimsApplication, Depends(get_claims)]
 Follower = Annotated[FeedFollower, Depends(get_follower)]
 Index = Annotated[VerdictIndex, Depends(get_index)]
-Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
+Writes = Annotated[Once, Depends(once_per_key)]
 AtQuery = Annotated[
     str | None,
     Query(description="Valid time: ISO 8601 with an offset, or a date (its end, UTC). Now."),
@@ -297,8 +297,13 @@ def _basis_out(basis: Basis) -> BasisOut:
 
 
 @router.post("/claims", status_code=201, response_model=ClaimWritten)
-def register_claim(body: ClaimIn, claims: Claims, metadata: Metadata) -> ClaimWritten:
-    recorded = claims.register_claim(body.text, body.context, body.tags, metadata=metadata)
+def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWritten:
+    recorded = once(
+        body,
+        lambda metadata: claims.register_claim(
+            body.text, body.context, body.tags, metadata=metadata
+        ),
+    )
     return ClaimWritten(**vars(recorded), **body.model_dump())
 
 
@@ -322,18 +327,31 @@ def get_claim(claim_id: UUID, reads: Reads) -> ClaimOut:
 
 @router.post("/claims/{claim_id}/rewording", status_code=201, response_model=RewordingWritten)
 def reword_claim(
-    claim_id: UUID, body: RewordingIn, claims: Claims, metadata: Metadata
+    claim_id: UUID, body: RewordingIn, claims: Claims, once: Writes, expected: ExpectedVersion
 ) -> RewordingWritten:
-    recorded = claims.reword_claim(claim_id, body.text, body.reason, metadata=metadata)
+    recorded = once(
+        body,
+        lambda metadata: claims.reword_claim(
+            claim_id, body.text, body.reason, metadata=metadata, expected_version=expected
+        ),
+    )
     return RewordingWritten(**vars(recorded), **body.model_dump())
 
 
 @router.post("/claims/{claim_id}/rulings", status_code=201, response_model=RulingWritten)
 def issue_ruling(
-    claim_id: UUID, body: RulingIn, claims: Claims, metadata: Metadata
+    claim_id: UUID, body: RulingIn, claims: Claims, once: Writes, expected: ExpectedVersion
 ) -> RulingWritten:
-    recorded = claims.issue_ruling(
-        claim_id, body.status, body.rationale, body.effective_at, metadata=metadata
+    recorded = once(
+        body,
+        lambda metadata: claims.issue_ruling(
+            claim_id,
+            body.status,
+            body.rationale,
+            body.effective_at,
+            metadata=metadata,
+            expected_version=expected,
+        ),
     )
     return RulingWritten(**vars(recorded), **body.model_dump())
 

@@ -7,8 +7,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from services.claims.domain import Claim, RulingStatus
-from shared.errors import NotFound, Rejected
-from shared.eventstore import ANONYMOUS, FactcheckApplication, Recorded
+from shared.errors import NotFound, Rejected, check_version
+from shared.eventstore import ANONYMOUS, FactcheckApplication, Recorded, retry_on_conflict
 from shared.timeaxes import is_future
 
 
@@ -27,16 +27,24 @@ class ClaimsApplication(FactcheckApplication):
         with self.recording(metadata):
             return self.record(Claim(text=text, context=context, tags=list(tags or [])))
 
+    @retry_on_conflict
     def reword_claim(
-        self, claim_id: UUID, text: str, reason: str, metadata: Mapping[str, str] = ANONYMOUS
+        self,
+        claim_id: UUID,
+        text: str,
+        reason: str,
+        metadata: Mapping[str, str] = ANONYMOUS,
+        expected_version: int | None = None,
     ) -> Recorded:
         with self.recording(metadata):
             claim = self.get_claim(claim_id)
+            check_version("claim", claim.version, expected_version)
             if claim.text == text:
                 raise Rejected("text", "is the claim's current wording")
             claim.reword(text=text, reason=reason)
             return self.record(claim)
 
+    @retry_on_conflict
     def issue_ruling(
         self,
         claim_id: UUID,
@@ -44,11 +52,13 @@ class ClaimsApplication(FactcheckApplication):
         rationale: str,
         effective_at: datetime,
         metadata: Mapping[str, str] = ANONYMOUS,
+        expected_version: int | None = None,
     ) -> Recorded:
         if is_future(effective_at):
             raise Rejected("effective_at", "is in the future")
         with self.recording(metadata):
             claim = self.get_claim(claim_id)
+            check_version("claim", claim.version, expected_version)
             claim.rule(status=status, rationale=rationale, effective_at=effective_at)
             return self.record(claim)
 

@@ -71,6 +71,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         lifespan,
         settings=settings,
         claims=application,
+        application=application,
         engine=engine,
         projection=claims_projection,
         verdicts=verdicts,

@@ -33,9 +33,10 @@ from services.claims.origins import (
     vector_steps,
     with_new_member,
 )
+from shared.columns import UtcDateTime
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
-from shared.projection import Projection, UtcDateTime
+from shared.projection import Projection
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
 FEED_NAME = "sources-feed"

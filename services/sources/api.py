@@ -1,6 +1,5 @@
 """HTTP routes and schemas of the sources service."""
 
-from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,17 +19,18 @@ from services.sources.projections import (
     rating_history,
 )
 from shared.errors import NotFound
+from shared.idempotency import Once, once_per_key
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
     CountryCode,
+    ExpectedVersion,
     Line,
     Paragraph,
     Strict,
     Url,
     Written,
     reject_unknown_query,
-    request_metadata,
 )
 from shared.service import Reads
 from shared.timeaxes import UtcDatetime
@@ -47,7 +47,7 @@ def get_sources(request: Request) -> SourcesApplication:
 Sources = Annotated[SourcesApplication, Depends(get_sources)]
 add_feed_route(router, get_sources)
 add_audit_routes(router, get_sources)
-Metadata = Annotated[Mapping[str, str], Depends(request_metadata)]
+Writes = Annotated[Once, Depends(once_per_key)]
 
 
 class SourceIn(Strict):
@@ -248,8 +248,10 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
 
 
 @router.post("/sources", status_code=201, response_model=SourceWritten)
-def register_source(body: SourceIn, sources: Sources, metadata: Metadata) -> SourceWritten:
-    recorded = sources.register_source(**body.model_dump(), metadata=metadata)
+def register_source(body: SourceIn, sources: Sources, once: Writes) -> SourceWritten:
+    recorded = once(
+        body, lambda metadata: sources.register_source(**body.model_dump(), metadata=metadata)
+    )
     return SourceWritten(**vars(recorded), **body.model_dump(), reliability="F")
 
 
@@ -268,11 +270,19 @@ def get_source(source_id: UUID, reads: Reads) -> SourceOut:
 
 @router.post("/sources/{source_id}/ratings", status_code=201, response_model=RatingWritten)
 def rate_source(
-    source_id: UUID, body: RatingIn, sources: Sources, metadata: Metadata
+    source_id: UUID, body: RatingIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> RatingWritten:
-    rater = body.rater or metadata["actor"]
-    recorded = sources.rate_source(
-        source_id, body.reliability, body.rationale, rater, metadata=metadata
+    rater = body.rater or once.actor
+    recorded = once(
+        body,
+        lambda metadata: sources.rate_source(
+            source_id,
+            body.reliability,
+            body.rationale,
+            rater,
+            metadata=metadata,
+            expected_version=expected,
+        ),
     )
     return RatingWritten(
         **vars(recorded), reliability=body.reliability, rationale=body.rationale, rater=rater
@@ -280,8 +290,11 @@ def rate_source(
 
 
 @router.post("/evidence", status_code=201, response_model=EvidenceWritten)
-def submit_evidence(body: EvidenceIn, sources: Sources, metadata: Metadata) -> EvidenceWritten:
-    recorded = sources.submit_evidence(**body.model_dump(), metadata=metadata)
+def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> EvidenceWritten:
+    recorded = once(
+        body,
+        lambda metadata: sources.submit_evidence(**body.model_dump(), metadata=metadata),
+    )
     fields = body.model_dump()
     fields["derived_from"] = list(dict.fromkeys(body.derived_from))
     return EvidenceWritten(**vars(recorded), **fields)
@@ -313,10 +326,17 @@ def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
     "/evidence/{evidence_id}/retraction", status_code=201, response_model=RetractionWritten
 )
 def retract_evidence(
-    evidence_id: UUID, body: RetractionIn, sources: Sources, metadata: Metadata
+    evidence_id: UUID, body: RetractionIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> RetractionWritten:
-    recorded = sources.retract_evidence(
-        evidence_id, body.published_at, body.reason, metadata=metadata
+    recorded = once(
+        body,
+        lambda metadata: sources.retract_evidence(
+            evidence_id,
+            body.published_at,
+            body.reason,
+            metadata=metadata,
+            expected_version=expected,
+        ),
     )
     return RetractionWritten(**vars(recorded), **body.model_dump())
 
@@ -325,10 +345,15 @@ def retract_evidence(
     "/evidence/{evidence_id}/correction", status_code=201, response_model=CorrectionWritten
 )
 def correct_evidence(
-    evidence_id: UUID, body: CorrectionIn, sources: Sources, metadata: Metadata
+    evidence_id: UUID, body: CorrectionIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> CorrectionWritten:
     changes = body.changes.given()
-    recorded = sources.correct_evidence(evidence_id, changes, body.reason, metadata=metadata)
+    recorded = once(
+        body,
+        lambda metadata: sources.correct_evidence(
+            evidence_id, changes, body.reason, metadata=metadata, expected_version=expected
+        ),
+    )
     return CorrectionWritten(**vars(recorded), changes=changes, reason=body.reason)
 
 

@@ -9,8 +9,14 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.sources.claims import ClaimDirectory
 from services.sources.domain import Evidence, Reliability, Source, Stance, Strength
-from shared.errors import Conflict, NotFound, Rejected
-from shared.eventstore import ANONYMOUS, FactcheckAggregate, FactcheckApplication, Recorded
+from shared.errors import Conflict, NotFound, Rejected, check_version
+from shared.eventstore import (
+    ANONYMOUS,
+    FactcheckAggregate,
+    FactcheckApplication,
+    Recorded,
+    retry_on_conflict,
+)
 from shared.storage import Storage
 from shared.timeaxes import format_instant, is_future
 
@@ -38,6 +44,7 @@ class SourcesApplication(FactcheckApplication):
         with self.recording(metadata):
             return self.record(Source(name=name, kind=kind, url=url, country=country, notes=notes))
 
+    @retry_on_conflict
     def rate_source(
         self,
         source_id: UUID,
@@ -45,9 +52,11 @@ class SourcesApplication(FactcheckApplication):
         rationale: str,
         rater: str,
         metadata: Mapping[str, str] = ANONYMOUS,
+        expected_version: int | None = None,
     ) -> Recorded:
         with self.recording(metadata):
             source = self._get(Source, source_id, "source")
+            check_version("source", source.version, expected_version)
             source.rate(reliability=reliability, rationale=rationale, rater=rater)
             return self.record(source)
 
@@ -83,16 +92,19 @@ class SourcesApplication(FactcheckApplication):
             )
             return self.record(evidence)
 
+    @retry_on_conflict
     def retract_evidence(
         self,
         evidence_id: UUID,
         published_at: datetime,
         reason: str,
         metadata: Mapping[str, str] = ANONYMOUS,
+        expected_version: int | None = None,
     ) -> Recorded:
         _check_not_future(published_at, "published_at")
         with self.recording(metadata):
             evidence = self._get(Evidence, evidence_id, "evidence")
+            check_version("evidence", evidence.version, expected_version)
             if evidence.retracted_from is not None:
                 raise Conflict(f"evidence {evidence_id} was already retracted")
             if published_at < evidence.published_at:
@@ -104,12 +116,14 @@ class SourcesApplication(FactcheckApplication):
             evidence.retract(published_at=published_at, reason=reason)
             return self.record(evidence)
 
+    @retry_on_conflict
     def correct_evidence(
         self,
         evidence_id: UUID,
         changes: dict[str, Any],
         reason: str,
         metadata: Mapping[str, str] = ANONYMOUS,
+        expected_version: int | None = None,
     ) -> Recorded:
         if "claim_id" in changes:
             self._check_claim(changes["claim_id"], "changes.claim_id")
@@ -117,6 +131,7 @@ class SourcesApplication(FactcheckApplication):
             _check_not_future(changes["published_at"], "changes.published_at")
         with self.recording(metadata):
             evidence = self._get(Evidence, evidence_id, "evidence")
+            check_version("evidence", evidence.version, expected_version)
             effective = {
                 field: value
                 for field, value in changes.items()

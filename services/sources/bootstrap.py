@@ -39,6 +39,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         router,
         lifespan,
         sources=application,
+        application=application,
         engine=engine,
         projection=projection,
     )

@@ -10,7 +10,8 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.sources.domain import Evidence, Source
-from shared.projection import Projection, UtcDateTime
+from shared.columns import UtcDateTime
+from shared.projection import Projection
 
 
 class SourceView(SQLModel, table=True):

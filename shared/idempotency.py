@@ -1,0 +1,114 @@
+"""Idempotency keys: a POST retried with the same key records nothing new.
+
+The key travels in the recorded event's metadata, and the projection keeps a row per
+(actor, key) under a unique primary key, in the same transaction as its feed position. So the
+record is as durable as the event itself, and a rebuild derives it again from the events.
+"""
+
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from fastapi import Header, Request
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlmodel import Field, Session, SQLModel
+
+from shared.columns import UtcDateTime
+from shared.errors import Rejected
+from shared.eventstore import FactcheckApplication, Recorded
+from shared.schemas import request_metadata
+
+HEADER = "Idempotency-Key"
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The write an idempotency key first caused."""
+
+    __tablename__ = "idempotency_record"
+
+    actor: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    request_hash: str
+    stream_id: UUID
+    version: int
+    position: int
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+
+
+def fingerprint(method: str, path: str, body: BaseModel | None) -> str:
+    """What makes two requests the same: method, path and the validated body."""
+    content = body.model_dump_json() if body is not None else ""
+    return hashlib.sha256(f"{method} {path}\n{content}".encode()).hexdigest()
+
+
+class Once:
+    """Runs a write command at most once per idempotency key of the caller."""
+
+    def __init__(
+        self,
+        application: FactcheckApplication,
+        engine: Engine,
+        key: str | None,
+        request: Request,
+    ) -> None:
+        self.application = application
+        self.engine = engine
+        self.key = key
+        self.request = request
+
+    @property
+    def actor(self) -> str:
+        return request_metadata(self.request)["actor"]
+
+    def __call__(
+        self, body: BaseModel | None, command: Callable[[Mapping[str, str]], Recorded]
+    ) -> Recorded:
+        metadata = dict(request_metadata(self.request))
+        if self.key is None:
+            return command(metadata)
+        request_hash = fingerprint(self.request.method, self.request.url.path, body)
+        with self.application.writing():
+            with Session(self.engine) as session:
+                found = session.get(IdempotencyRecord, (metadata["actor"], self.key))
+            if found is not None:
+                if found.request_hash != request_hash:
+                    raise Rejected(HEADER, "was already used for a different request")
+                return Recorded(found.stream_id, found.version, found.position, found.recorded_at)
+            metadata.update(idempotency_key=self.key, request_hash=request_hash)
+            return command(metadata)
+
+
+def record_of(position: int, event: DomainEventProtocol[UUID]) -> IdempotencyRecord | None:
+    """The idempotency row for an event whose metadata carries a key, else None."""
+    metadata: Mapping[str, object] = getattr(event, "metadata", {})
+    if "idempotency_key" not in metadata:
+        return None
+    return IdempotencyRecord(
+        actor=str(metadata.get("actor", "anonymous")),
+        key=str(metadata["idempotency_key"]),
+        request_hash=str(metadata["request_hash"]),
+        stream_id=event.originator_id,
+        version=event.originator_version,
+        position=position,
+        recorded_at=event.timestamp,
+    )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=200,
+        description="Retry-safe writes: the same key with the same body records once.",
+    ),
+]
+
+
+def once_per_key(request: Request, idempotency_key: IdempotencyKey = None) -> Once:
+    """The request's write, to be run once per idempotency key."""
+    return Once(request.app.state.application, request.app.state.engine, idempotency_key, request)

@@ -1,0 +1,169 @@
+"""The write path under retries and contention: idempotency keys, If-Match, 16 writers."""
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from services.claims.replay import replay_verdict
+from services.sources.application import SourcesApplication
+from services.sources.bootstrap import create_app
+from shared.settings import SourcesSettings
+from tests.conftest import KnownClaims, Services
+from tests.newsroom import new_claim, new_source, verdict
+from tests.servers import serving
+from tests.test_sources_api import evidence_body
+from tests.test_sources_rejections import assert_problem
+
+
+class SlowClaims(KnownClaims):
+    """A claim check that takes longer than the client is willing to wait."""
+
+    def exists(self, claim_id: uuid.UUID) -> bool:
+        time.sleep(0.6)
+        return super().exists(claim_id)
+
+
+def test_a_client_that_retries_after_a_timeout_records_once(database_url: str) -> None:
+    claims = SlowClaims()
+    app = create_app(SourcesSettings(database_url=database_url), claims=claims)
+    with serving(app) as base_url, httpx.Client(base_url=base_url) as client:
+        source = client.post("/sources", json={"name": "agency", "kind": "k"}).json()
+        body = evidence_body(source["id"], claims.add())
+        headers = {"Idempotency-Key": "newsroom-7f3a"}
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/evidence", json=body, headers=headers, timeout=0.2)
+        time.sleep(1.0)
+        retried = client.post("/evidence", json=body, headers=headers, timeout=10)
+        assert retried.status_code == 201, retried.text
+        again = client.post("/evidence", json=body, headers=headers, timeout=10)
+        assert again.json() == retried.json()
+        submitted = [
+            item
+            for item in client.get("/feed").json()["items"]
+            if item["type"] == "EvidenceSubmitted"
+        ]
+        assert len(submitted) == 1
+        assert submitted[0]["position"] == retried.json()["position"]
+        assert submitted[0]["metadata"]["idempotency_key"] == "newsroom-7f3a"
+
+        changed = client.post(
+            "/evidence", json={**body, "summary": "another text"}, headers=headers, timeout=10
+        )
+        assert_problem(changed, 422, "Idempotency-Key")
+        assert client.get("/feed").json()["head"] == submitted[0]["position"]
+
+    restarted = create_app(SourcesSettings(database_url=database_url), claims=claims)
+    with serving(restarted) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        after_restart = client.post("/evidence", json=body, headers=headers)
+        assert after_restart.json() == retried.json(), "the key outlives the process"
+
+
+def test_if_match_refuses_a_stale_version(services: Services) -> None:
+    source = new_source(services, "agency")
+    rating = {"reliability": "B", "rationale": "x"}
+    path = f"/sources/{source}/ratings"
+    first = services.sources.post(path, json=rating, headers={"If-Match": '"1"'})
+    assert first.status_code == 201, first.text
+    assert first.json()["version"] == 2
+    before = services.sources.get("/feed").json()["head"]
+    stale = services.sources.post(path, json=rating, headers={"If-Match": "1"})
+    assert_problem(stale, 409)
+    assert stale.json()["current_version"] == 2
+    assert_problem(
+        services.sources.post(path, json=rating, headers={"If-Match": "v2"}), 422, "If-Match"
+    )
+    assert services.sources.get("/feed").json()["head"] == before
+    claim = new_claim(services)
+    ruling = {"status": "suspected", "rationale": "x", "effective_at": "2024-01-06T00:00:00Z"}
+    stale_claim = services.claims.post(
+        f"/claims/{claim}/rulings", json=ruling, headers={"If-Match": "5"}
+    )
+    assert_problem(stale_claim, 409)
+    assert stale_claim.json()["current_version"] == 1
+
+
+def test_without_if_match_a_conflicting_append_is_retried(
+    database_url: str, sources_app: Any
+) -> None:
+    """Another process rates the source between this one's read and its write."""
+    storage = SourcesSettings(database_url=database_url).storage
+    other = SourcesApplication(storage, KnownClaims())
+    source_id = sources_app.state.sources.register_source("agency", "k").id
+
+    class Racing(SourcesApplication):
+        name = SourcesApplication.name
+        raced = False
+
+        def _get(self, kind: Any, aggregate_id: uuid.UUID, what: str) -> Any:
+            found = super()._get(kind, aggregate_id, what)
+            if not self.raced:
+                self.raced = True
+                other.rate_source(source_id, "E", "the other writer", "other")
+            return found
+
+    racing = Racing(storage, KnownClaims())
+    try:
+        recorded = racing.rate_source(source_id, "A", "this writer", "me")
+        assert recorded.version == 3, "registered, the other's rating, then this one"
+        assert racing.repository.get(source_id).reliabilities == ["E", "A"]
+        with pytest.raises(Exception, match="version 3, not 2"):
+            racing.raced = False
+            racing.rate_source(source_id, "B", "stale", "me", expected_version=2)
+    finally:
+        racing.close()
+        other.close()
+
+
+def test_sixteen_writers_fifty_items_each_land_exactly_once(services: Services) -> None:
+    claim = new_claim(services)
+    sources = [new_source(services, f"source {n}", "ABCDEF"[n % 6]) for n in range(8)]
+    errors: list[str] = []
+
+    def writer(index: int) -> None:
+        with httpx.Client(base_url=services.sources_url, timeout=60) as client:
+            for n in range(50):
+                body = evidence_body(
+                    sources[(index + n) % 8],
+                    claim,
+                    stance="refutes" if n % 7 == 0 else "supports",
+                    strength=("weak", "moderate", "strong")[n % 3],
+                    published_at=f"2024-01-{1 + n % 28:02d}T{index:02d}:00:00Z",
+                    summary=f"writer {index} item {n}",
+                )
+                response = client.post("/evidence", json=body)
+                if response.status_code != 201:
+                    errors.append(response.text)
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+    items: list[dict[str, Any]] = []
+    after = 0
+    while page := services.sources.get("/feed", params={"after": after, "limit": 1000}).json()[
+        "items"
+    ]:
+        items.extend(page)
+        after = page[-1]["position"]
+    summaries = [item["data"]["summary"] for item in items if item["type"] == "EvidenceSubmitted"]
+    assert len(summaries) == 800
+    assert len(set(summaries)) == 800
+    live = verdict(services, claim, at="2024-02-01")
+    replayed = replay_verdict(
+        items, claim, datetime(2024, 2, 1, 23, 59, 59, 999999, tzinfo=UTC), datetime.now(UTC)
+    )
+    assert live["evidence"]["items_total"] == 800
+    assert live["probability"] == replayed.assessment.probability
+    assert live["status"] == replayed.assessment.status
+    assert (live["supporting_origins"], live["refuting_origins"]) == (
+        replayed.tally.supporting,
+        replayed.tally.refuting,
+    )
