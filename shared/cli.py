@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -192,8 +192,13 @@ def load_command(
     as_json: AsJson = False,
 ) -> None:
     """Record a scenario; loading it again records nothing new."""
-    with _client(claims_url, sources_url) as client:
+    try:
         parsed = read_scenario(scenario)
+    except OSError as error:
+        _fail(f"load: cannot read {scenario}: {error.strerror or error}")
+    except ValueError as error:
+        _fail(f"load: {scenario} is not a scenario: {str(error).splitlines()[0]}")
+    with _client(claims_url, sources_url) as client:
         loaded = load(client, parsed) if as_json else _load_with_progress(client, parsed)
     result = {
         "claim_id": loaded.claim_id,
@@ -266,12 +271,25 @@ def verify(
     sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
     as_json: AsJson = False,
 ) -> None:
-    """Recompute both services' hash chains; exit 1 if either is broken."""
+    """Recompute both services' hash chains; exit 1 if either is broken.
+
+    The claims service's follower also witnesses the sources log: if it applied a position past
+    the log's head, the newest events were deleted.
+    """
     with _client(claims_url, sources_url) as client:
         results = {
             name: client.call(service, "GET", "/audit/verify")
             for name, service in (("sources", client.sources), ("claims", client.claims))
         }
+        applied = client.call(client.claims, "GET", "/health")["follower"]["position"]
+    sources = results["sources"]
+    if sources["ok"] and applied > sources["head_position"]:
+        sources.update(
+            ok=False,
+            broken_position=sources["head_position"],
+            reason=f"the claims service applied sources events up to position {applied}: "
+            "events after this head are missing",
+        )
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     else:
@@ -298,12 +316,18 @@ def export(
     sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
 ) -> None:
     """Write each service's event log, with hashes, to sources.ndjson and claims.ndjson."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _fail(f"export: cannot write to {folder}: {error.strerror or error}")
     params = {"after": after} | ({"until": until} if until is not None else {})
     with _client(claims_url, sources_url) as client:
         for name, service in (("sources", client.sources), ("claims", client.claims)):
             path = folder / f"{name}.ndjson"
-            lines = client.export(service, path, params)
+            try:
+                lines = client.export(service, path, params)
+            except OSError as error:
+                _fail(f"export: cannot write {path}: {error.strerror or error}")
             console.print(f"{path}: {lines} events")
 
 
@@ -315,20 +339,14 @@ def replay(
     as_json: AsJson = False,
 ) -> None:
     """Rebuild every claim's verdict from exported files alone, with no service running."""
-    items = [json.loads(line) for path in files for line in path.read_text().splitlines() if line]
-    claims_items = [item for item in items if item["type"].startswith("Claim")]
-    sources_items = [item for item in items if not item["type"].startswith("Claim")]
-    for name, part in (("sources", sources_items), ("claims", claims_items)):
-        checked = verify_chain(FeedItem.model_validate(item) for item in part)
-        if not checked.ok:
-            typer.echo(f"factcheck replay: the {name} export is broken: {checked.reason}", err=True)
-            raise typer.Exit(1)
     try:
         when = parse_instant(at, allow_date=True) if at else datetime.now(UTC)
         known = parse_instant(known_at, allow_date=True)
     except TimeParseError as error:
-        typer.echo(f"factcheck replay: {error}", err=True)
-        raise typer.Exit(2) from None
+        _fail(f"replay: {error}")
+    if known > datetime.now(UTC):
+        _fail("replay: --known-at is in the future; nothing can be known at it yet")
+    sources_items, claims_items = _read_exports(files)
     rows = [
         {
             "claim_id": claim.claim_id,
@@ -359,6 +377,41 @@ def replay(
             row["ruling"] or "",
         )
     console.print(table)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"factcheck {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both services' exported items, each log checked whole from its first event."""
+    items: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            _fail(f"replay: cannot read {path}: {error.strerror or error}")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(FeedItem.model_validate_json(line).model_dump(mode="json"))
+            except ValueError:
+                _fail(f"replay: {path} line {number} is not a feed item")
+    claims_items = [item for item in items if item["type"].startswith("Claim")]
+    sources_items = [item for item in items if not item["type"].startswith("Claim")]
+    for name, part in (("sources", sources_items), ("claims", claims_items)):
+        if not part:
+            _fail(f"replay: no {name} events; pass both exports (sources.ndjson, claims.ndjson)")
+        checked = verify_chain(FeedItem.model_validate(item) for item in part)
+        if not checked.ok:
+            _fail(
+                f"replay: the {name} export fails verification at position "
+                f"{checked.broken_position}: {checked.reason} (a partial export, or altered)",
+                1,
+            )
+    return sources_items, claims_items
 
 
 class _client:

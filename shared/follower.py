@@ -113,6 +113,12 @@ class FeedFollower:
         with self._applying:
             return self._poll(wait)
 
+    def verify_source(self) -> dict[str, object]:
+        """Ask the followed service to recompute its own hash chain."""
+        response = self._client.get("/audit/verify", timeout=600)
+        response.raise_for_status()
+        return response.json()
+
     def replay_from_start(self, reset: Callable[[], Progress]) -> Progress:
         """Hold the follower, let `reset` drop the projection, then read the whole feed again."""
         with self._applying:
@@ -155,8 +161,8 @@ class FeedFollower:
                 log("feed follower: %s; retrying in %.1fs", self._last_error, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except Exception:
-                self._last_error = "projection failed; see the log"
+            except Exception as error:
+                self._last_error = f"{type(error).__name__}: {error}"
                 logger.exception("feed follower: applying a page failed")
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

@@ -1,19 +1,25 @@
 """What an auditor does: verify both logs, export them, replay offline, read ClaimReview."""
 
 import json
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.claimreview import RATINGS
 from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
+from shared.settings import ClaimsSettings
 from tests.conftest import Services
 from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
+from tests.servers import serving
 from tests.test_audit import run_sql
 from tests.test_scenario import SCENARIO
+from tests.test_sources_rejections import assert_problem
 
 
 @pytest.fixture
@@ -90,10 +96,10 @@ def test_replay_refuses_a_tampered_export(
     assert tampered != original
     path.write_text(tampered)
     result = runner.invoke(
-        cli, ["replay", str(path), str(tmp_path / "claims.ndjson"), "--known-at", "2099-01-01"]
+        cli, ["replay", str(path), str(tmp_path / "claims.ndjson"), "--known-at", "2024-06-01"]
     )
     assert result.exit_code == 1
-    assert "broken" in result.output
+    assert "fails verification at position" in result.output
 
 
 def test_verify_command_reports_both_chains(
@@ -149,3 +155,104 @@ def test_claimreview_has_the_fields_fact_check_markup_requires(
     now = services.claims.get(f"/claims/{claim}/claimreview", params={"at": "2024-01-07"}).json()
     assert now["reviewRating"]["alternateName"] == "very likely (confirmed)"
     assert now["reviewRating"]["ratingValue"] == 6
+
+
+def test_a_tampered_sources_log_is_never_applied(
+    services: Services, history: dict, database_url: str, tmp_path: Path
+) -> None:
+    claim = history["claims"][0]
+    before = verdict(services, claim, at="2024-01-07")
+    items = services.sources.get("/feed", params={"limit": 1000}).json()["items"]
+    target = next(item for item in items if item["data"].get("strength") == "weak")
+    run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '\"weak\"',"
+        " '\"strong\"') AS BLOB) WHERE rowid = ?",
+        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
+        " 'UTF8'), '\"weak\"', '\"strong\"'), 'UTF8') WHERE notification_id = %s",
+        target["position"],
+    )
+    refused = services.claims.post("/admin/rebuild")
+    assert_problem(refused, 409)
+    assert f"position {target['position']}" in refused.json()["detail"]
+    after = verdict(services, claim, at="2024-01-07")
+    assert after["probability"] == before["probability"], "nothing was rebuilt from it"
+
+    fresh = create_claims_app(
+        ClaimsSettings(
+            database_url=f"sqlite:///{tmp_path / 'fresh-claims.db'}",
+            sources_url=services.sources_url,
+            follower_wait=0.2,
+        )
+    )
+    with serving(fresh) as fresh_url, httpx.Client(base_url=fresh_url) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            health = client.get("/health").json()
+            if health["follower"]["last_error"]:
+                break
+            time.sleep(0.1)
+        assert health["status"] == "degraded"
+        assert (
+            f"fails verification at position {target['position']}"
+            in (health["follower"]["last_error"])
+        )
+        assert health["follower"]["position"] < target["position"]
+
+
+def test_the_command_line_refuses_bad_files_in_one_line(
+    services: Services, history: dict, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    runner.invoke(cli, ["export", "--out", str(tmp_path), *urls])
+    sources_file, claims_file = str(tmp_path / "sources.ndjson"), str(tmp_path / "claims.ndjson")
+    garbage = tmp_path / "garbage.ndjson"
+    garbage.write_text("not json\n")
+    cases = [
+        (["load", str(tmp_path / "missing.json"), *urls], "cannot read"),
+        (["load", sources_file, *urls], "is not a scenario"),
+        (["export", "--out", sources_file, *urls], "cannot write"),
+        (["replay", str(tmp_path / "nope.ndjson"), "--known-at", "2024-01-01"], "cannot read"),
+        (["replay", str(garbage), "--known-at", "2024-01-01"], "line 1 is not a feed item"),
+        (["replay", sources_file, "--known-at", "2024-01-01"], "pass both exports"),
+        (["replay", sources_file, claims_file, "--known-at", "2999-01-01"], "in the future"),
+        (["replay", sources_file, claims_file, "--known-at", "soon"], "not"),
+    ]
+    for arguments, message in cases:
+        result = runner.invoke(cli, arguments)
+        assert result.exit_code in (1, 2), (arguments, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), arguments
+        assert message in result.output, (arguments, result.output)
+        assert "Traceback" not in result.output
+
+    runner.invoke(cli, ["export", "--out", str(tmp_path / "slice"), "--after", "3", *urls])
+    sliced = runner.invoke(
+        cli,
+        [
+            "replay",
+            str(tmp_path / "slice" / "sources.ndjson"),
+            claims_file,
+            "--known-at",
+            "2024-01-01",
+        ],
+    )
+    assert sliced.exit_code == 1
+    assert "fails verification at position 4" in sliced.output
+
+
+def test_verify_notices_the_newest_events_deleted(
+    services: Services, history: dict, database_url: str
+) -> None:
+    head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
+    verdict(services, history["claims"][1])
+    run_sql(
+        database_url,
+        "DELETE FROM stored_events WHERE rowid = ?",
+        "DELETE FROM {schema}.sources_events WHERE notification_id = %s",
+        head,
+    )
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    result = CliRunner().invoke(cli, ["verify", *urls])
+    assert result.exit_code == 1
+    assert "events after this head are" in result.output

@@ -14,7 +14,8 @@ from sqlmodel import Session
 from services.claims.projections import VerdictProjection
 from services.claims.replay import replay_verdict
 from services.claims.verdicts import VerdictIndex, evidence_as_known, judge, timeline, verdict
-from shared.feed import FeedPage, event_id
+from shared.chain import GENESIS, event_hash
+from shared.feed import FeedItem, FeedPage, event_id
 from shared.storage import parse_storage_url
 from shared.timeaxes import format_instant, to_micros
 
@@ -108,6 +109,16 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "metadata": {"actor": "test"},
             }
         )
+    return chained(items)
+
+
+def chained(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give the items the hash chain a real feed carries."""
+    previous = GENESIS
+    for item in items:
+        item["metadata"]["prev_hash"] = previous
+        previous = event_hash(FeedItem.model_validate(item))
+        item["metadata"]["hash"] = previous
     return items
 
 

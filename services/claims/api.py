@@ -557,7 +557,7 @@ def rebuild(request: Request) -> Rebuilt:
 def health(claims: Claims, follower: Follower) -> Health:
     status = follower.status()
     return Health(
-        status="ok" if status.connected else "degraded",
+        status="ok" if status.connected and status.last_error is None else "degraded",
         service="claims",
         head=claims.head(),
         follower=FollowerOut(**vars(status)),

@@ -10,6 +10,7 @@ from services.claims.api import router
 from services.claims.application import ClaimsApplication
 from services.claims.projections import ClaimsProjection, ClaimView, VerdictProjection
 from services.claims.verdicts import VerdictIndex
+from shared.errors import Conflict
 from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress
 from shared.service import service_app
@@ -49,6 +50,12 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         return verdicts.progress()
 
     def rebuild() -> dict[str, int]:
+        checked = follower.verify_source()
+        if not checked.get("ok"):
+            raise Conflict(
+                "the sources log fails verification at position "
+                f"{checked.get('broken_position')}: {checked.get('reason')}; nothing was rebuilt"
+            )
         claims_projection.rebuild()
         progress = follower.replay_from_start(reset)
         with Session(engine) as session:

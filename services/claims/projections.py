@@ -33,6 +33,7 @@ from services.claims.origins import (
     vector_steps,
     with_new_member,
 )
+from shared.chain import GENESIS, event_hash
 from shared.columns import UtcDateTime
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
@@ -144,6 +145,23 @@ class FeedTracking(SQLModel, table=True):
     name: str = Field(primary_key=True)
     position: int = 0
     known_through: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class FeedChain(SQLModel, table=True):
+    """The hash of the last sources-feed item applied: the next must chain to it."""
+
+    __tablename__ = "feed_chain"
+
+    name: str = Field(primary_key=True)
+    last_hash: str
+
+
+class ChainBroken(RuntimeError):
+    """A sources-feed item fails the hash chain: the feed was altered; nothing is applied."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"the sources feed fails verification at position {position}: {reason}")
+        self.position = position
 
 
 class UpstreamEvent(SQLModel, table=True):
@@ -337,12 +355,15 @@ class VerdictProjection:
         self.engine = engine
 
     def create_tables(self) -> None:
-        SQLModel.metadata.create_all(self.engine, tables=[FeedTracking.__table__, *VERDICT_TABLES])
+        SQLModel.metadata.create_all(
+            self.engine, tables=[FeedTracking.__table__, FeedChain.__table__, *VERDICT_TABLES]
+        )
 
     def drop(self) -> None:
         """Drop every verdict read model and forget the feed position."""
         SQLModel.metadata.drop_all(
-            self.engine, tables=[FeedTracking.__table__, *reversed(VERDICT_TABLES)]
+            self.engine,
+            tables=[FeedTracking.__table__, FeedChain.__table__, *reversed(VERDICT_TABLES)],
         )
         self.create_tables()
 
@@ -359,9 +380,16 @@ class VerdictProjection:
         changes = Changes()
         with Session(self.engine, expire_on_commit=False) as session:
             tracking = session.get(FeedTracking, FEED_NAME) or FeedTracking(name=FEED_NAME)
+            chain = session.get(FeedChain, FEED_NAME)
+            if chain is None:
+                chain = FeedChain(
+                    name=FEED_NAME, last_hash=GENESIS if not tracking.position else ""
+                )
             for item in page.items:
                 if item.position <= tracking.position:
                     continue
+                _check_chain(item, chain.last_hash)
+                chain.last_hash = str(item.metadata["hash"])
                 rejected: str | None = None
                 try:
                     self._apply_item(session, item, changes)
@@ -388,6 +416,7 @@ class VerdictProjection:
                     tracking.known_through or 0, to_micros(page.head_known_at)
                 )
             session.add(tracking)
+            session.add(chain)
             session.flush()
             session.commit()
         through = tracking.known_through
@@ -611,6 +640,14 @@ class VerdictProjection:
             )
             session.add(point)
             changes.points.append(point)
+
+
+def _check_chain(item: FeedItem, last_hash: str) -> None:
+    """The item must match its own hash and follow the last applied one ("" if not known)."""
+    if item.metadata.get("hash") != event_hash(item):
+        raise ChainBroken(item.position, "the event does not match its hash; it was altered")
+    if last_hash and item.metadata.get("prev_hash") != last_hash:
+        raise ChainBroken(item.position, "it does not follow the last event applied")
 
 
 def _parse(model: type[_Data], item: FeedItem) -> Any:
