@@ -43,6 +43,12 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int, high: int)
     return value
 
 
+def _optional_url_setting(environ: Mapping[str, str], name: str) -> str | None:
+    if not environ.get(name, "").strip():
+        return None
+    return _url_setting(environ, name, "")
+
+
 def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
     value = environ.get(name, "").strip() or default
     if not value.startswith(("http://", "https://")):
@@ -83,6 +89,7 @@ class ClaimsSettings:
     follower_page_size: int = 500
     read_wait: float = 5.0
     publisher: str = "factcheck"
+    public_url: str | None = None
 
     @property
     def storage(self) -> Storage:
@@ -98,4 +105,5 @@ class ClaimsSettings:
             follower_page_size=_int_setting(environ, "FOLLOWER_PAGE_SIZE", 500, 1000),
             read_wait=_float_setting(environ, "READ_WAIT", 5.0),
             publisher=environ.get("FACTCHECK_PUBLISHER", "").strip() or "factcheck",
+            public_url=_optional_url_setting(environ, "FACTCHECK_PUBLIC_URL"),
         )

@@ -30,6 +30,14 @@ def test_kharkiv_moves_from_suspicion_to_confirmation(services: Services) -> Non
     as_known_before = verdict(services, claim, at="2024-01-07", known_at=debris["recorded_at"])
     assert as_known_before["status"] == "suspected"
     assert as_known_before["probability"] == before["probability"]
+    assert as_known_before["basis"]["position"] == debris["position"]
+
+    registered = services.claims.get(f"/claims/{claim}").json()["registered_at"]
+    too_early = services.claims.get(
+        f"/claims/{claim}/verdict", params={"known_at": _just_before(registered)}
+    )
+    assert too_early.status_code == 422
+    assert too_early.json()["errors"][0]["field"] == "known_at"
 
 
 def test_late_and_out_of_order_evidence(services: Services) -> None:

@@ -10,13 +10,12 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
-from services.claims.basis import Basis, resolve_basis
+from services.claims.basis import Basis, basis_for_claim
 from services.claims.claimreview import Appearance, claim_review
 from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
 from services.claims.projections import (
     ClaimView,
-    last_recorded,
     list_claims,
     rejected_items,
     rulings_of,
@@ -281,14 +280,15 @@ def _basis(
     known_at: str | None,
     min_position: int | None = None,
 ) -> Basis:
-    _claim_or_404(reads, claim_id)
-    return resolve_basis(
+    claim = _claim_or_404(reads, claim_id)
+    return basis_for_claim(
         request.app.state.follower,
+        reads,
+        claim,
         at,
         known_at,
         min_position,
         request.app.state.settings.read_wait,
-        floor=last_recorded(reads, claim_id),
     )
 
 
@@ -491,10 +491,11 @@ def get_claim_review(
     items = [
         row
         for row in evidence_as_known(reads, claim_id, known)
-        if row.published <= to_micros(basis.at)
+        if row.published <= to_micros(basis.at) and row.stance != "neutral"
     ]
+    public_url = request.app.state.settings.public_url
     review = claim_review(
-        url=str(request.url),
+        url=f"{public_url}/claims/{claim_id}" if public_url else str(request.url),
         claim_text=claim.text,
         assessment=answer.assessment,
         known_at=basis.known_at,

@@ -3,9 +3,12 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlmodel import Session
+
+from services.claims.projections import ClaimView, last_recorded, position_known_at
 from shared.errors import Rejected, Unavailable
 from shared.follower import FeedFollower
-from shared.timeaxes import TimeParseError, parse_instant
+from shared.timeaxes import TimeParseError, format_instant, parse_instant
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,27 @@ def resolve_basis(
         known_at=wanted_known or progress.known_through,
         position=progress.position,
     )
+
+
+def basis_for_claim(
+    follower: FeedFollower,
+    session: Session,
+    claim: ClaimView,
+    at: str | None,
+    known_at: str | None,
+    min_position: int | None,
+    wait: float,
+) -> Basis:
+    """The basis of a question about one claim: not before the claim was known, and with the
+    sources-feed position that everything recorded by `known_at` ends at."""
+    basis = resolve_basis(
+        follower, at, known_at, min_position, wait, floor=last_recorded(session, claim.id)
+    )
+    if basis.known_at < claim.registered_at:
+        raise Rejected(
+            "known_at",
+            f"is before the claim was registered ({format_instant(claim.registered_at)})",
+        )
+    if known_at is None:
+        return basis
+    return Basis(basis.at, basis.known_at, position_known_at(session, basis.known_at))

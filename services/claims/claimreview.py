@@ -44,10 +44,7 @@ def claim_review(
             "bestRating": len(RATINGS),
             "worstRating": 1,
             "alternateName": f"{assessment.likelihood} ({assessment.status})",
-            "ratingExplanation": (
-                f"Probability {assessment.probability:.0%} from independent sources "
-                f"(model {assessment.model})."
-            ),
+            "ratingExplanation": _explanation(assessment),
         },
     }
     item: dict[str, Any] = {"@type": "Claim"}
@@ -65,3 +62,12 @@ def claim_review(
         ]
     review["itemReviewed"] = item
     return review
+
+
+def _explanation(assessment: Assessment) -> str:
+    if assessment.status == "unverified":
+        return f"No independent source counts for or against yet (model {assessment.model})."
+    return (
+        f"Probability {assessment.probability:.0%} from independent sources, "
+        f"{assessment.status} (model {assessment.model})."
+    )

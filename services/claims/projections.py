@@ -17,7 +17,7 @@ from eventsourcing.domain import DomainEventProtocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import JSON, BigInteger, Column, Engine, Index
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from services.claims.confidence import Reliability, Stance, Strength
 from services.claims.domain import Claim
@@ -175,7 +175,7 @@ class UpstreamEvent(SQLModel, table=True):
     version: int
     stream_id: UUID = Field(index=True)
     stream_version: int
-    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    recorded_at: datetime = Field(sa_type=UtcDateTime, index=True)
     data: dict[str, Any] = Field(sa_column=Column(JSON))
     event_metadata: dict[str, Any] = Field(sa_column=Column("metadata", JSON))
     rejected: str | None = None
@@ -690,6 +690,14 @@ def last_recorded(session: Session, claim_id: UUID) -> datetime | None:
     """When the claim's own latest event was recorded."""
     query = select(ClaimEventView.recorded_at).where(ClaimEventView.claim_id == claim_id)
     return session.exec(query.order_by(col(ClaimEventView.position).desc()).limit(1)).first()
+
+
+def position_known_at(session: Session, known_at: datetime) -> int:
+    """The last sources-feed position recorded by `known_at` (0 if none)."""
+    query = select(func.max(UpstreamEvent.position)).where(
+        col(UpstreamEvent.recorded_at) <= known_at
+    )
+    return session.exec(query).one() or 0
 
 
 def list_claims(session: Session, after: int, limit: int) -> list[ClaimView]:
