@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from services.claims.replay import replay_claims
+from shared.auth import ROLES, digest, new_key
 from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
 from shared.feed import FeedItem
@@ -42,6 +44,10 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 ClaimsUrl = Annotated[str, typer.Option(envvar="CLAIMS_URL", help="The claims service.")]
 SourcesUrl = Annotated[str, typer.Option(envvar="SOURCES_URL", help="The sources service.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="FACTCHECK_API_KEY", help="API key for writes and audits."),
+]
 
 
 @app.callback()
@@ -97,16 +103,19 @@ def serve(
     if taken:
         typer.echo(f"factcheck serve: {', '.join(taken)} on {host} is in use", err=True)
         raise typer.Exit(2)
+    env, development_key = _development_access(os.environ)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "serve", "--service", str(one), "--host", host],
-            env=os.environ.copy(),
+            env=env,
         )
         for one in PORTS
     ]
     try:
         client = FactcheckClient(
-            f"http://{host}:{PORTS[Service.claims]}", f"http://{host}:{PORTS[Service.sources]}"
+            f"http://{host}:{PORTS[Service.claims]}",
+            f"http://{host}:{PORTS[Service.sources]}",
+            api_key=development_key or os.environ.get("FACTCHECK_API_KEY"),
         )
         try:
             client.wait_until_up()
@@ -118,6 +127,12 @@ def serve(
             client.close()
         for one, one_port in PORTS.items():
             console.print(f"{one}: http://{host}:{one_port}  (API docs at /docs)")
+        if development_key:
+            console.print(
+                f"development API key (role admin): {development_key}\n"
+                f"  curl -H 'Authorization: Bearer {development_key}' ...   "
+                f"or export FACTCHECK_API_KEY={development_key}"
+            )
         console.print("Ctrl-C stops both services.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -134,6 +149,31 @@ def serve(
             child.wait(timeout=20)
     failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
     raise typer.Exit(failed[0] if failed else 0)
+
+
+def _development_access(environ: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """With no keys configured, a fresh admin key for this run, so the demo works as is."""
+    env = dict(environ)
+    if env.get("FACTCHECK_API_KEYS") or env.get("FACTCHECK_API_KEYS_FILE"):
+        return env, None
+    key = new_key()
+    env["FACTCHECK_API_KEYS"] = f"development:admin:{digest(key)}"
+    env.setdefault("CLAIMS_API_KEY", key)
+    env.setdefault("SOURCES_API_KEY", key)
+    return env, key
+
+
+@app.command("new-key")
+def new_key_command(
+    name: Annotated[str, typer.Argument(help="Who holds the key; recorded as the actor.")],
+    role: Annotated[str, typer.Argument(help="submitter, editor, auditor or admin.")],
+) -> None:
+    """Make an API key: give the key to its holder, put the line in FACTCHECK_API_KEYS."""
+    if role not in ROLES:
+        _fail(f"new-key: role must be one of {', '.join(ROLES)}")
+    key = new_key()
+    typer.echo(f"key (give it to {name}; it is not stored): {key}")
+    typer.echo(f"FACTCHECK_API_KEYS entry: {name}:{role}:{digest(key)}")
 
 
 def _free(host: str, port: int) -> bool:
@@ -189,6 +229,7 @@ def load_command(
     ],
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
+    api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
     """Record a scenario; loading it again records nothing new."""
@@ -198,7 +239,7 @@ def load_command(
         _fail(f"load: cannot read {scenario}: {error.strerror or error}")
     except ValueError as error:
         _fail(f"load: {scenario} is not a scenario: {str(error).splitlines()[0]}")
-    with _client(claims_url, sources_url) as client:
+    with _client(claims_url, sources_url, api_key) as client:
         loaded = load(client, parsed) if as_json else _load_with_progress(client, parsed)
     result = {
         "claim_id": loaded.claim_id,
@@ -256,9 +297,12 @@ def history(
 
 
 @app.command()
-def rebuild(claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL) -> None:
+def rebuild(
+    claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
     """Drop the claims service's read models and rebuild them from the events alone."""
-    with _client(claims_url, DEFAULT_SOURCES_URL) as client:
+    with _client(claims_url, DEFAULT_SOURCES_URL, api_key) as client:
         result = client.call(client.claims, "POST", "/admin/rebuild", timeout=600)
     console.print(
         f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}"
@@ -269,6 +313,7 @@ def rebuild(claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL) -> None:
 def verify(
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
+    api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
     """Recompute both services' hash chains; exit 1 if either is broken.
@@ -276,7 +321,7 @@ def verify(
     The claims service's follower also witnesses the sources log: if it applied a position past
     the log's head, the newest events were deleted.
     """
-    with _client(claims_url, sources_url) as client:
+    with _client(claims_url, sources_url, api_key) as client:
         results = {
             name: client.call(service, "GET", "/audit/verify")
             for name, service in (("sources", client.sources), ("claims", client.claims))
@@ -314,6 +359,7 @@ def export(
     until: Annotated[int | None, typer.Option(help="...up to this position.")] = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Write each service's event log, with hashes, to sources.ndjson and claims.ndjson."""
     try:
@@ -321,7 +367,7 @@ def export(
     except OSError as error:
         _fail(f"export: cannot write to {folder}: {error.strerror or error}")
     params = {"after": after} | ({"until": until} if until is not None else {})
-    with _client(claims_url, sources_url) as client:
+    with _client(claims_url, sources_url, api_key) as client:
         for name, service in (("sources", client.sources), ("claims", client.claims)):
             path = folder / f"{name}.ndjson"
             try:
@@ -417,8 +463,8 @@ def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[st
 class _client:
     """A FactcheckClient that turns service errors into a one-line exit."""
 
-    def __init__(self, claims_url: str, sources_url: str) -> None:
-        self.client = FactcheckClient(claims_url, sources_url)
+    def __init__(self, claims_url: str, sources_url: str, api_key: str | None = None) -> None:
+        self.client = FactcheckClient(claims_url, sources_url, api_key=api_key)
 
     def __enter__(self) -> FactcheckClient:
         return self.client

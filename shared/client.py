@@ -22,9 +22,11 @@ class FactcheckClient:
         claims_url: str = DEFAULT_CLAIMS_URL,
         sources_url: str = DEFAULT_SOURCES_URL,
         timeout: float = 30.0,
+        api_key: str | None = None,
     ) -> None:
-        self.claims = httpx.Client(base_url=claims_url, timeout=timeout)
-        self.sources = httpx.Client(base_url=sources_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.claims = httpx.Client(base_url=claims_url, timeout=timeout, headers=headers)
+        self.sources = httpx.Client(base_url=sources_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.claims.close()

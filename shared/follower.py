@@ -51,8 +51,10 @@ class FeedFollower:
         wait: float = 1.0,
         page_size: int = 500,
         timeout: float = 10.0,
+        api_key: str | None = None,
     ) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=timeout + wait)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=base_url, timeout=timeout + wait, headers=headers)
         self._apply = apply
         self._wait = wait
         self._page_size = page_size

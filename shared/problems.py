@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.auth import AuthError
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -112,6 +113,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def on_unavailable(request: Request, error: Unavailable) -> JSONResponse:
         return Problem(503, str(error), headers={"Retry-After": "1"}).response(request)
+
+    @app.exception_handler(AuthError)
+    async def on_auth(request: Request, error: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+        return Problem(error.status, error.detail, headers=headers).response(request)
 
     @app.exception_handler(RecordConflictError)
     async def on_version_conflict(request: Request, error: RecordConflictError) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from shared.auth import require
 from shared.chain import verify
 from shared.eventstore import FactcheckApplication
 from shared.feed import (
@@ -58,14 +59,19 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
 def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
     """Add `GET /audit/verify` and `GET /audit/export` for the application's event log."""
 
-    @router.get("/audit/verify", tags=["audit"])
+    @router.get("/audit/verify", tags=["audit"], dependencies=[Depends(require("audit"))])
     def verify_log(
         source: Annotated[FactcheckApplication, Depends(application)],
     ) -> dict[str, Any]:
         """Recompute the hash chain over every recorded event; name the first break."""
         return verify(every_item(source)).as_dict()
 
-    @router.get("/audit/export", tags=["audit"], response_class=StreamingResponse)
+    @router.get(
+        "/audit/export",
+        tags=["audit"],
+        response_class=StreamingResponse,
+        dependencies=[Depends(require("audit"))],
+    )
     def export_log(
         source: Annotated[FactcheckApplication, Depends(application)],
         after: AfterQuery = 0,

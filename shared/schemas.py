@@ -120,7 +120,8 @@ ExpectedVersion = Annotated[int | None, Depends(if_match)]
 
 def request_metadata(request: Request) -> Mapping[str, str]:
     """Who and why, for the events this request records."""
-    return {"actor": "anonymous", "request_id": request.state.request_id}
+    actor = getattr(request.state, "actor", "anonymous")
+    return {"actor": actor, "request_id": request.state.request_id}
 
 
 async def assign_request_id(

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+from shared.auth import Gate, parse_keys
 from shared.storage import Storage, parse_storage_url
 
 DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
@@ -56,6 +57,41 @@ def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def _flag_setting(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"{name}={raw!r}: expected true or false")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call a service: API key digests, and whether reads need a key."""
+
+    api_keys: str = ""
+    api_keys_file: str | None = None
+    public_reads: bool = True
+
+    def gate(self) -> Gate:
+        try:
+            return Gate(parse_keys(self.api_keys, self.api_keys_file), self.public_reads)
+        except (OSError, ValueError) as error:
+            setting = "FACTCHECK_API_KEYS_FILE" if self.api_keys_file else "FACTCHECK_API_KEYS"
+            raise SettingError(f"{setting}: {error}") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Access":
+        return cls(
+            api_keys=environ.get("FACTCHECK_API_KEYS", ""),
+            api_keys_file=environ.get("FACTCHECK_API_KEYS_FILE", "").strip() or None,
+            public_reads=_flag_setting(environ, "FACTCHECK_PUBLIC_READS", True),
+        )
+
+
 @dataclass(frozen=True)
 class SourcesSettings:
     """Settings of the sources service."""
@@ -63,6 +99,8 @@ class SourcesSettings:
     database_url: str = DEFAULT_SOURCES_DATABASE_URL
     claims_url: str = DEFAULT_CLAIMS_URL
     claims_timeout: float = 3.0
+    claims_api_key: str | None = None
+    access: Access = Access()
 
     @property
     def storage(self) -> Storage:
@@ -75,6 +113,8 @@ class SourcesSettings:
             or DEFAULT_SOURCES_DATABASE_URL,
             claims_url=_url_setting(environ, "CLAIMS_URL", DEFAULT_CLAIMS_URL),
             claims_timeout=_float_setting(environ, "CLAIMS_TIMEOUT", 3.0),
+            claims_api_key=environ.get("CLAIMS_API_KEY", "").strip() or None,
+            access=Access.from_env(environ),
         )
 
 
@@ -90,6 +130,8 @@ class ClaimsSettings:
     read_wait: float = 5.0
     publisher: str = "factcheck"
     public_url: str | None = None
+    sources_api_key: str | None = None
+    access: Access = Access()
 
     @property
     def storage(self) -> Storage:
@@ -106,4 +148,6 @@ class ClaimsSettings:
             read_wait=_float_setting(environ, "READ_WAIT", 5.0),
             publisher=environ.get("FACTCHECK_PUBLISHER", "").strip() or "factcheck",
             public_url=_optional_url_setting(environ, "FACTCHECK_PUBLIC_URL"),
+            sources_api_key=environ.get("SOURCES_API_KEY", "").strip() or None,
+            access=Access.from_env(environ),
         )

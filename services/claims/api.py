@@ -30,6 +30,7 @@ from services.claims.verdicts import (
     timeline,
     verdict,
 )
+from shared.auth import require
 from shared.errors import NotFound
 from shared.follower import FeedFollower
 from shared.idempotency import Once, once_per_key
@@ -47,7 +48,7 @@ from shared.schemas import (
 from shared.service import Reads
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
-router = APIRouter(dependencies=[Depends(reject_unknown_query)])
+router = APIRouter(dependencies=[Depends(reject_unknown_query), Depends(require("read"))])
 MAX_TAGS = 20
 PAGE_MAX = 1000
 
@@ -296,7 +297,12 @@ def _basis_out(basis: Basis) -> BasisOut:
     return BasisOut(at=basis.at, known_at=basis.known_at, position=basis.position)
 
 
-@router.post("/claims", status_code=201, response_model=ClaimWritten)
+@router.post(
+    "/claims",
+    status_code=201,
+    dependencies=[Depends(require("submit"))],
+    response_model=ClaimWritten,
+)
 def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWritten:
     recorded = once(
         body,
@@ -325,7 +331,12 @@ def get_claim(claim_id: UUID, reads: Reads) -> ClaimOut:
     return _claim_out(_claim_or_404(reads, claim_id), reads)
 
 
-@router.post("/claims/{claim_id}/rewording", status_code=201, response_model=RewordingWritten)
+@router.post(
+    "/claims/{claim_id}/rewording",
+    status_code=201,
+    dependencies=[Depends(require("edit"))],
+    response_model=RewordingWritten,
+)
 def reword_claim(
     claim_id: UUID, body: RewordingIn, claims: Claims, once: Writes, expected: ExpectedVersion
 ) -> RewordingWritten:
@@ -338,7 +349,12 @@ def reword_claim(
     return RewordingWritten(**vars(recorded), **body.model_dump())
 
 
-@router.post("/claims/{claim_id}/rulings", status_code=201, response_model=RulingWritten)
+@router.post(
+    "/claims/{claim_id}/rulings",
+    status_code=201,
+    dependencies=[Depends(require("edit"))],
+    response_model=RulingWritten,
+)
 def issue_ruling(
     claim_id: UUID, body: RulingIn, claims: Claims, once: Writes, expected: ExpectedVersion
 ) -> RulingWritten:
@@ -548,7 +564,7 @@ def get_rejected_items(
     ]
 
 
-@router.post("/admin/rebuild", response_model=Rebuilt)
+@router.post("/admin/rebuild", response_model=Rebuilt, dependencies=[Depends(require("admin"))])
 def rebuild(request: Request) -> Rebuilt:
     """Drop every read model and rebuild it from the events alone."""
     return Rebuilt(**request.app.state.rebuild())

@@ -21,6 +21,7 @@ from shared.startup import open_store
 def create_app(settings: ClaimsSettings) -> FastAPI:
     """Build the claims service: its store, projections, verdict index and feed follower."""
     storage = settings.storage
+    gate = settings.access.gate()
     application = open_store(storage, lambda: ClaimsApplication(storage))
     engine = storage.create_engine()
     claims_projection = ClaimsProjection(engine, application)
@@ -42,6 +43,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         verdicts.progress,
         wait=settings.follower_wait,
         page_size=settings.follower_page_size,
+        api_key=settings.sources_api_key,
     )
 
     def reset() -> Progress:
@@ -79,6 +81,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         settings=settings,
         claims=application,
         application=application,
+        gate=gate,
         engine=engine,
         projection=claims_projection,
         verdicts=verdicts,

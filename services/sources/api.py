@@ -18,6 +18,7 @@ from services.sources.projections import (
     list_sources,
     rating_history,
 )
+from shared.auth import require
 from shared.errors import NotFound
 from shared.idempotency import Once, once_per_key
 from shared.routes import add_audit_routes, add_feed_route
@@ -35,7 +36,7 @@ from shared.schemas import (
 from shared.service import Reads
 from shared.timeaxes import UtcDatetime
 
-router = APIRouter(dependencies=[Depends(reject_unknown_query)])
+router = APIRouter(dependencies=[Depends(reject_unknown_query), Depends(require("read"))])
 MAX_DERIVED_FROM = 50
 EVIDENCE_PAGE_MAX = 1000
 
@@ -247,7 +248,12 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
     )
 
 
-@router.post("/sources", status_code=201, response_model=SourceWritten)
+@router.post(
+    "/sources",
+    status_code=201,
+    dependencies=[Depends(require("submit"))],
+    response_model=SourceWritten,
+)
 def register_source(body: SourceIn, sources: Sources, once: Writes) -> SourceWritten:
     recorded = once(
         body, lambda metadata: sources.register_source(**body.model_dump(), metadata=metadata)
@@ -268,7 +274,12 @@ def get_source(source_id: UUID, reads: Reads) -> SourceOut:
     return _source_out(source, rating_history(reads, source_id))
 
 
-@router.post("/sources/{source_id}/ratings", status_code=201, response_model=RatingWritten)
+@router.post(
+    "/sources/{source_id}/ratings",
+    status_code=201,
+    dependencies=[Depends(require("edit"))],
+    response_model=RatingWritten,
+)
 def rate_source(
     source_id: UUID, body: RatingIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> RatingWritten:
@@ -289,7 +300,12 @@ def rate_source(
     )
 
 
-@router.post("/evidence", status_code=201, response_model=EvidenceWritten)
+@router.post(
+    "/evidence",
+    status_code=201,
+    dependencies=[Depends(require("submit"))],
+    response_model=EvidenceWritten,
+)
 def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> EvidenceWritten:
     recorded = once(
         body,
@@ -323,7 +339,10 @@ def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
 
 
 @router.post(
-    "/evidence/{evidence_id}/retraction", status_code=201, response_model=RetractionWritten
+    "/evidence/{evidence_id}/retraction",
+    status_code=201,
+    dependencies=[Depends(require("edit"))],
+    response_model=RetractionWritten,
 )
 def retract_evidence(
     evidence_id: UUID, body: RetractionIn, sources: Sources, once: Writes, expected: ExpectedVersion
@@ -342,7 +361,10 @@ def retract_evidence(
 
 
 @router.post(
-    "/evidence/{evidence_id}/correction", status_code=201, response_model=CorrectionWritten
+    "/evidence/{evidence_id}/correction",
+    status_code=201,
+    dependencies=[Depends(require("edit"))],
+    response_model=CorrectionWritten,
 )
 def correct_evidence(
     evidence_id: UUID, body: CorrectionIn, sources: Sources, once: Writes, expected: ExpectedVersion

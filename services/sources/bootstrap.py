@@ -17,7 +17,10 @@ from shared.startup import open_store
 def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) -> FastAPI:
     """Build the sources service; `claims` answers whether a claim exists (HTTP by default)."""
     storage = settings.storage
-    directory = claims or HttpClaimDirectory(settings.claims_url, settings.claims_timeout)
+    gate = settings.access.gate()
+    directory = claims or HttpClaimDirectory(
+        settings.claims_url, settings.claims_timeout, settings.claims_api_key
+    )
     application = open_store(storage, lambda: SourcesApplication(storage, directory))
     engine = storage.create_engine()
     projection = SourcesProjection(engine, application)
@@ -40,6 +43,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         lifespan,
         sources=application,
         application=application,
+        gate=gate,
         engine=engine,
         projection=projection,
     )

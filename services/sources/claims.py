@@ -17,8 +17,9 @@ class ClaimDirectory(Protocol):
 class HttpClaimDirectory:
     """Asks the claims service over HTTP: `GET /claims/{id}`."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=timeout)
+    def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def exists(self, claim_id: UUID) -> bool:
         try:

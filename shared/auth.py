@@ -1,0 +1,122 @@
+"""API keys and roles. Only SHA-256 digests of keys are configured or kept; never a key itself.
+
+Keys come from `FACTCHECK_API_KEYS` (`name:role:sha256hex`, comma-separated) and/or the JSON file
+named by `FACTCHECK_API_KEYS_FILE` (`[{"name", "role", "sha256"}]`). With no key configured, the
+service is open and every caller is `anonymous`.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from fastapi import Request
+
+Role = Literal["submitter", "editor", "auditor", "admin"]
+Permission = Literal["read", "submit", "edit", "audit", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
+GRANTS: Mapping[str, frozenset[str]] = {
+    "submitter": frozenset({"read", "submit"}),
+    "editor": frozenset({"read", "submit", "edit"}),
+    "auditor": frozenset({"read", "audit"}),
+    "admin": frozenset({"read", "submit", "edit", "audit", "admin"}),
+}
+
+
+class AuthError(Exception):
+    """401 (no valid key) or 403 (a valid key without the permission)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    role: str
+    digest: str
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh random API key."""
+    return "fck_" + secrets.token_urlsafe(24)
+
+
+def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
+    """The configured keys; raises ValueError naming what is wrong."""
+    entries: list[dict[str, str]] = []
+    for part in filter(None, (chunk.strip() for chunk in inline.split(","))):
+        name, _, rest = part.partition(":")
+        role, _, hexdigest = rest.partition(":")
+        entries.append({"name": name, "role": role, "sha256": hexdigest})
+    if file:
+        entries.extend(json.loads(Path(file).read_text(encoding="utf-8")))
+    keys = []
+    for entry in entries:
+        name, role, hexdigest = (
+            entry.get("name", ""),
+            entry.get("role", ""),
+            entry.get("sha256", ""),
+        )
+        if not name or role not in ROLES:
+            raise ValueError(f"key {name!r}: role must be one of {', '.join(ROLES)}")
+        if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+            raise ValueError(f"key {name!r}: expected the key's SHA-256 as 64 hex digits")
+        keys.append(ApiKey(name, role, hexdigest))
+    return tuple(keys)
+
+
+class Gate:
+    """Decides who the caller is and what they may do."""
+
+    def __init__(self, keys: tuple[ApiKey, ...], public_reads: bool) -> None:
+        self.keys = keys
+        self.public_reads = public_reads
+
+    def caller(self, request: Request) -> ApiKey | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            return None
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(401, "send the API key as 'Authorization: Bearer <key>'")
+        presented = digest(token.strip())
+        for key in self.keys:
+            if hmac.compare_digest(key.digest, presented):
+                return key
+        raise AuthError(401, "the API key is not known")
+
+    def check(self, request: Request, permission: str) -> None:
+        if permission == "read" and request.url.path == "/health":
+            return
+        if not self.keys:
+            request.state.actor = "anonymous"
+            return
+        caller = self.caller(request)
+        if caller is None:
+            if permission == "read" and self.public_reads:
+                request.state.actor = "anonymous"
+                return
+            raise AuthError(401, "this needs an API key: 'Authorization: Bearer <key>'")
+        if permission not in GRANTS[caller.role]:
+            raise AuthError(403, f"the key {caller.name!r} ({caller.role}) may not {permission}")
+        request.state.actor = caller.name
+
+
+def require(permission: Permission) -> Callable[[Request], None]:
+    """A route dependency admitting callers whose role grants `permission`."""
+
+    def check(request: Request) -> None:
+        request.app.state.gate.check(request, permission)
+
+    return check

@@ -1,0 +1,137 @@
+"""API keys and roles on both services; only digests configured; keys never recorded."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from services.claims.bootstrap import create_app as create_claims_app
+from services.sources.bootstrap import create_app as create_sources_app
+from shared.auth import digest
+from shared.settings import Access, ClaimsSettings, SourcesSettings
+from tests.servers import free_port, serving
+from tests.test_sources_rejections import assert_problem
+
+KEYS = {
+    "desk": ("submitter", "fck_desk_0123456789"),
+    "standards": ("editor", "fck_standards_0123456789"),
+    "auditor": ("auditor", "fck_auditor_0123456789"),
+    "ops": ("admin", "fck_ops_0123456789"),
+}
+CONFIG = ",".join(f"{name}:{role}:{digest(key)}" for name, (role, key) in KEYS.items())
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name][1]}"}
+
+
+@dataclass
+class Guarded:
+    sources: httpx.Client
+    claims: httpx.Client
+
+
+def guarded(database_url: str, claims_database_url: str, public_reads: bool) -> Iterator[Guarded]:
+    access = Access(api_keys=CONFIG, public_reads=public_reads)
+    service_key = KEYS["ops"][1]
+    sources_port, claims_port = free_port(), free_port()
+    sources_app = create_sources_app(
+        SourcesSettings(
+            database_url=database_url,
+            claims_url=f"http://127.0.0.1:{claims_port}",
+            claims_api_key=service_key,
+            access=access,
+        )
+    )
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=claims_database_url,
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            sources_api_key=service_key,
+            follower_wait=0.3,
+            read_wait=3.0,
+            access=access,
+        )
+    )
+    with (
+        serving(sources_app, sources_port) as sources_url,
+        serving(claims_app, claims_port) as claims_url,
+        httpx.Client(base_url=sources_url, timeout=30) as sources,
+        httpx.Client(base_url=claims_url, timeout=30) as claims,
+    ):
+        yield Guarded(sources, claims)
+
+
+@pytest.fixture
+def open_reads(database_url: str, claims_database_url: str) -> Iterator[Guarded]:
+    yield from guarded(database_url, claims_database_url, public_reads=True)
+
+
+@pytest.fixture
+def closed_reads(database_url: str, claims_database_url: str) -> Iterator[Guarded]:
+    yield from guarded(database_url, claims_database_url, public_reads=False)
+
+
+def test_roles_decide_who_may_write_edit_audit_and_rebuild(open_reads: Guarded) -> None:
+    sources, claims = open_reads.sources, open_reads.claims
+    source = {"name": "Reuters", "kind": "wire agency"}
+    missing = sources.post("/sources", json=source)
+    assert_problem(missing, 401)
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert_problem(
+        sources.post("/sources", json=source, headers={"Authorization": "Bearer x"}), 401
+    )
+    assert_problem(sources.post("/sources", json=source, headers={"Authorization": "Basic x"}), 401)
+
+    created = sources.post("/sources", json=source, headers=bearer("desk"))
+    assert created.status_code == 201, created.text
+    rating = {"reliability": "B", "rationale": "wire agency"}
+    path = f"/sources/{created.json()['id']}/ratings"
+    assert_problem(sources.post(path, json=rating, headers=bearer("desk")), 403)
+    assert sources.post(path, json=rating, headers=bearer("standards")).status_code == 201
+    assert_problem(sources.post("/sources", json=source, headers=bearer("auditor")), 403)
+
+    assert sources.get("/sources").status_code == 200, "reads are public by default"
+    assert sources.get("/feed").status_code == 200
+    assert_problem(sources.get("/audit/verify"), 401)
+    assert_problem(sources.get("/audit/verify", headers=bearer("desk")), 403)
+    assert sources.get("/audit/verify", headers=bearer("auditor")).json()["ok"] is True
+    assert_problem(claims.post("/admin/rebuild", headers=bearer("standards")), 403)
+    assert claims.post("/admin/rebuild", headers=bearer("ops")).status_code == 200
+
+    feed = sources.get("/feed").json()["items"]
+    assert [item["metadata"]["actor"] for item in feed] == ["desk", "standards"]
+    assert feed[1]["data"]["rater"] == "standards"
+    export = sources.get("/audit/export", headers=bearer("ops")).text
+    for _, key in KEYS.values():
+        assert key not in export
+
+
+def test_closed_reads_need_a_key_and_services_still_talk(closed_reads: Guarded) -> None:
+    sources, claims = closed_reads.sources, closed_reads.claims
+    assert_problem(sources.get("/sources"), 401)
+    assert_problem(claims.get("/claims"), 401)
+    assert sources.get("/health").status_code == 200, "health stays open for orchestrators"
+    claim = claims.post("/claims", json={"text": "a claim"}, headers=bearer("desk")).json()
+    source = sources.post("/sources", json={"name": "s", "kind": "k"}, headers=bearer("desk"))
+    evidence = sources.post(
+        "/evidence",
+        json={
+            "source_id": source.json()["id"],
+            "claim_id": claim["id"],
+            "stance": "supports",
+            "strength": "weak",
+            "published_at": "2024-01-05T00:00:00Z",
+            "summary": "checked across services with a key",
+        },
+        headers=bearer("desk"),
+    )
+    assert evidence.status_code == 201, evidence.text
+    answer = claims.get(
+        f"/claims/{claim['id']}/verdict",
+        params={"min_position": evidence.json()["position"]},
+        headers=bearer("auditor"),
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["supporting_origins"] == 1
