@@ -103,10 +103,12 @@ def main() -> None:
             }
             load_seconds = time.perf_counter() - started
             head = sources.get("/feed", params={"limit": 1}).json()["head"]
-            first = sources.get("/feed", params={"limit": 1}).json()["items"][0]["recorded_at"]
             claims.get(f"/claims/{targets['large']}/verdict", params={"min_position": head})
-            known_from = datetime.fromisoformat(first)
-            span = datetime.now(UTC) - known_from
+            registered = {
+                name: datetime.fromisoformat(claims.get(f"/claims/{claim}").json()["registered_at"])
+                for name, claim in targets.items()
+            }
+            now = datetime.now(UTC)
             timings: dict[str, list[float]] = {"small": [], "large": [], "health": []}
             for n in range(args.warmup + args.requests):
                 for name in ("small", "large", "health"):
@@ -114,7 +116,7 @@ def main() -> None:
                         path, params = "/health", {}
                     else:
                         at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=rng.uniform(0, 366))
-                        known = known_from + span * rng.random()
+                        known = registered[name] + (now - registered[name]) * rng.random()
                         path = f"/claims/{targets[name]}/verdict"
                         params = {"at": at.isoformat(), "known_at": known.isoformat()}
                     begin = time.perf_counter()
