@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg import OperationalError as PostgresOperationalError
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +34,28 @@ STORAGE_DOWN: tuple[type[Exception], ...] = (
     PoolTimeoutError,
 )
 """Failures to reach a service's database: answered 503 with Retry-After, never 500."""
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem, as every error answer carries it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, str]]
+    current_version: int | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
+    }
+    for status in (401, 403, 404, 409, 413, 422, 503)
+}
+"""The error answers every route documents: problem+json with the fields at fault."""
 
 
 class Problem(Exception):

@@ -71,6 +71,7 @@ def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckAppl
         tags=["audit"],
         response_class=StreamingResponse,
         dependencies=[Depends(require("audit"))],
+        responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
     )
     def export_log(
         source: Annotated[FactcheckApplication, Depends(application)],

@@ -34,6 +34,7 @@ from shared.auth import require
 from shared.errors import NotFound
 from shared.follower import FeedFollower
 from shared.idempotency import Once, once_per_key
+from shared.problems import ERROR_RESPONSES
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
@@ -48,7 +49,10 @@ from shared.schemas import (
 from shared.service import Reads
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
-router = APIRouter(dependencies=[Depends(reject_unknown_query), Depends(require("read"))])
+router = APIRouter(
+    dependencies=[Depends(reject_unknown_query), Depends(require("read"))],
+    responses=ERROR_RESPONSES,
+)
 MAX_TAGS = 20
 PAGE_MAX = 1000
 
@@ -489,7 +493,11 @@ def get_timeline(
     )
 
 
-@router.get("/claims/{claim_id}/claimreview")
+@router.get(
+    "/claims/{claim_id}/claimreview",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
+)
 def get_claim_review(
     claim_id: UUID,
     reads: Reads,

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from sqlmodel import Session, func, select
 
@@ -10,7 +11,7 @@ from services.claims.api import router
 from services.claims.application import ClaimsApplication
 from services.claims.projections import ClaimsProjection, ClaimView, VerdictProjection
 from services.claims.verdicts import VerdictIndex
-from shared.errors import Conflict
+from shared.errors import Conflict, Unavailable
 from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress
 from shared.service import service_app
@@ -52,6 +53,12 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         return verdicts.progress()
 
     def rebuild() -> dict[str, int]:
+        try:
+            return rebuild_from_sources()
+        except httpx.HTTPError as error:
+            raise Unavailable(f"the sources service cannot be reached: {error}") from None
+
+    def rebuild_from_sources() -> dict[str, int]:
         checked = follower.verify_source()
         if not checked.get("ok"):
             raise Conflict(

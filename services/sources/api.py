@@ -21,6 +21,7 @@ from services.sources.projections import (
 from shared.auth import require
 from shared.errors import NotFound
 from shared.idempotency import Once, once_per_key
+from shared.problems import ERROR_RESPONSES
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
@@ -36,7 +37,10 @@ from shared.schemas import (
 from shared.service import Reads
 from shared.timeaxes import UtcDatetime
 
-router = APIRouter(dependencies=[Depends(reject_unknown_query), Depends(require("read"))])
+router = APIRouter(
+    dependencies=[Depends(reject_unknown_query), Depends(require("read"))],
+    responses=ERROR_RESPONSES,
+)
 MAX_DERIVED_FROM = 50
 EVIDENCE_PAGE_MAX = 1000
 
