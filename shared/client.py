@@ -104,6 +104,3 @@ class FactcheckClient:
         except httpx.HTTPError as error:
             raise ServiceError(f"{client.base_url}/audit/export: {error}") from None
         return count
-
-    def sources_head(self) -> int:
-        return self.call(self.sources, "GET", "/feed", params={"limit": 1})["head"]
