@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.problems import PROBLEM_JSON, install_problem_handlers
-from shared.schemas import assign_request_id
+from shared.auth import require
+from shared.problems import ERROR_RESPONSES, PROBLEM_JSON, install_problem_handlers
+from shared.schemas import assign_request_id, reject_unknown_query
 
 VERSION = "0.1.0"
 MAX_BODY_BYTES = 64 * 1024
@@ -88,6 +89,15 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def service_router() -> APIRouter:
+    """The router every service's routes hang on: known query parameters only, reads gated,
+    errors documented as problem+json."""
+    return APIRouter(
+        dependencies=[Depends(reject_unknown_query), Depends(require("read"))],
+        responses=ERROR_RESPONSES,
+    )
 
 
 def read_session(request: Request) -> Iterator[Session]:

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -34,7 +34,6 @@ from shared.auth import require
 from shared.errors import NotFound
 from shared.follower import FeedFollower
 from shared.idempotency import Once, once_per_key
-from shared.problems import ERROR_RESPONSES
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
@@ -44,15 +43,11 @@ from shared.schemas import (
     Paragraph,
     Strict,
     Written,
-    reject_unknown_query,
 )
-from shared.service import Reads
+from shared.service import Reads, service_router
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
-router = APIRouter(
-    dependencies=[Depends(reject_unknown_query), Depends(require("read"))],
-    responses=ERROR_RESPONSES,
-)
+router = service_router()
 MAX_TAGS = 20
 PAGE_MAX = 1000
 
@@ -449,7 +444,7 @@ def get_claim_evidence(
                 published_at=from_micros(entry.version.published),
                 retracted_from=_maybe_time(entry.version.retracted),
                 derived_from=[UUID(parent) for parent in entry.version.derived_from],
-                reliability=index.reliability(entry.version.source_id, to_micros(basis.known_at)),
+                reliability=entry.reliability,
                 weight=entry.units,
                 counted=entry.counted,
                 reason=entry.reason,

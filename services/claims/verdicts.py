@@ -299,6 +299,7 @@ class Judged:
     counted: bool
     reason: str | None
     units: int
+    reliability: str
 
 
 def evidence_as_known(session: Session, claim_id: UUID, known: int) -> list[EvidenceVersion]:
@@ -337,7 +338,15 @@ def judge(
         if item.stance != "neutral":
             units = RELIABILITY_UNITS[reliability] * STRENGTH_UNITS[item.strength]  # type: ignore[index]
         reason = _reason(item, at_us, str(item.evidence_id) in counted)
-        judged.append(Judged(version=item, counted=reason is None, reason=reason, units=units))
+        judged.append(
+            Judged(
+                version=item,
+                counted=reason is None,
+                reason=reason,
+                units=units,
+                reliability=reliability,
+            )
+        )
     return judged
 
 

@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
 from services.sources.application import SourcesApplication
@@ -21,7 +21,6 @@ from services.sources.projections import (
 from shared.auth import require
 from shared.errors import NotFound
 from shared.idempotency import Once, once_per_key
-from shared.problems import ERROR_RESPONSES
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
@@ -32,15 +31,11 @@ from shared.schemas import (
     Strict,
     Url,
     Written,
-    reject_unknown_query,
 )
-from shared.service import Reads
+from shared.service import Reads, service_router
 from shared.timeaxes import UtcDatetime
 
-router = APIRouter(
-    dependencies=[Depends(reject_unknown_query), Depends(require("read"))],
-    responses=ERROR_RESPONSES,
-)
+router = service_router()
 MAX_DERIVED_FROM = 50
 EVIDENCE_PAGE_MAX = 1000
 
