@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -113,10 +113,10 @@ class Gate:
         request.state.actor = caller.name
 
 
-def require(permission: Permission) -> Callable[[Request], None]:
+def require(permission: Permission) -> Callable[[Request], Awaitable[None]]:
     """A route dependency admitting callers whose role grants `permission`."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         request.app.state.gate.check(request, permission)
 
     return check

@@ -3,7 +3,7 @@
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -81,11 +81,55 @@ class Recorded:
     recorded_at: datetime
 
 
+class Write:
+    """One command's events, from the moment they are decided until they are stored."""
+
+    def __init__(self) -> None:
+        self.events: list[DomainEventProtocol[UUID]] = []
+        self._done = threading.Event()
+        self._recorded: Recorded | None = None
+        self._error: BaseException | None = None
+
+    def add(self, *aggregates: FactcheckAggregate) -> None:
+        """Take the aggregates' new events into this write."""
+        for aggregate in aggregates:
+            self.events.extend(aggregate.collect_events())
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def stored(self, recordings: Sequence[Recording[UUID]]) -> None:
+        last = recordings[-1]
+        self._recorded = Recorded(
+            id=last.domain_event.originator_id,
+            version=last.domain_event.originator_version,
+            position=last.notification.id,
+            recorded_at=last.domain_event.timestamp,
+        )
+        self._done.set()
+
+    def failed(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    @property
+    def recorded(self) -> Recorded:
+        """Where the write's last event was stored; raises why it was not."""
+        if self._error is not None:
+            raise self._error
+        assert self._recorded is not None, "the write has not been stored"
+        return self._recorded
+
+
 class FactcheckApplication(Application[UUID]):
     """An eventsourcing application configured only by its Storage, never by os.environ.
 
-    Writes are serialised in the process, so that feed positions and recording times rise
-    together: an item recorded after another has both a later position and a later time.
+    A command decides its events under the write lock, so that its checks see every write
+    decided before it, then waits outside the lock while they are stored. Writes waiting
+    together are stored in one transaction (group commit), in the order they were decided:
+    an item recorded after another has both a later position and a later time. If that
+    transaction conflicts, each write is stored on its own, so one conflict fails one write.
     """
 
     log_section_size = 1000
@@ -93,10 +137,16 @@ class FactcheckApplication(Application[UUID]):
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._writing = threading.RLock()
+        self._storing = threading.RLock()
+        self._queued: list[Write] = []
+        self._queue_lock = threading.Lock()
         self._recorded = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
+        self._before_close: list[Callable[[], None]] = []
         super().__init__(env=storage.eventsourcing_env())
         self._chain_head = self._last_hash()
+        self.last_position = self.head()
+        """The position of the newest event this process has recorded (or found at start)."""
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))
@@ -106,30 +156,51 @@ class FactcheckApplication(Application[UUID]):
         return self._writing
 
     @contextmanager
-    def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[None]:
-        """Hold the write lock and stamp every event triggered inside with `metadata`."""
+    def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[Write]:
+        """Decide a write under the write lock, stamping its events with `metadata`; on leaving,
+        store what was added to it. Read `recorded` on the yielded write afterwards."""
+        write = Write()
         with self._writing:
             token = _event_metadata.set(metadata)
             try:
-                yield
+                yield write
             finally:
                 _event_metadata.reset(token)
+            if write.events:
+                with self._queue_lock:
+                    self._queued.append(write)
+        if write.events:
+            self._store_through(write)
 
-    def record(self, *aggregates: FactcheckAggregate) -> Recorded:
-        """Save the aggregates' pending events atomically; describe the last one."""
-        pending = [event for aggregate in aggregates for event in aggregate.pending_events]
-        recordings = self.save(*aggregates)
-        last = pending[-1]
-        return Recorded(
-            id=last.originator_id,
-            version=last.originator_version,
-            position=recordings[-1].notification.id,
-            recorded_at=last.timestamp,
-        )
+    def _store_through(self, write: Write | None = None) -> None:
+        """Store every queued write (up to `write`, unless another thread already has)."""
+        with self._storing:
+            if write is not None and write.done:
+                return
+            with self._queue_lock:
+                batch, self._queued = self._queued, []
+            try:
+                self._store_together(batch)
+            except RecordConflictError:
+                for each in batch:
+                    try:
+                        self._store_together([each])
+                    except Exception as error:
+                        each.failed(error)
+            except Exception as error:
+                for each in batch:
+                    each.failed(error)
+
+    def _store_together(self, batch: list[Write]) -> None:
+        recordings = self.save(*(event for write in batch for event in write.events))
+        offset = 0
+        for write in batch:
+            offset += len(write.events)
+            write.stored(recordings[offset - len(write.events) : offset])
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         """Chain each new event to the one before it, then store them together."""
-        with self._writing:
+        with self._storing:
             head = self._chain_head
             for event in processing_event.events:
                 metadata = event.metadata  # type: ignore[attr-defined]
@@ -139,6 +210,8 @@ class FactcheckApplication(Application[UUID]):
                 metadata["hash"] = head
             recordings = super()._record(processing_event)
             self._chain_head = head
+            if recordings:
+                self.last_position = recordings[-1].notification.id
             return recordings
 
     def _last_hash(self) -> str:
@@ -151,6 +224,15 @@ class FactcheckApplication(Application[UUID]):
     def on_recorded(self, listener: Callable[[], None]) -> None:
         """Call `listener` (under the write lock) after every save."""
         self._listeners.append(listener)
+
+    def before_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the application closes, before its store does."""
+        self._before_close.append(callback)
+
+    def close(self) -> None:
+        for callback in self._before_close:
+            callback()
+        super().close()
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._listeners:
@@ -168,6 +250,7 @@ class FactcheckApplication(Application[UUID]):
     def head_and_time(self) -> tuple[int, datetime]:
         """The head with a time such that anything recorded later carries a later time."""
         with self._writing:
+            self._store_through()
             return self.head(), recording_clock.now()
 
     def wait_for_events(self, after: int, timeout: float) -> None:

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from shared.feed import FeedPage
 
 logger = logging.getLogger("factcheck.follower")
+LINGER_SECONDS = 0.02
+"""After a page that was not full, wait this long so the next page carries more items."""
 MAX_BACKOFF_SECONDS = 5.0
 QUIET_BACKOFF_SECONDS = 0.8
 """Failures are logged as warnings from this back-off on; a service starting up is quieter."""
@@ -152,10 +154,12 @@ class FeedFollower:
         while not self._stopping.is_set():
             try:
                 caught_up = self._head is not None and self._progress.position >= self._head
-                self.poll_once(wait=self._wait if caught_up else 0.0)
+                read = self.poll_once(wait=self._wait if caught_up else 0.0)
                 self._connected = True
                 self._last_error = None
                 backoff = 0.1
+                if 0 < read < self._page_size:
+                    self._stopping.wait(LINGER_SECONDS)
             except (httpx.HTTPError, ValidationError, ValueError) as error:
                 self._connected = False
                 self._last_error = f"{type(error).__name__}: {error}"

@@ -54,9 +54,11 @@ class Once:
         engine: Engine,
         key: str | None,
         request: Request,
+        hold_answered_writes: Callable[[], None],
     ) -> None:
         self.application = application
         self.engine = engine
+        self.hold_answered_writes = hold_answered_writes
         self.key = key
         self.request = request
 
@@ -72,6 +74,7 @@ class Once:
             return command(metadata)
         request_hash = fingerprint(self.request.method, self.request.url.path, body)
         with self.application.writing():
+            self.hold_answered_writes()
             with Session(self.engine) as session:
                 found = session.get(IdempotencyRecord, (metadata["actor"], self.key))
             if found is not None:
@@ -109,6 +112,13 @@ IdempotencyKey = Annotated[
 ]
 
 
-def once_per_key(request: Request, idempotency_key: IdempotencyKey = None) -> Once:
+async def once_per_key(request: Request, idempotency_key: IdempotencyKey = None) -> Once:
     """The request's write, to be run once per idempotency key."""
-    return Once(request.app.state.application, request.app.state.engine, idempotency_key, request)
+    state = request.app.state
+    return Once(
+        state.application,
+        state.engine,
+        idempotency_key,
+        request,
+        state.projection.hold_answered_writes,
+    )

@@ -10,10 +10,13 @@ from eventsourcing.domain import DomainEventProtocol
 from sqlalchemy import Engine, Table
 from sqlmodel import Field, Session, SQLModel
 
+from shared.errors import Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, record_of
 
 BATCH_SIZE = 500
+READ_MODEL_WAIT_SECONDS = 5.0
+"""How long a read waits for the read models to hold every write already answered."""
 logger = logging.getLogger("factcheck")
 
 
@@ -36,6 +39,11 @@ class Projection(ABC):
         self.engine = engine
         self.application = application
         self._lock = threading.Lock()
+        self._applied = threading.Condition()
+        self._applied_position = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(
@@ -55,6 +63,47 @@ class Projection(ABC):
         except Exception:
             logger.exception("projection %s is behind: an event could not be applied", self.name)
 
+    def follow(self) -> None:
+        """Keep up in a background thread, woken after every write of the application.
+
+        Writes then return without waiting for the read models; `wait_for_writes` gives
+        readers their own writes back.
+        """
+        self.application.on_recorded(self._wake.set)
+        self.application.before_close(self.stop)
+        self._thread = threading.Thread(target=self._follow, name=f"{self.name}-projection")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
+            if not self._stopping:
+                self.catch_up_or_log()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wait_for_writes(self, timeout: float) -> bool:
+        """Wait until every write the application has answered is applied; False on timeout."""
+        target = self.application.last_position
+        with self._applied:
+            return self._applied.wait_for(lambda: self._applied_position >= target, timeout)
+
+    def hold_answered_writes(self) -> None:
+        """Return once the read models hold every answered write; Unavailable if they lag."""
+        if not self.wait_for_writes(READ_MODEL_WAIT_SECONDS):
+            raise Unavailable("the read models are behind the event store; try again shortly")
+
+    def _applied_up_to(self, position: int) -> None:
+        with self._applied:
+            self._applied_position = position
+            self._applied.notify_all()
+
     def catch_up(self) -> int:
         """Apply every event past the tracked position; return the new position."""
         with self._lock:
@@ -65,6 +114,7 @@ class Projection(ABC):
                     )
                     events = self.application.events_after(tracking.position, BATCH_SIZE)
                     if not events:
+                        self._applied_up_to(tracking.position)
                         return tracking.position
                     for position, domain_event in events:
                         self.apply(session, position, domain_event)
@@ -73,7 +123,9 @@ class Projection(ABC):
                             session.add(idempotency)
                         tracking.position = position
                     session.add(tracking)
+                    applied = tracking.position
                     session.commit()
+                    self._applied_up_to(applied)
 
     def rebuild(self) -> int:
         """Drop the read models, recreate them, and apply every event again."""
@@ -87,6 +139,7 @@ class Projection(ABC):
                     session.delete(tracking)
                 session.commit()
             self.create_tables()
+            self._applied_up_to(0)
         return self.catch_up()
 
     @abstractmethod

@@ -1,13 +1,14 @@
 """Request and response building blocks shared by both services' HTTP schemas."""
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from starlette.responses import Response
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import Rejected
 from shared.feed import POSITION_MAX
@@ -86,7 +87,7 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """Refuse query parameters the route does not take, so a misspelt one never passes."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
@@ -97,7 +98,7 @@ def reject_unknown_query(request: Request) -> None:
         raise Rejected(unknown[0], "is not a parameter of this endpoint")
 
 
-def if_match(
+async def if_match(
     value: Annotated[
         str | None,
         Header(
@@ -124,13 +125,24 @@ def request_metadata(request: Request) -> Mapping[str, str]:
     return {"actor": actor, "request_id": request.state.request_id}
 
 
-async def assign_request_id(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
+class RequestIds:
     """Take X-Request-ID from the request, or make one, and echo it on the response."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    valid = 0 < len(given) <= 200 and given.isprintable()
-    request.state.request_id = given if valid else str(uuid4())
-    response = await call_next(request)
-    response.headers[REQUEST_ID_HEADER] = request.state.request_id
-    return response
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        valid = 0 < len(given) <= 200 and given.isprintable()
+        request_id = given if valid else str(uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import require
 from shared.problems import ERROR_RESPONSES, PROBLEM_JSON, install_problem_handlers
-from shared.schemas import assign_request_id, reject_unknown_query
+from shared.schemas import RequestIds, reject_unknown_query
 
 VERSION = "0.1.0"
 MAX_BODY_BYTES = 64 * 1024
@@ -35,7 +35,7 @@ def service_app(
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app)
-    app.middleware("http")(assign_request_id)
+    app.add_middleware(RequestIds)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.include_router(router)
     return app
@@ -101,7 +101,8 @@ def service_router() -> APIRouter:
 
 
 def read_session(request: Request) -> Iterator[Session]:
-    """A session on the service's read models, for one request."""
+    """A session on the service's read models, once they hold every write answered so far."""
+    request.app.state.projection.hold_answered_writes()
     with Session(request.app.state.engine) as session:
         yield session
 

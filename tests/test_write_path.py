@@ -8,10 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
+from eventsourcing.persistence import RecordConflictError
 
 from services.claims.replay import replay_verdict
 from services.sources.application import SourcesApplication
 from services.sources.bootstrap import create_app
+from services.sources.domain import Source
+from shared.chain import verify
+from shared.eventstore import Write
+from shared.feed import feed_item
 from shared.settings import SourcesSettings
 from tests.conftest import KnownClaims, Services
 from tests.newsroom import new_claim, new_source, verdict
@@ -167,3 +172,31 @@ def test_sixteen_writers_fifty_items_each_land_exactly_once(services: Services) 
         replayed.tally.supporting,
         replayed.tally.refuting,
     )
+
+
+def test_writes_stored_together_fail_one_by_one_on_a_conflict(sources_app: Any) -> None:
+    """Group commit: one conflicting write among several fails alone; the others are stored."""
+    sources = sources_app.state.sources
+    source_id = sources.register_source("agency", "k").id
+    first, second = sources.repository.get(source_id), sources.repository.get(source_id)
+    first.rate(reliability="A", rationale="one", rater="me")
+    second.rate(reliability="B", rationale="two", rater="me")
+    other = Source(name="other", kind="k", url=None, country=None, notes=None)
+    writes = []
+    for aggregate in (first, second, other):
+        write = Write()
+        write.add(aggregate)
+        writes.append(write)
+    with sources.writing():
+        sources._queued.extend(writes)
+    sources._store_through()
+    assert writes[0].recorded.version == 2
+    with pytest.raises(RecordConflictError):
+        writes[1].recorded  # noqa: B018
+    assert writes[2].recorded.position > writes[0].recorded.position
+    assert sources.repository.get(source_id).reliabilities == ["A"]
+    assert [p for p, _ in sources.events_after(0, 100)][1:] == [
+        writes[0].recorded.position,
+        writes[2].recorded.position,
+    ]
+    assert verify(feed_item(p, e) for p, e in sources.events_after(0, 100)).ok

@@ -52,15 +52,15 @@ MAX_TAGS = 20
 PAGE_MAX = 1000
 
 
-def get_claims(request: Request) -> ClaimsApplication:
+async def get_claims(request: Request) -> ClaimsApplication:
     return request.app.state.claims
 
 
-def get_follower(request: Request) -> FeedFollower:
+async def get_follower(request: Request) -> FeedFollower:
     return request.app.state.follower
 
 
-def get_index(request: Request) -> VerdictIndex:
+async def get_index(request: Request) -> VerdictIndex:
     return request.app.state.index
 
 

@@ -24,8 +24,9 @@ class ClaimsApplication(FactcheckApplication):
         tags: list[str] | None = None,
         metadata: Mapping[str, str] = ANONYMOUS,
     ) -> Recorded:
-        with self.recording(metadata):
-            return self.record(Claim(text=text, context=context, tags=list(tags or [])))
+        with self.recording(metadata) as write:
+            write.add(Claim(text=text, context=context, tags=list(tags or [])))
+        return write.recorded
 
     @retry_on_conflict
     def reword_claim(
@@ -36,13 +37,14 @@ class ClaimsApplication(FactcheckApplication):
         metadata: Mapping[str, str] = ANONYMOUS,
         expected_version: int | None = None,
     ) -> Recorded:
-        with self.recording(metadata):
+        with self.recording(metadata) as write:
             claim = self.get_claim(claim_id)
             check_version("claim", claim.version, expected_version)
             if claim.text == text:
                 raise Rejected("text", "is the claim's current wording")
             claim.reword(text=text, reason=reason)
-            return self.record(claim)
+            write.add(claim)
+        return write.recorded
 
     @retry_on_conflict
     def issue_ruling(
@@ -56,11 +58,12 @@ class ClaimsApplication(FactcheckApplication):
     ) -> Recorded:
         if is_future(effective_at):
             raise Rejected("effective_at", "is in the future")
-        with self.recording(metadata):
+        with self.recording(metadata) as write:
             claim = self.get_claim(claim_id)
             check_version("claim", claim.version, expected_version)
             claim.rule(status=status, rationale=rationale, effective_at=effective_at)
-            return self.record(claim)
+            write.add(claim)
+        return write.recorded
 
     def get_claim(self, claim_id: UUID) -> Claim:
         try:

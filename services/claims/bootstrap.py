@@ -28,7 +28,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     claims_projection = ClaimsProjection(engine, application)
     claims_projection.create_tables()
     claims_projection.catch_up_or_log()
-    application.on_recorded(claims_projection.catch_up)
+    claims_projection.follow()
     verdicts = VerdictProjection(engine)
     verdicts.create_tables()
     index = VerdictIndex(engine)

@@ -10,7 +10,7 @@ transaction together with the feed position, so every item counts exactly once.
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -41,6 +41,9 @@ from shared.projection import Projection
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
 FEED_NAME = "sources-feed"
+
+
+M = TypeVar("M", bound=SQLModel)
 
 
 class ClaimView(SQLModel, table=True):
@@ -353,6 +356,35 @@ class VerdictProjection:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._rows: dict[tuple[type[SQLModel], Any], SQLModel] = {}
+        """Rows the page being applied has loaded or added, by table and key."""
+        self._absent: set[UUID] = set()
+        """Evidence ids the page refers to that were not stored before it."""
+
+    def _find(self, session: Session, model: type[M], key: Any) -> M | None:
+        """The row with `key`, added by this page or stored, without flushing the page."""
+        known = self._rows.get((model, key))
+        if known is not None:
+            return known  # type: ignore[return-value]
+        if model is EvidenceCurrent and key in self._absent:
+            return None
+        with session.no_autoflush:
+            found = session.get(model, key)
+        if found is not None:
+            self._rows[(model, key)] = found
+        return found
+
+    def _prefetch_evidence(self, session: Session, page: FeedPage) -> None:
+        """Load, in one query, the stored evidence that the page's items refer to."""
+        ids = {item.stream_id for item in page.items if item.type.startswith("Evidence")}
+        stored = session.exec(select(EvidenceCurrent).where(col(EvidenceCurrent.id).in_(ids)))
+        for evidence in stored:
+            self._rows[(EvidenceCurrent, evidence.id)] = evidence
+        self._absent = ids - {key for model, key in self._rows if model is EvidenceCurrent}
+
+    def _add(self, session: Session, row: SQLModel, key: Any) -> None:
+        self._rows[(type(row), key)] = row
+        session.add(row)
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(
@@ -378,7 +410,9 @@ class VerdictProjection:
     def apply_page(self, page: FeedPage) -> tuple[Progress, Changes]:
         """Apply the page's items and its position in one transaction."""
         changes = Changes()
+        self._rows.clear()
         with Session(self.engine, expire_on_commit=False) as session:
+            self._prefetch_evidence(session, page)
             tracking = session.get(FeedTracking, FEED_NAME) or FeedTracking(name=FEED_NAME)
             chain = session.get(FeedChain, FEED_NAME)
             if chain is None:
@@ -439,15 +473,17 @@ class VerdictProjection:
         handler(session, item, known, changes)
 
     def _registered(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
-        if session.get(SourceCurrent, item.stream_id) is None:
-            session.add(SourceCurrent(id=item.stream_id))
+        if self._find(session, SourceCurrent, item.stream_id) is None:
+            self._add(session, SourceCurrent(id=item.stream_id), item.stream_id)
 
     def _rated(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
         data = _parse(RatedData, item)
-        source = session.get(SourceCurrent, item.stream_id) or SourceCurrent(id=item.stream_id)
+        source = self._find(session, SourceCurrent, item.stream_id) or SourceCurrent(
+            id=item.stream_id
+        )
         old = source.reliability
         source.reliability = data.reliability
-        session.add(source)
+        self._add(session, source, item.stream_id)
         rating = RatingVersion(
             position=item.position,
             source_id=item.stream_id,
@@ -470,7 +506,7 @@ class VerdictProjection:
 
     def _submitted(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
         data = _parse(SubmittedData, item)
-        if session.get(EvidenceCurrent, item.stream_id) is not None:
+        if self._find(session, EvidenceCurrent, item.stream_id) is not None:
             raise ItemRejected(f"evidence {item.stream_id} was already submitted")
         evidence = EvidenceCurrent(
             id=item.stream_id,
@@ -482,7 +518,7 @@ class VerdictProjection:
             derived_from=[str(parent) for parent in data.derived_from],
             position=item.position,
         )
-        session.add(evidence)
+        self._add(session, evidence, evidence.id)
         self._version(session, evidence, known)
         self._points(session, evidence.claim_id, known, [(evidence.published, ITEM)], changes)
         if _counts(evidence):
@@ -540,7 +576,7 @@ class VerdictProjection:
             self._recompute(session, claim_id, source_id, stance, known, changes)
 
     def _evidence(self, session: Session, item: FeedItem) -> EvidenceCurrent:
-        evidence = session.get(EvidenceCurrent, item.stream_id)
+        evidence = self._find(session, EvidenceCurrent, item.stream_id)
         if evidence is None:
             raise ItemRejected(f"no evidence {item.stream_id} was submitted before")
         return evidence
@@ -564,9 +600,12 @@ class VerdictProjection:
     def _origin(
         self, session: Session, claim_id: UUID, source_id: UUID, stance: str
     ) -> OriginCurrent:
-        return session.get(OriginCurrent, (claim_id, source_id, stance)) or OriginCurrent(
-            claim_id=claim_id, source_id=source_id, stance=stance, steps=[]
-        )
+        key = (claim_id, source_id, stance)
+        origin = self._find(session, OriginCurrent, key)
+        if origin is None:
+            origin = OriginCurrent(claim_id=claim_id, source_id=source_id, stance=stance, steps=[])
+            self._rows[(OriginCurrent, key)] = origin
+        return origin
 
     def _recompute(
         self,
@@ -599,7 +638,7 @@ class VerdictProjection:
     ) -> None:
         if old == new:
             return
-        source = session.get(SourceCurrent, origin.source_id)
+        source = self._find(session, SourceCurrent, origin.source_id)
         reliability: Reliability = source.reliability if source else "F"  # type: ignore[assignment]
         stance: Stance = origin.stance  # type: ignore[assignment]
         deltas = difference(
@@ -607,7 +646,7 @@ class VerdictProjection:
         )
         self._points(session, origin.claim_id, known, deltas, changes)
         origin.steps = steps_to_json(new)
-        session.add(origin)
+        self._add(session, origin, (origin.claim_id, origin.source_id, origin.stance))
         version = OriginVersion(
             claim_id=origin.claim_id,
             source_id=origin.source_id,

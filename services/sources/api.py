@@ -40,7 +40,7 @@ MAX_DERIVED_FROM = 50
 EVIDENCE_PAGE_MAX = 1000
 
 
-def get_sources(request: Request) -> SourcesApplication:
+async def get_sources(request: Request) -> SourcesApplication:
     return request.app.state.sources
 
 
@@ -378,9 +378,15 @@ def correct_evidence(
     return CorrectionWritten(**vars(recorded), changes=changes, reason=body.reason)
 
 
+HEALTH_WAIT_SECONDS = 1.0
+"""How long health gives the read models to take in writes already answered."""
+
+
 @router.get("/health", response_model=Health)
 def health(sources: Sources, request: Request) -> Health:
-    head, position = sources.head(), request.app.state.projection.position()
+    projection = request.app.state.projection
+    projection.wait_for_writes(HEALTH_WAIT_SECONDS)
+    head, position = sources.head(), projection.position()
     return Health(
         status="ok" if position >= head else "degraded",
         service="sources",

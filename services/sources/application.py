@@ -31,6 +31,8 @@ class SourcesApplication(FactcheckApplication):
     def __init__(self, storage: Storage, claims: ClaimDirectory) -> None:
         super().__init__(storage)
         self.claims = claims
+        self._known_sources: set[UUID] = set()
+        """Sources found before: a source is never removed, so it need not be read again."""
 
     def register_source(
         self,
@@ -41,8 +43,9 @@ class SourcesApplication(FactcheckApplication):
         notes: str | None = None,
         metadata: Mapping[str, str] = ANONYMOUS,
     ) -> Recorded:
-        with self.recording(metadata):
-            return self.record(Source(name=name, kind=kind, url=url, country=country, notes=notes))
+        with self.recording(metadata) as write:
+            write.add(Source(name=name, kind=kind, url=url, country=country, notes=notes))
+        return write.recorded
 
     @retry_on_conflict
     def rate_source(
@@ -54,11 +57,12 @@ class SourcesApplication(FactcheckApplication):
         metadata: Mapping[str, str] = ANONYMOUS,
         expected_version: int | None = None,
     ) -> Recorded:
-        with self.recording(metadata):
+        with self.recording(metadata) as write:
             source = self._get(Source, source_id, "source")
             check_version("source", source.version, expected_version)
             source.rate(reliability=reliability, rationale=rationale, rater=rater)
-            return self.record(source)
+            write.add(source)
+        return write.recorded
 
     def submit_evidence(
         self,
@@ -75,7 +79,7 @@ class SourcesApplication(FactcheckApplication):
     ) -> Recorded:
         self._check_claim(claim_id, "claim_id")
         _check_not_future(published_at, "published_at")
-        with self.recording(metadata):
+        with self.recording(metadata) as write:
             self._check_source(source_id, "source_id")
             derived = list(dict.fromkeys(derived_from or []))
             self._check_derived_from(derived, None, "derived_from")
@@ -90,7 +94,8 @@ class SourcesApplication(FactcheckApplication):
                 summary=summary,
                 derived_from=derived,
             )
-            return self.record(evidence)
+            write.add(evidence)
+        return write.recorded
 
     @retry_on_conflict
     def retract_evidence(
@@ -102,7 +107,7 @@ class SourcesApplication(FactcheckApplication):
         expected_version: int | None = None,
     ) -> Recorded:
         _check_not_future(published_at, "published_at")
-        with self.recording(metadata):
+        with self.recording(metadata) as write:
             evidence = self._get(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
             if evidence.retracted_from is not None:
@@ -114,7 +119,8 @@ class SourcesApplication(FactcheckApplication):
                     f"({format_instant(evidence.published_at)})",
                 )
             evidence.retract(published_at=published_at, reason=reason)
-            return self.record(evidence)
+            write.add(evidence)
+        return write.recorded
 
     @retry_on_conflict
     def correct_evidence(
@@ -129,7 +135,7 @@ class SourcesApplication(FactcheckApplication):
             self._check_claim(changes["claim_id"], "changes.claim_id")
         if "published_at" in changes:
             _check_not_future(changes["published_at"], "changes.published_at")
-        with self.recording(metadata):
+        with self.recording(metadata) as write:
             evidence = self._get(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
             effective = {
@@ -152,7 +158,8 @@ class SourcesApplication(FactcheckApplication):
                     "changes.published_at", "would fall after the evidence's own retraction"
                 )
             evidence.correct(changes=effective, reason=reason)
-            return self.record(evidence)
+            write.add(evidence)
+        return write.recorded
 
     def _get(self, kind: type[T], aggregate_id: UUID, what: str) -> T:
         try:
@@ -164,10 +171,13 @@ class SourcesApplication(FactcheckApplication):
         return aggregate
 
     def _check_source(self, source_id: UUID, field: str) -> None:
+        if source_id in self._known_sources:
+            return
         try:
             self._get(Source, source_id, "source")
         except NotFound:
             raise Rejected(field, f"no source with id {source_id}") from None
+        self._known_sources.add(source_id)
 
     def _check_claim(self, claim_id: UUID, field: str) -> None:
         if not self.claims.exists(claim_id):

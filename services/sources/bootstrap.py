@@ -26,7 +26,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     projection = SourcesProjection(engine, application)
     projection.create_tables()
     projection.catch_up_or_log()
-    application.on_recorded(projection.catch_up)
+    projection.follow()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

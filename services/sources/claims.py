@@ -14,14 +14,32 @@ class ClaimDirectory(Protocol):
     def exists(self, claim_id: UUID) -> bool: ...
 
 
+KNOWN_CLAIMS_KEPT = 100_000
+
+
 class HttpClaimDirectory:
-    """Asks the claims service over HTTP: `GET /claims/{id}`."""
+    """Asks the claims service over HTTP: `GET /claims/{id}`.
+
+    Claims are never removed, so a claim once found is remembered (the newest
+    KNOWN_CLAIMS_KEPT of them); an unknown claim is asked about every time.
+    """
 
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        self._known: dict[UUID, None] = {}
 
     def exists(self, claim_id: UUID) -> bool:
+        if claim_id in self._known:
+            return True
+        found = self._ask(claim_id)
+        if found:
+            self._known[claim_id] = None
+            if len(self._known) > KNOWN_CLAIMS_KEPT:
+                self._known.pop(next(iter(self._known)), None)
+        return found
+
+    def _ask(self, claim_id: UUID) -> bool:
         try:
             response = self._client.get(f"/claims/{claim_id}")
         except httpx.HTTPError as error:
