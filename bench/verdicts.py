@@ -1,0 +1,137 @@
+"""Verdict latency by claim size, rebuild rate against raw reads, and memory, in one run.
+
+Three claims get 10, 1,000 and 100,000 evidence items (recorded before the services start,
+see bench.bulk). Once the claims service has followed the whole feed, verdicts are asked at
+random `at` and `known_at`, round-robin over the three claims and `GET /health`, so that all
+four see the same machine conditions.
+"""
+
+import random
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from bench import bulk
+from bench.harness import Services, percentile, services
+from services.sources.application import SourcesApplication
+from shared.storage import parse_storage_url
+
+SIZES = [10, 1_000, 100_000]
+PAGE = 500
+
+
+def wait_followed(claims: httpx.Client, head: int) -> None:
+    while claims.get("/health").json()["follower"]["position"] < head:
+        time.sleep(0.05)
+
+
+def latencies(
+    running: Services, claims: dict[int, Any], warmup: int, requests: int, seed: int = 11
+) -> dict[str, list[float]]:
+    """Milliseconds per request for each claim size and for `GET /health`."""
+    rng = random.Random(seed)
+    with httpx.Client(base_url=running.claims_url, timeout=30) as client:
+        registered = {
+            size: datetime.fromisoformat(client.get(f"/claims/{claim}").json()["registered_at"])
+            for size, claim in claims.items()
+        }
+        now = datetime.now(UTC)
+        timings: dict[str, list[float]] = {str(size): [] for size in claims} | {"health": []}
+        for n in range(warmup + requests):
+            for name in timings:
+                if name == "health":
+                    path, params = "/health", {}
+                else:
+                    size = int(name)
+                    at = bulk.YEAR_START + timedelta(days=rng.uniform(0, 366))
+                    known = registered[size] + (now - registered[size]) * rng.random()
+                    path = f"/claims/{claims[size]}/verdict"
+                    params = {"at": at.isoformat(), "known_at": known.isoformat()}
+                began = time.perf_counter()
+                client.get(path, params=params).raise_for_status()
+                if n >= warmup:
+                    timings[name].append((time.perf_counter() - began) * 1000)
+    return timings
+
+
+def raw_read_rate(sources_database: str) -> dict[str, float]:
+    """Events per second read from the sources store: notifications only, and decoded."""
+    storage = parse_storage_url("SOURCES_DATABASE_URL", sources_database)
+    application = SourcesApplication(storage, bulk.EveryClaim())
+    try:
+        recorder = application.recorder
+        began, after, count = time.perf_counter(), 0, 0
+        while page := recorder.select_notifications(after, PAGE, inclusive_of_start=False):
+            after, count = page[-1].id, count + len(page)
+        raw = count / (time.perf_counter() - began)
+        began, after = time.perf_counter(), 0
+        while events := application.events_after(after, PAGE):
+            after = events[-1][0]
+        decoded = count / (time.perf_counter() - began)
+    finally:
+        application.close()
+    return {"events": count, "raw_per_second": round(raw), "decoded_per_second": round(decoded)}
+
+
+def rebuild(running: Services, head: int) -> dict[str, float]:
+    """Time `POST /admin/rebuild` on the claims service: verify, drop, refollow the feed."""
+    with httpx.Client(base_url=running.sources_url, timeout=600) as sources:
+        began = time.perf_counter()
+        sources.get("/audit/verify").raise_for_status()
+        verify_seconds = time.perf_counter() - began
+    with httpx.Client(base_url=running.claims_url, timeout=600) as claims:
+        began = time.perf_counter()
+        answer = claims.post("/admin/rebuild")
+        answer.raise_for_status()
+        seconds = time.perf_counter() - began
+    return {
+        "events": head,
+        "seconds": round(seconds, 2),
+        "per_second": round(head / seconds),
+        "of_which_verify_seconds": round(verify_seconds, 2),
+    }
+
+
+def run(kind: str, warmup: int, requests: int, sizes: list[int] = SIZES) -> dict[str, Any]:
+    filled: dict[str, Any] = {}
+
+    def fill(sources_database: str, claims_database: str) -> None:
+        began = time.perf_counter()
+        loaded = bulk.fill(sources_database, claims_database, sizes)
+        filled.update(claims=loaded.claims, events=loaded.events)
+        filled["seconds"] = time.perf_counter() - began
+
+    with services(kind, before_start=fill) as running:
+        head = filled["events"]
+        sources_start = running.started_seconds["sources"]
+        began = time.perf_counter()
+        with httpx.Client(base_url=running.claims_url, timeout=30) as claims:
+            wait_followed(claims, head)
+        follow_seconds = time.perf_counter() - began
+        timings = latencies(running, filled["claims"], warmup, requests)
+        memory = {name: round(running.peak_rss_mib(name), 1) for name in running.processes}
+        raw = raw_read_rate(running.sources_database)
+        rebuilt = rebuild(running, head)
+    p50 = {name: statistics.median(values) for name, values in timings.items()}
+    p99 = {name: percentile(values, 0.99) for name, values in timings.items()}
+    smallest, largest = str(min(sizes)), str(max(sizes))
+    return {
+        "events": head,
+        "load_seconds": round(filled["seconds"], 1),
+        "sources_start_seconds": round(sources_start, 1),
+        "follow_seconds": round(follow_seconds, 1),
+        "follow_per_second": round(head / follow_seconds),
+        "warmup_each": warmup,
+        "requests_each": requests,
+        "p50_ms": {name: round(value, 2) for name, value in p50.items()},
+        "p99_ms": {name: round(value, 2) for name, value in p99.items()},
+        "p50_ratio_largest_to_smallest": round(p50[largest] / p50[smallest], 2),
+        "p50_ratio_smallest_to_health": round(p50[smallest] / p50["health"], 2),
+        "peak_rss_mib": memory,
+        "raw_read": raw,
+        "rebuild": rebuilt,
+        "rebuild_ratio_to_raw": round(rebuilt["per_second"] / raw["raw_per_second"], 3),
+    }
