@@ -82,14 +82,16 @@ def basis_for_claim(
     wait: float,
 ) -> Basis:
     """The basis of a question about one claim: not before the claim was known, and with the
-    sources-feed position that everything recorded by `known_at` ends at."""
-    basis = resolve_basis(
-        follower, at, known_at, min_position, wait, floor=last_recorded(session, claim.id)
-    )
-    if basis.known_at < claim.registered_at:
+    sources-feed position that everything recorded by `known_at` ends at.
+
+    The session's connection goes back to the pool while the answer waits for the follower.
+    """
+    floor, registered_at = last_recorded(session, claim.id), claim.registered_at
+    session.rollback()
+    basis = resolve_basis(follower, at, known_at, min_position, wait, floor=floor)
+    if basis.known_at < registered_at:
         raise Rejected(
-            "known_at",
-            f"is before the claim was registered ({format_instant(claim.registered_at)})",
+            "known_at", f"is before the claim was registered ({format_instant(registered_at)})"
         )
     if known_at is None:
         return basis
