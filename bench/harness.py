@@ -106,7 +106,7 @@ def services(
         if before_start is not None:
             before_start(sources_db, claims_db)
         try:
-            for name in ("claims", "sources"):
+            for name in ("sources", "claims"):
                 launched = time.perf_counter()
                 running.processes[name] = subprocess.Popen(
                     [sys.executable, "-m", "bench.serve", name, str(ports[name])],
@@ -182,8 +182,8 @@ class Request:
 
 async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
-    """Send one request on a kept-alive connection, read the whole answer, return its status."""
+) -> tuple[int, bytes]:
+    """Send one request on a kept-alive connection; read the whole answer: status and body."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -192,8 +192,30 @@ async def exchange(
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return int(lines[0].split()[1])
+    body = await reader.readexactly(length)
+    return int(lines[0].split()[1]), body
+
+
+class Connections:
+    """Kept-alive HTTP/1.1 connections to one server, opened as more requests overlap."""
+
+    def __init__(self, url: str) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def send(self, request: Request) -> tuple[int, bytes]:
+        if self._idle:
+            reader, writer = self._idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        answer = await exchange(reader, writer, request.encode(f"{self.host}:{self.port}"))
+        self._idle.append((reader, writer))
+        return answer
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
 
 
 async def drive(
@@ -225,7 +247,7 @@ async def drive(
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             while (began := loop.time()) < stop:
-                status = await exchange(
+                status, _ = await exchange(
                     reader, writer, request_for(next(counter)).encode(f"{host}:{port}")
                 )
                 ended = loop.time()

@@ -8,13 +8,12 @@ it is the lag as a client sees it, including one request's own latency.
 """
 
 import asyncio
+import json
 import statistics
 from typing import Any
 
-import httpx
-
 from bench.append import evidence_body, prepare
-from bench.harness import Services, percentile
+from bench.harness import Connections, Request, Services, percentile
 
 RATE = 200
 WATCHED = 4
@@ -25,43 +24,42 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
     lags: list[float] = []
     posted: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with (
-        httpx.AsyncClient(base_url=running.sources_url, limits=limits, timeout=30) as sources,
-        httpx.AsyncClient(base_url=running.claims_url, limits=limits, timeout=30) as claims,
-    ):
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        measured_from = start + warmup
-        total = int((warmup + duration) * RATE)
+    sources, claims = Connections(running.sources_url), Connections(running.claims_url)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    measured_from = start + warmup
+    total = int((warmup + duration) * RATE)
+    verdict_path = f"/claims/{ids['claim_id']}/verdict?min_position="
 
-        async def one(n: int) -> None:
-            nonlocal errors
-            await asyncio.sleep(start + n / RATE - loop.time())
-            began = loop.time()
-            answer = await sources.post("/evidence", json=evidence_body(ids, n))
-            returned = loop.time()
-            if answer.status_code != 201:
-                errors += 1
-                return
-            if began >= measured_from:
-                posted.append(returned - began)
-            if n % WATCHED or began < measured_from:
-                return
-            verdict = await claims.get(
-                f"/claims/{ids['claim_id']}/verdict",
-                params={"min_position": answer.json()["position"]},
-            )
-            if verdict.status_code != 200:
-                errors += 1
-                return
-            lags.append(loop.time() - returned)
+    async def one(n: int) -> None:
+        nonlocal errors
+        await asyncio.sleep(start + n / RATE - loop.time())
+        began = loop.time()
+        body = json.dumps(evidence_body(ids, n)).encode()
+        status, answer = await sources.send(Request("POST", "/evidence", body))
+        returned = loop.time()
+        if status != 201:
+            errors += 1
+            return
+        if began >= measured_from:
+            posted.append(returned - began)
+        if n % WATCHED or began < measured_from:
+            return
+        position = json.loads(answer)["position"]
+        status, _ = await claims.send(Request("GET", f"{verdict_path}{position}"))
+        if status != 200:
+            errors += 1
+            return
+        lags.append(loop.time() - returned)
 
+    try:
         await asyncio.gather(*(one(n) for n in range(total)))
-        achieved = len(posted) / duration
+    finally:
+        sources.close()
+        claims.close()
     return {
         "rate_per_second": RATE,
-        "achieved_per_second": round(achieved, 1),
+        "achieved_per_second": round(len(posted) / duration, 1),
         "warmup_seconds": warmup,
         "run_seconds": duration,
         "samples": len(lags),
