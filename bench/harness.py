@@ -205,11 +205,20 @@ class Connections:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def send(self, request: Request) -> tuple[int, bytes]:
+        """Send on an idle connection, or a new one; a kept-alive connection the server has
+        closed meanwhile is replaced, as HTTP clients do."""
+        encoded = request.encode(f"{self.host}:{self.port}")
         if self._idle:
             reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-        answer = await exchange(reader, writer, request.encode(f"{self.host}:{self.port}"))
+            try:
+                answer = await exchange(reader, writer, encoded)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+            else:
+                self._idle.append((reader, writer))
+                return answer
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        answer = await exchange(reader, writer, encoded)
         self._idle.append((reader, writer))
         return answer
 
