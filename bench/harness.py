@@ -242,7 +242,6 @@ async def drive(
     The driver writes pre-encoded HTTP/1.1 on asyncio streams, so that its own cost stays
     well below the server's (see `driver_headroom` in the results).
     """
-    host, port = url.removeprefix("http://").split(":")
     counter = iter(range(10**12))
     latencies: list[float] = []
     errors = 0
@@ -253,12 +252,10 @@ async def drive(
 
     async def worker() -> None:
         nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
+        connection = Connections(url)
         try:
             while (began := loop.time()) < stop:
-                status, _ = await exchange(
-                    reader, writer, request_for(next(counter)).encode(f"{host}:{port}")
-                )
+                status, _ = await connection.send(request_for(next(counter)))
                 ended = loop.time()
                 if began >= start and ended <= stop:
                     if 200 <= status < 300:
@@ -266,7 +263,7 @@ async def drive(
                     else:
                         errors += 1
         finally:
-            writer.close()
+            connection.close()
 
     async def meter() -> None:
         await asyncio.sleep(start - loop.time())

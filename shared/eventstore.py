@@ -179,6 +179,8 @@ class FactcheckApplication(Application[UUID]):
                 return
             with self._queue_lock:
                 batch, self._queued = self._queued, []
+            if not batch:
+                return
             try:
                 self._store_together(batch)
             except RecordConflictError:
@@ -222,7 +224,7 @@ class FactcheckApplication(Application[UUID]):
         return str(event.metadata["hash"])  # type: ignore[attr-defined]
 
     def on_recorded(self, listener: Callable[[], None]) -> None:
-        """Call `listener` (under the write lock) after every save."""
+        """Call `listener` after every save, while saves are held back."""
         self._listeners.append(listener)
 
     def before_close(self, callback: Callable[[], None]) -> None:

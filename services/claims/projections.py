@@ -380,7 +380,8 @@ class VerdictProjection:
         stored = session.exec(select(EvidenceCurrent).where(col(EvidenceCurrent.id).in_(ids)))
         for evidence in stored:
             self._rows[(EvidenceCurrent, evidence.id)] = evidence
-        self._absent = ids - {key for model, key in self._rows if model is EvidenceCurrent}
+            ids.discard(evidence.id)
+        self._absent = ids
 
     def _add(self, session: Session, row: SQLModel, key: Any) -> None:
         self._rows[(type(row), key)] = row
