@@ -4,7 +4,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -171,6 +171,15 @@ class FactcheckApplication(Application[UUID]):
                     self._queued.append(write)
         if write.events:
             self._store_through(write)
+
+    def database_writes(self) -> AbstractContextManager[object]:
+        """Hold while writing read models to this service's database.
+
+        SQLite takes one writer at a time and makes the others poll for its lock, sleeping
+        milliseconds at a time; taking turns with the event store in process hands over at
+        once. PostgreSQL takes concurrent writers, so there it holds nothing.
+        """
+        return self._storing if self.storage.kind == "sqlite" else nullcontext()
 
     def _store_through(self, write: Write | None = None) -> None:
         """Store every queued write (up to `write`, unless another thread already has)."""

@@ -4,6 +4,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
@@ -29,6 +30,14 @@ class ProjectionTracking(SQLModel, table=True):
     position: int = 0
 
 
+def insert_row(session: Session, model: type[SQLModel], **values: Any) -> None:
+    """Insert one row in the session's transaction, past the ORM's unit of work.
+
+    For rows that are only ever added and that nothing in the same session has loaded.
+    """
+    session.connection().execute(model.__table__.insert(), values)  # type: ignore[attr-defined]
+
+
 class Projection(ABC):
     """Applies an application's events to read models, exactly once, in recorded order."""
 
@@ -41,6 +50,8 @@ class Projection(ABC):
         self._lock = threading.Lock()
         self._applied = threading.Condition()
         self._applied_position = 0
+        self._position: int | None = None
+        """The applied position, once read: this projector is the only one that moves it."""
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -107,25 +118,32 @@ class Projection(ABC):
     def catch_up(self) -> int:
         """Apply every event past the tracked position; return the new position."""
         with self._lock:
-            while True:
-                with Session(self.engine) as session:
-                    tracking = session.get(ProjectionTracking, self.name) or ProjectionTracking(
-                        name=self.name
-                    )
-                    events = self.application.events_after(tracking.position, BATCH_SIZE)
-                    if not events:
-                        self._applied_up_to(tracking.position)
-                        return tracking.position
+            if self._position is None:
+                self._position = self.position()
+            while events := self.application.events_after(self._position, BATCH_SIZE):
+                with self.application.database_writes(), Session(self.engine) as session:
                     for position, domain_event in events:
                         self.apply(session, position, domain_event)
                         idempotency = record_of(position, domain_event)
                         if idempotency is not None:
                             session.add(idempotency)
-                        tracking.position = position
-                    session.add(tracking)
-                    applied = tracking.position
+                    applied = events[-1][0]
+                    self._track(session, applied)
                     session.commit()
-                    self._applied_up_to(applied)
+                self._position = applied
+                self._applied_up_to(applied)
+            self._applied_up_to(self._position)
+            return self._position
+
+    def _track(self, session: Session, position: int) -> None:
+        """Record `position` as applied, in the session's transaction."""
+        table = ProjectionTracking.__table__
+        connection = session.connection()
+        moved = connection.execute(
+            table.update().where(table.c.name == self.name).values(position=position)
+        )
+        if not moved.rowcount:
+            connection.execute(table.insert().values(name=self.name, position=position))
 
     def rebuild(self) -> int:
         """Drop the read models, recreate them, and apply every event again."""
@@ -139,6 +157,7 @@ class Projection(ABC):
                     session.delete(tracking)
                 session.commit()
             self.create_tables()
+            self._position = 0
             self._applied_up_to(0)
         return self.catch_up()
 

@@ -11,7 +11,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.sources.domain import Evidence, Source
 from shared.columns import UtcDateTime
-from shared.projection import Projection
+from shared.projection import Projection, insert_row
 
 
 class SourceView(SQLModel, table=True):
@@ -112,22 +112,26 @@ class SourcesProjection(Projection):
                 )
             )
         elif isinstance(event, Evidence.Submitted):
-            session.add(
-                EvidenceView(
-                    id=event.originator_id,
-                    source_id=event.source_id,
-                    claim_id=event.claim_id,
-                    stance=event.stance,
-                    strength=event.strength,
-                    published_at=event.published_at,
-                    url=event.url,
-                    quote=event.quote,
-                    summary=event.summary,
-                    derived_from=[str(parent) for parent in event.derived_from],
-                    recorded_at=event.timestamp,
-                    position=position,
-                    version=event.originator_version,
-                )
+            insert_row(
+                session,
+                EvidenceView,
+                id=event.originator_id,
+                source_id=event.source_id,
+                claim_id=event.claim_id,
+                stance=event.stance,
+                strength=event.strength,
+                published_at=event.published_at,
+                url=event.url,
+                quote=event.quote,
+                summary=event.summary,
+                derived_from=[str(parent) for parent in event.derived_from],
+                retracted_from=None,
+                retraction_reason=None,
+                retraction_recorded_at=None,
+                retraction_position=None,
+                recorded_at=event.timestamp,
+                position=position,
+                version=event.originator_version,
             )
         elif isinstance(event, Evidence.Retracted):
             evidence = session.get_one(EvidenceView, event.originator_id)
