@@ -3,6 +3,7 @@
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -124,30 +125,44 @@ class FeedFollower:
         return response.json()
 
     def replay_from_start(self, reset: Callable[[], Progress]) -> Progress:
-        """Hold the follower, let `reset` drop the projection, then read the whole feed again."""
+        """Hold the follower, let `reset` drop the projection, then read the whole feed again.
+
+        Each next page is read while the last one is applied.
+        """
         with self._applying:
             progress = reset()
             with self._advanced:
                 self._progress = progress
                 self._advanced.notify_all()
-            self._poll(0.0)
-            while self._head is not None and self._progress.position < self._head:
-                self._poll(0.0)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-reader") as reader:
+                upcoming: Future[FeedPage] | None = reader.submit(
+                    self._read, progress.position, 0.0
+                )
+                while upcoming is not None:
+                    page = upcoming.result()
+                    more = page.next_after < page.head
+                    upcoming = reader.submit(self._read, page.next_after, 0.0) if more else None
+                    self._take(page)
             return self._progress
 
-    def _poll(self, wait: float) -> int:
+    def _read(self, after: int, wait: float) -> FeedPage:
         response = self._client.get(
-            "/feed",
-            params={"after": self._progress.position, "limit": self._page_size, "wait": wait},
+            "/feed", params={"after": after, "limit": self._page_size, "wait": wait}
         )
         response.raise_for_status()
-        page = FeedPage.model_validate_json(response.content)
+        return FeedPage.model_validate_json(response.content)
+
+    def _take(self, page: FeedPage) -> int:
+        """Apply the page and publish the new position; return how many items it held."""
         progress = self._apply(page)
         with self._advanced:
             self._progress = progress
             self._head = page.head
             self._advanced.notify_all()
         return len(page.items)
+
+    def _poll(self, wait: float) -> int:
+        return self._take(self._read(self._progress.position, wait))
 
     def _run(self) -> None:
         backoff = 0.1

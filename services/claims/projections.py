@@ -10,13 +10,13 @@ transaction together with the feed position, so every item counts exactly once.
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import to_jsonable_python
-from sqlalchemy import JSON, BigInteger, Column, Engine, Index
+from sqlalchemy import JSON, BigInteger, Column, Engine, Index, Table
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from services.claims.confidence import Reliability, Stance, Strength
@@ -279,17 +279,6 @@ class TallyPoint(SQLModel, table=True):
     weighty_refuting: int
     items: int
 
-    @property
-    def vector(self) -> Vector:
-        return (
-            self.units,
-            self.supporting,
-            self.refuting,
-            self.weighty_supporting,
-            self.weighty_refuting,
-            self.items,
-        )
-
 
 VERDICT_TABLES = (
     UpstreamEvent.__table__,
@@ -342,13 +331,73 @@ def steps_from_json(rows: Iterable[list[Any]]) -> Steps:
     )
 
 
+class EvidenceState(NamedTuple):
+    """An evidence item's columns (see EvidenceCurrent), as a new item is first inserted."""
+
+    id: UUID
+    claim_id: UUID
+    source_id: UUID
+    stance: str
+    strength: str
+    published: int
+    derived_from: list[str]
+    retracted: int | None
+    position: int
+
+
+class PointRow(NamedTuple):
+    """A row of TallyPoint."""
+
+    row: int
+    claim_id: UUID
+    known_from: int
+    at_from: int
+    units: int
+    supporting: int
+    refuting: int
+    weighty_supporting: int
+    weighty_refuting: int
+    items: int
+
+    @property
+    def vector(self) -> Vector:
+        return (
+            self.units,
+            self.supporting,
+            self.refuting,
+            self.weighty_supporting,
+            self.weighty_refuting,
+            self.items,
+        )
+
+
+class OriginRow(NamedTuple):
+    """A row of OriginVersion."""
+
+    row: int
+    claim_id: UUID
+    source_id: UUID
+    stance: str
+    known_from: int
+    steps: list[list[Any]]
+
+
+class RatingRow(NamedTuple):
+    """A row of RatingVersion."""
+
+    position: int
+    source_id: UUID
+    known_from: int
+    reliability: str
+
+
 class Changes:
     """What one transaction added, handed to the in-memory index after it commits."""
 
     def __init__(self) -> None:
-        self.points: list[TallyPoint] = []
-        self.origins: list[OriginVersion] = []
-        self.ratings: list[RatingVersion] = []
+        self.points: list[PointRow] = []
+        self.origins: list[OriginRow] = []
+        self.ratings: list[RatingRow] = []
 
 
 class VerdictProjection:
@@ -360,13 +409,23 @@ class VerdictProjection:
         """Rows the page being applied has loaded or added, by table and key."""
         self._absent: set[UUID] = set()
         """Evidence ids the page refers to that were not stored before it."""
+        self._new_evidence: set[UUID] = set()
+        """Evidence the page submitted, queued in `_queued` until a read needs it stored."""
+        self._origins_loaded: set[UUID] = set()
+        """Claims whose stored origins the page has loaded, all at once."""
+        self._queued: dict[Table, list[dict[str, Any]]] = {}
+        """Rows to insert, past the ORM's unit of work: every table that is only added to."""
+        self._last_row: dict[Table, int] = {}
+        """The last row number given in each numbered table."""
 
     def _find(self, session: Session, model: type[M], key: Any) -> M | None:
         """The row with `key`, added by this page or stored, without flushing the page."""
         known = self._rows.get((model, key))
         if known is not None:
             return known  # type: ignore[return-value]
-        if model is EvidenceCurrent and key in self._absent:
+        if model is EvidenceCurrent and key in self._new_evidence:
+            self._insert_queued(session)
+        elif model is EvidenceCurrent and key in self._absent:
             return None
         with session.no_autoflush:
             found = session.get(model, key)
@@ -374,14 +433,40 @@ class VerdictProjection:
             self._rows[(model, key)] = found
         return found
 
-    def _prefetch_evidence(self, session: Session, page: FeedPage) -> None:
-        """Load, in one query, the stored evidence that the page's items refer to."""
+    def _prefetch(self, session: Session, page: FeedPage) -> None:
+        """Load, a query each, the stored evidence and the origins the page's items refer to."""
         ids = {item.stream_id for item in page.items if item.type.startswith("Evidence")}
         stored = session.exec(select(EvidenceCurrent).where(col(EvidenceCurrent.id).in_(ids)))
         for evidence in stored:
             self._rows[(EvidenceCurrent, evidence.id)] = evidence
             ids.discard(evidence.id)
         self._absent = ids
+        claims = {claim for item in page.items if (claim := _submitted_claim(item)) is not None}
+        origins = session.exec(select(OriginCurrent).where(col(OriginCurrent.claim_id).in_(claims)))
+        for origin in origins:
+            self._rows[(OriginCurrent, (origin.claim_id, origin.source_id, origin.stance))] = origin
+        self._origins_loaded = claims
+
+    def _queue(self, model: type[SQLModel], values: dict[str, Any]) -> None:
+        self._queued.setdefault(model.__table__, []).append(values)  # type: ignore[attr-defined]
+
+    def _number(self, session: Session, model: type[SQLModel]) -> int:
+        """The next row number of a table whose rows only this projection adds."""
+        table: Table = model.__table__  # type: ignore[attr-defined]
+        last = self._last_row.get(table)
+        if last is None:
+            last = session.connection().execute(select(func.max(table.c.row))).scalar() or 0
+        self._last_row[table] = last + 1
+        return last + 1
+
+    def _insert_queued(self, session: Session) -> None:
+        """Insert the queued rows, before anything reads their tables, and at the page's end."""
+        connection = session.connection()
+        for table, rows in self._queued.items():
+            if rows:
+                connection.execute(table.insert(), rows)
+        self._queued.clear()
+        self._new_evidence.clear()
 
     def _add(self, session: Session, row: SQLModel, key: Any) -> None:
         self._rows[(type(row), key)] = row
@@ -412,8 +497,11 @@ class VerdictProjection:
         """Apply the page's items and its position in one transaction."""
         changes = Changes()
         self._rows.clear()
+        self._queued.clear()
+        self._new_evidence.clear()
+        self._last_row.clear()
         with Session(self.engine, expire_on_commit=False) as session:
-            self._prefetch_evidence(session, page)
+            self._prefetch(session, page)
             tracking = session.get(FeedTracking, FEED_NAME) or FeedTracking(name=FEED_NAME)
             chain = session.get(FeedChain, FEED_NAME)
             if chain is None:
@@ -430,19 +518,20 @@ class VerdictProjection:
                     self._apply_item(session, item, changes)
                 except ItemRejected as error:
                     rejected = str(error)
-                session.add(
-                    UpstreamEvent(
-                        position=item.position,
-                        id=item.id,
-                        type=item.type,
-                        version=item.version,
-                        stream_id=item.stream_id,
-                        stream_version=item.stream_version,
-                        recorded_at=item.recorded_at,
-                        data=item.data,
-                        event_metadata=item.metadata,
-                        rejected=rejected,
-                    )
+                self._queue(
+                    UpstreamEvent,
+                    {
+                        "position": item.position,
+                        "id": item.id,
+                        "type": item.type,
+                        "version": item.version,
+                        "stream_id": item.stream_id,
+                        "stream_version": item.stream_version,
+                        "recorded_at": item.recorded_at,
+                        "data": item.data,
+                        "metadata": item.metadata,
+                        "rejected": rejected,
+                    },
                 )
                 tracking.position = item.position
                 tracking.known_through = to_micros(item.recorded_at)
@@ -450,6 +539,7 @@ class VerdictProjection:
                 tracking.known_through = max(
                     tracking.known_through or 0, to_micros(page.head_known_at)
                 )
+            self._insert_queued(session)
             session.add(tracking)
             session.add(chain)
             session.flush()
@@ -485,13 +575,8 @@ class VerdictProjection:
         old = source.reliability
         source.reliability = data.reliability
         self._add(session, source, item.stream_id)
-        rating = RatingVersion(
-            position=item.position,
-            source_id=item.stream_id,
-            known_from=known,
-            reliability=data.reliability,
-        )
-        session.add(rating)
+        rating = RatingRow(item.position, item.stream_id, known, data.reliability)
+        self._queue(RatingVersion, rating._asdict())
         changes.ratings.append(rating)
         origins = session.exec(
             select(OriginCurrent)
@@ -509,7 +594,7 @@ class VerdictProjection:
         data = _parse(SubmittedData, item)
         if self._find(session, EvidenceCurrent, item.stream_id) is not None:
             raise ItemRejected(f"evidence {item.stream_id} was already submitted")
-        evidence = EvidenceCurrent(
+        evidence = EvidenceState(
             id=item.stream_id,
             claim_id=data.claim_id,
             source_id=data.source_id,
@@ -517,9 +602,12 @@ class VerdictProjection:
             strength=data.strength,
             published=to_micros(data.published_at),
             derived_from=[str(parent) for parent in data.derived_from],
+            retracted=None,
             position=item.position,
         )
-        self._add(session, evidence, evidence.id)
+        self._queue(EvidenceCurrent, evidence._asdict())
+        self._absent.discard(evidence.id)
+        self._new_evidence.add(evidence.id)
         self._version(session, evidence, known)
         self._points(session, evidence.claim_id, known, [(evidence.published, ITEM)], changes)
         if _counts(evidence):
@@ -542,7 +630,7 @@ class VerdictProjection:
     def _corrected(self, session: Session, item: FeedItem, known: int, changes: Changes) -> None:
         data = _parse(CorrectedData, item)
         evidence = self._evidence(session, item)
-        before = EvidenceCurrent.model_validate(evidence.model_dump())
+        before = EvidenceState(**evidence.model_dump())
         merged = {
             "source_id": evidence.source_id,
             "claim_id": evidence.claim_id,
@@ -582,27 +670,33 @@ class VerdictProjection:
             raise ItemRejected(f"no evidence {item.stream_id} was submitted before")
         return evidence
 
-    def _version(self, session: Session, evidence: EvidenceCurrent, known: int) -> None:
-        session.add(
-            EvidenceVersion(
-                evidence_id=evidence.id,
-                claim_id=evidence.claim_id,
-                known_from=known,
-                source_id=evidence.source_id,
-                stance=evidence.stance,
-                strength=evidence.strength,
-                published=evidence.published,
-                derived_from=list(evidence.derived_from),
-                retracted=evidence.retracted,
-                position=evidence.position,
-            )
+    def _version(
+        self, session: Session, evidence: EvidenceCurrent | EvidenceState, known: int
+    ) -> None:
+        self._queue(
+            EvidenceVersion,
+            {
+                "row": self._number(session, EvidenceVersion),
+                "evidence_id": evidence.id,
+                "claim_id": evidence.claim_id,
+                "known_from": known,
+                "source_id": evidence.source_id,
+                "stance": evidence.stance,
+                "strength": evidence.strength,
+                "published": evidence.published,
+                "derived_from": list(evidence.derived_from),
+                "retracted": evidence.retracted,
+                "position": evidence.position,
+            },
         )
 
     def _origin(
         self, session: Session, claim_id: UUID, source_id: UUID, stance: str
     ) -> OriginCurrent:
         key = (claim_id, source_id, stance)
-        origin = self._find(session, OriginCurrent, key)
+        origin = self._rows.get((OriginCurrent, key))
+        if origin is None and claim_id not in self._origins_loaded:
+            origin = self._find(session, OriginCurrent, key)
         if origin is None:
             origin = OriginCurrent(claim_id=claim_id, source_id=source_id, stance=stance, steps=[])
             self._rows[(OriginCurrent, key)] = origin
@@ -617,6 +711,7 @@ class VerdictProjection:
         known: int,
         changes: Changes,
     ) -> None:
+        self._insert_queued(session)
         members = session.exec(
             select(EvidenceCurrent).where(
                 EvidenceCurrent.claim_id == claim_id,
@@ -648,14 +743,15 @@ class VerdictProjection:
         self._points(session, origin.claim_id, known, deltas, changes)
         origin.steps = steps_to_json(new)
         self._add(session, origin, (origin.claim_id, origin.source_id, origin.stance))
-        version = OriginVersion(
+        version = OriginRow(
+            row=self._number(session, OriginVersion),
             claim_id=origin.claim_id,
             source_id=origin.source_id,
             stance=origin.stance,
             known_from=known,
             steps=steps_to_json(new),
         )
-        session.add(version)
+        self._queue(OriginVersion, version._asdict())
         changes.origins.append(version)
 
     def _points(
@@ -667,18 +763,8 @@ class VerdictProjection:
         changes: Changes,
     ) -> None:
         for at, delta in deltas:
-            point = TallyPoint(
-                claim_id=claim_id,
-                known_from=known,
-                at_from=at,
-                units=delta[0],
-                supporting=delta[1],
-                refuting=delta[2],
-                weighty_supporting=delta[3],
-                weighty_refuting=delta[4],
-                items=delta[5],
-            )
-            session.add(point)
+            point = PointRow(self._number(session, TallyPoint), claim_id, known, at, *delta)
+            self._queue(TallyPoint, point._asdict())
             changes.points.append(point)
 
 
@@ -703,12 +789,22 @@ def _first_error(error: ValidationError) -> str:
     return f"{field}: {first['msg']}"
 
 
-def _counts(evidence: EvidenceCurrent) -> bool:
+def _submitted_claim(item: FeedItem) -> UUID | None:
+    """The claim a submission names, if it names one well enough to look up."""
+    if item.type != "EvidenceSubmitted":
+        return None
+    try:
+        return UUID(str(item.data.get("claim_id")))
+    except ValueError:
+        return None
+
+
+def _counts(evidence: EvidenceCurrent | EvidenceState) -> bool:
     """Whether the item can count for an origin: neither neutral nor derived."""
     return evidence.stance != "neutral" and not evidence.derived_from
 
 
-def _member(evidence: EvidenceCurrent) -> Member:
+def _member(evidence: EvidenceCurrent | EvidenceState) -> Member:
     return Member(
         id=str(evidence.id),
         level=level_of(evidence.strength),  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, or_
+from sqlalchemy import Connection, Engine, Result, Table, or_
 from sqlmodel import Session, col, select
 
 from services.claims.confidence import (
@@ -37,7 +37,10 @@ from services.claims.projections import (
     Changes,
     ClaimEventView,
     EvidenceVersion,
+    OriginRow,
     OriginVersion,
+    PointRow,
+    RatingRow,
     RatingVersion,
     RulingView,
     TallyPoint,
@@ -213,41 +216,41 @@ class VerdictIndex:
 
     def _load(self, claim_id: UUID) -> ClaimIndex:
         claim = ClaimIndex(sums=DominanceSum(), origins={})
-        with Session(self.engine) as session:
-            points = session.exec(
-                select(TallyPoint)
-                .where(TallyPoint.claim_id == claim_id)
-                .order_by(col(TallyPoint.row))
-            )
-            for point in points:
+        with self.engine.connect() as connection:
+            for row in _claim_rows(connection, TallyPoint.__table__, claim_id):
+                point = PointRow(**row._mapping)
                 claim.sums.append(point.known_from, point.at_from, point.vector)
-                claim.last_point = point.row or 0
-            origins = session.exec(
-                select(OriginVersion)
-                .where(OriginVersion.claim_id == claim_id)
-                .order_by(col(OriginVersion.row))
-            )
-            for origin in origins:
+                claim.last_point = point.row
+            for row in _claim_rows(connection, OriginVersion.__table__, claim_id):
+                origin = OriginRow(**row._mapping)
                 claim.origins.setdefault((origin.source_id, origin.stance), Versions()).add(
                     origin.known_from, steps_from_json(origin.steps)
                 )
-                claim.last_origin = origin.row or 0
+                claim.last_origin = origin.row
         return claim
 
     def _load_ratings(self) -> None:
         if self._ratings_loaded:
             return
-        with Session(self.engine) as session:
-            for rating in session.exec(select(RatingVersion).order_by(col(RatingVersion.position))):
-                self._add_rating(rating)
+        table = RatingVersion.__table__
+        with self.engine.connect() as connection:
+            for row in connection.execute(table.select().order_by(table.c.position)):
+                self._add_rating(RatingRow(**row._mapping))
         self._ratings_loaded = True
 
-    def _add_rating(self, rating: RatingVersion) -> None:
+    def _add_rating(self, rating: RatingRow) -> None:
         if rating.position > self._last_rating:
             self._ratings.setdefault(rating.source_id, Versions()).add(
                 rating.known_from, rating.reliability
             )
             self._last_rating = rating.position
+
+
+def _claim_rows(connection: Connection, table: Table, claim_id: UUID) -> Result[Any]:
+    """The claim's rows of a numbered table, in the order they were added."""
+    return connection.execute(
+        table.select().where(table.c.claim_id == claim_id).order_by(table.c.row)
+    )
 
 
 def _strength_name(level: int) -> str:
