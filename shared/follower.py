@@ -114,9 +114,19 @@ class FeedFollower:
             return self._advanced.wait_for(reached, timeout=timeout)
 
     def poll_once(self, wait: float = 0.0) -> int:
-        """Read and apply one page; return how many items it held."""
+        """Read and apply one page; return how many items it held.
+
+        The read (a long poll, perhaps) holds nothing up; the page is applied only if the
+        position has not moved meanwhile, for instance by a rebuild. The feed never changes
+        what it has served, so a page read after a position is right whenever that position
+        is the current one.
+        """
+        after = self._progress.position
+        page = self._read(after, wait)
         with self._applying:
-            return self._poll(wait)
+            if self._progress.position != after:
+                return 0
+            return self._take(page)
 
     def verify_source(self) -> dict[str, object]:
         """Ask the followed service to recompute its own hash chain."""
@@ -160,9 +170,6 @@ class FeedFollower:
             self._head = page.head
             self._advanced.notify_all()
         return len(page.items)
-
-    def _poll(self, wait: float) -> int:
-        return self._take(self._read(self._progress.position, wait))
 
     def _run(self) -> None:
         backoff = 0.1

@@ -441,7 +441,16 @@ class VerdictProjection:
             self._rows[(EvidenceCurrent, evidence.id)] = evidence
             ids.discard(evidence.id)
         self._absent = ids
-        claims = {claim for item in page.items if (claim := _submitted_claim(item)) is not None}
+        claims = {claim for item in page.items if (claim := _named(item, "claim_id")) is not None}
+        sources = {
+            source for item in page.items if (source := _named(item, "source_id")) is not None
+        }
+        sources |= {item.stream_id for item in page.items if item.type.startswith("Source")}
+        stored_sources = session.exec(
+            select(SourceCurrent).where(col(SourceCurrent.id).in_(sources))
+        )
+        for source in stored_sources:
+            self._rows[(SourceCurrent, source.id)] = source
         origins = session.exec(select(OriginCurrent).where(col(OriginCurrent.claim_id).in_(claims)))
         for origin in origins:
             self._rows[(OriginCurrent, (origin.claim_id, origin.source_id, origin.stance))] = origin
@@ -789,12 +798,12 @@ def _first_error(error: ValidationError) -> str:
     return f"{field}: {first['msg']}"
 
 
-def _submitted_claim(item: FeedItem) -> UUID | None:
-    """The claim a submission names, if it names one well enough to look up."""
+def _named(item: FeedItem, field: str) -> UUID | None:
+    """The id a submission names in `field`, if it names one well enough to look up."""
     if item.type != "EvidenceSubmitted":
         return None
     try:
-        return UUID(str(item.data.get("claim_id")))
+        return UUID(str(item.data.get(field)))
     except ValueError:
         return None
 
