@@ -17,6 +17,7 @@ import httpx
 from bench import bulk
 from bench.harness import Services, percentile, services
 from services.sources.application import SourcesApplication
+from shared.feed import FeedPage
 from shared.storage import parse_storage_url
 
 SIZES = [10, 1_000, 100_000]
@@ -76,6 +77,19 @@ def raw_read_rate(sources_database: str) -> dict[str, float]:
     return {"events": count, "raw_per_second": round(raw), "decoded_per_second": round(decoded)}
 
 
+def feed_read_rate(running: Services, head: int) -> float:
+    """Events per second read from `GET /feed` and parsed, as the follower must, applying none.
+
+    No rebuild over the feed can be faster; its ratio to the raw read is the ceiling.
+    """
+    with httpx.Client(base_url=running.sources_url, timeout=600) as sources:
+        began, after = time.perf_counter(), 0
+        while after < head:
+            answer = sources.get("/feed", params={"after": after, "limit": PAGE})
+            after = FeedPage.model_validate_json(answer.raise_for_status().content).next_after
+        return head / (time.perf_counter() - began)
+
+
 def rebuild(running: Services, head: int) -> dict[str, float]:
     """Time `POST /admin/rebuild` on the claims service: verify, drop, refollow the feed."""
     with httpx.Client(base_url=running.sources_url, timeout=600) as sources:
@@ -114,6 +128,7 @@ def run(kind: str, warmup: int, requests: int, sizes: list[int] = SIZES) -> dict
         timings = latencies(running, filled["claims"], warmup, requests)
         memory = {name: round(running.peak_rss_mib(name), 1) for name in running.processes}
         raw = raw_read_rate(running.sources_database)
+        raw["feed_per_second"] = round(feed_read_rate(running, head))
         rebuilt = rebuild(running, head)
     p50 = {name: statistics.median(values) for name, values in timings.items()}
     p99 = {name: percentile(values, 0.99) for name, values in timings.items()}
@@ -134,4 +149,6 @@ def run(kind: str, warmup: int, requests: int, sizes: list[int] = SIZES) -> dict
         "raw_read": raw,
         "rebuild": rebuilt,
         "rebuild_ratio_to_raw": round(rebuilt["per_second"] / raw["raw_per_second"], 3),
+        "feed_ratio_to_raw": round(raw["feed_per_second"] / raw["raw_per_second"], 3),
+        "rebuild_ratio_to_feed": round(rebuilt["per_second"] / raw["feed_per_second"], 2),
     }

@@ -18,6 +18,7 @@ from shared.chain import verify
 from shared.eventstore import Write
 from shared.feed import feed_item
 from shared.settings import SourcesSettings
+from shared.timeaxes import parse_instant
 from tests.conftest import KnownClaims, Services
 from tests.newsroom import new_claim, new_source, verdict
 from tests.servers import serving
@@ -160,6 +161,8 @@ def test_sixteen_writers_fifty_items_each_land_exactly_once(services: Services) 
         after = page[-1]["position"]
     summaries = [item["data"]["summary"] for item in items if item["type"] == "EvidenceSubmitted"]
     assert len(summaries) == 800
+    times = [parse_instant(item["recorded_at"]) for item in items]
+    assert times == sorted(times), "recording times follow positions, even under contention"
     assert len(set(summaries)) == 800
     live = verdict(services, claim, at="2024-02-01")
     replayed = replay_verdict(

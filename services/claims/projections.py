@@ -838,11 +838,19 @@ def last_recorded(session: Session, claim_id: UUID) -> datetime | None:
 
 
 def position_known_at(session: Session, known_at: datetime) -> int:
-    """The last sources-feed position recorded by `known_at` (0 if none)."""
-    query = select(func.max(UpstreamEvent.position)).where(
-        col(UpstreamEvent.recorded_at) <= known_at
+    """The last sources-feed position recorded by `known_at` (0 if none).
+
+    The feed records times in the order of its positions, so the latest time at or before
+    `known_at` belongs to that position: one step down the index on `recorded_at`, where
+    the largest position below `known_at` would read every row recorded before it.
+    """
+    query = (
+        select(UpstreamEvent.position)
+        .where(col(UpstreamEvent.recorded_at) <= known_at)
+        .order_by(col(UpstreamEvent.recorded_at).desc(), col(UpstreamEvent.position).desc())
+        .limit(1)
     )
-    return session.exec(query).one() or 0
+    return session.exec(query).first() or 0
 
 
 def list_claims(session: Session, after: int, limit: int) -> list[ClaimView]:
