@@ -34,7 +34,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     index = VerdictIndex(engine)
 
     def apply(page: FeedPage) -> Progress:
-        progress, changes = verdicts.apply_page(page)
+        with application.database_writes():
+            progress, changes = verdicts.apply_page(page)
         index.extend(changes)
         return progress
 
