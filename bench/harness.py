@@ -196,34 +196,48 @@ async def exchange(
     return int(lines[0].split()[1]), body
 
 
+KEEP_ALIVE_SECONDS = 4.0
+"""How long the driver reuses an idle connection: less than uvicorn's 5 s keep-alive timeout."""
+DROPPED = 0
+"""The status `Connections.send` gives when the server dropped the connection: an error."""
+
+
 class Connections:
-    """Kept-alive HTTP/1.1 connections to one server, opened as more requests overlap."""
+    """Kept-alive HTTP/1.1 connections to one server, opened as more requests overlap.
+
+    A connection idle for longer than the server keeps it is closed and replaced before a
+    request is sent on it; a request is never sent twice, and one whose connection drops
+    counts as an error.
+    """
 
     def __init__(self, url: str) -> None:
         self.host, port = url.removeprefix("http://").split(":")
         self.port = int(port)
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def send(self, request: Request) -> tuple[int, bytes]:
-        """Send on an idle connection, or a new one; a kept-alive connection the server has
-        closed meanwhile is replaced, as HTTP clients do."""
+        """Send on an idle connection still kept by the server, or on a new one."""
         encoded = request.encode(f"{self.host}:{self.port}")
-        if self._idle:
-            reader, writer = self._idle.pop()
-            try:
-                answer = await exchange(reader, writer, encoded)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                writer.close()
+        loop = asyncio.get_running_loop()
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while self._idle and connection is None:
+            reader, writer, last_used = self._idle.pop()
+            if loop.time() - last_used < KEEP_ALIVE_SECONDS:
+                connection = reader, writer
             else:
-                self._idle.append((reader, writer))
-                return answer
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        answer = await exchange(reader, writer, encoded)
-        self._idle.append((reader, writer))
+                writer.close()
+        if connection is None:
+            connection = await asyncio.open_connection(self.host, self.port)
+        try:
+            answer = await exchange(*connection, encoded)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            connection[1].close()
+            return DROPPED, b""
+        self._idle.append((*connection, loop.time()))
         return answer
 
     def close(self) -> None:
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
 
 
