@@ -226,10 +226,12 @@ class FactcheckApplication(Application[UUID]):
             return recordings
 
     def _last_hash(self) -> str:
+        """The newest event's hash; the recording clock is set past that event's time."""
         head = self.head()
         if not head:
             return GENESIS
         _, event = self.events_after(head - 1, 1)[0]
+        recording_clock.not_before(event.timestamp)
         return str(event.metadata["hash"])  # type: ignore[attr-defined]
 
     def on_recorded(self, listener: Callable[[], None]) -> None:

@@ -118,22 +118,31 @@ class Projection(ABC):
     def catch_up(self) -> int:
         """Apply every event past the tracked position; return the new position."""
         with self._lock:
-            if self._position is None:
-                self._position = self.position()
-            while events := self.application.events_after(self._position, BATCH_SIZE):
-                with self.application.database_writes(), Session(self.engine) as session:
-                    for position, domain_event in events:
-                        self.apply(session, position, domain_event)
-                        idempotency = record_of(position, domain_event)
-                        if idempotency is not None:
-                            session.add(idempotency)
-                    applied = events[-1][0]
-                    self._track(session, applied)
-                    session.commit()
-                self._position = applied
-                self._applied_up_to(applied)
-            self._applied_up_to(self._position)
-            return self._position
+            try:
+                return self._catch_up()
+            except Exception:
+                self._position = None
+                raise
+
+    def _catch_up(self) -> int:
+        """Catch up from the position last committed; a failed commit may have landed, so
+        after any failure the position is read again from the database."""
+        if self._position is None:
+            self._position = self.position()
+        while events := self.application.events_after(self._position, BATCH_SIZE):
+            with self.application.database_writes(), Session(self.engine) as session:
+                for position, domain_event in events:
+                    self.apply(session, position, domain_event)
+                    idempotency = record_of(position, domain_event)
+                    if idempotency is not None:
+                        session.add(idempotency)
+                applied = events[-1][0]
+                self._track(session, applied)
+                session.commit()
+            self._position = applied
+            self._applied_up_to(applied)
+        self._applied_up_to(self._position)
+        return self._position
 
     def _track(self, session: Session, position: int) -> None:
         """Record `position` as applied, in the session's transaction."""

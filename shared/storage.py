@@ -150,13 +150,14 @@ def parse_storage_url(setting: str, url: str) -> Storage:
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:
-    """Read-model connections: WAL, and no sync at each commit (only at checkpoints).
+    """Read-model connections: WAL, and (in WAL only) no sync at each commit but at checkpoints.
 
     A read-model commit lost to a power cut is lost together with its projection position,
     so the projector applies those events again; the events themselves are synced as before.
     """
     cursor = connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+    if mode and str(mode[0]).lower() == "wal":
+        cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

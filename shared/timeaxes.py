@@ -83,7 +83,11 @@ UtcDatetime = Annotated[
 
 
 class RecordingClock:
-    """The server's transaction-time clock: UTC, and strictly increasing within the process."""
+    """The server's transaction-time clock: UTC, and strictly increasing.
+
+    Seeded with the newest recorded time when a store opens, it stays increasing across
+    restarts even if the wall clock has gone back meanwhile.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -96,6 +100,11 @@ class RecordingClock:
                 current = self._last + ONE_MICROSECOND
             self._last = current
             return current
+
+    def not_before(self, moment: datetime) -> None:
+        """From now on, give only times later than `moment` (a time already recorded)."""
+        with self._lock:
+            self._last = max(self._last, moment)
 
 
 recording_clock = RecordingClock()

@@ -3,14 +3,20 @@
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
+from services.claims.application import ClaimsApplication
 from services.claims.bootstrap import create_app as create_claims_app
+from services.claims.projections import ClaimsProjection, ClaimView
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.settings import ClaimsSettings, SourcesSettings
+from shared.storage import parse_storage_url
+from shared.timeaxes import RecordingClock
 from tests.conftest import POSTGRES_URL
 from tests.newsroom import KHARKIV_CLAIM
 from tests.servers import free_port, serving
@@ -155,3 +161,45 @@ def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
             assert health["status"] == "ok"
             assert health["follower"]["lag"] == 0
     assert uuid.UUID(claim)
+
+
+def test_a_projection_recovers_from_a_commit_that_landed_but_did_not_answer(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = parse_storage_url("CLAIMS_DATABASE_URL", database_url)
+    storage.prepare()
+    application = ClaimsApplication(storage)
+    engine = storage.create_engine()
+    try:
+        projection = ClaimsProjection(engine, application)
+        projection.create_tables()
+        projection.catch_up()
+        application.register_claim("first")
+        commit = Session.commit
+        drops = [ConnectionError("the connection dropped after COMMIT was sent")]
+
+        def commit_then_drop(session: Session) -> None:
+            commit(session)
+            if drops:
+                raise drops.pop()
+
+        monkeypatch.setattr(Session, "commit", commit_then_drop)
+        with pytest.raises(ConnectionError):
+            projection.catch_up()
+        assert projection.catch_up() == application.head()
+        application.register_claim("second")
+        assert projection.catch_up() == application.head()
+        with Session(engine) as session:
+            texts = sorted(claim.text for claim in session.exec(select(ClaimView)))
+        assert texts == ["first", "second"]
+    finally:
+        application.close()
+        engine.dispose()
+
+
+def test_the_recording_clock_stays_past_a_time_already_recorded() -> None:
+    clock = RecordingClock()
+    recorded = datetime.now(UTC) + timedelta(hours=1)
+    clock.not_before(recorded)
+    first, second = clock.now(), clock.now()
+    assert recorded < first < second
