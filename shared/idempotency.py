@@ -13,6 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from fastapi import Header, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel
@@ -66,7 +67,16 @@ class Once:
     def actor(self) -> str:
         return request_metadata(self.request)["actor"]
 
-    def __call__(
+    async def __call__(
+        self, body: BaseModel | None, command: Callable[[Mapping[str, str]], Recorded]
+    ) -> Recorded:
+        """Run the write in a worker thread: it waits for the write lock and the database.
+
+        The route itself stays on the event loop, and so does checking its answer.
+        """
+        return await run_in_threadpool(self._once, body, command)
+
+    def _once(
         self, body: BaseModel | None, command: Callable[[Mapping[str, str]], Recorded]
     ) -> Recorded:
         metadata = dict(request_metadata(self.request))

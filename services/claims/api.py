@@ -302,8 +302,8 @@ def _basis_out(basis: Basis) -> BasisOut:
     dependencies=[Depends(require("submit"))],
     response_model=ClaimWritten,
 )
-def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWritten:
-    recorded = once(
+async def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWritten:
+    recorded = await once(
         body,
         lambda metadata: claims.register_claim(
             body.text, body.context, body.tags, metadata=metadata
@@ -336,10 +336,10 @@ def get_claim(claim_id: UUID, reads: Reads) -> ClaimOut:
     dependencies=[Depends(require("edit"))],
     response_model=RewordingWritten,
 )
-def reword_claim(
+async def reword_claim(
     claim_id: UUID, body: RewordingIn, claims: Claims, once: Writes, expected: ExpectedVersion
 ) -> RewordingWritten:
-    recorded = once(
+    recorded = await once(
         body,
         lambda metadata: claims.reword_claim(
             claim_id, body.text, body.reason, metadata=metadata, expected_version=expected
@@ -354,10 +354,10 @@ def reword_claim(
     dependencies=[Depends(require("edit"))],
     response_model=RulingWritten,
 )
-def issue_ruling(
+async def issue_ruling(
     claim_id: UUID, body: RulingIn, claims: Claims, once: Writes, expected: ExpectedVersion
 ) -> RulingWritten:
-    recorded = once(
+    recorded = await once(
         body,
         lambda metadata: claims.issue_ruling(
             claim_id,

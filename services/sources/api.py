@@ -253,8 +253,8 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
     dependencies=[Depends(require("submit"))],
     response_model=SourceWritten,
 )
-def register_source(body: SourceIn, sources: Sources, once: Writes) -> SourceWritten:
-    recorded = once(
+async def register_source(body: SourceIn, sources: Sources, once: Writes) -> SourceWritten:
+    recorded = await once(
         body, lambda metadata: sources.register_source(**body.model_dump(), metadata=metadata)
     )
     return SourceWritten(**vars(recorded), **body.model_dump(), reliability="F")
@@ -279,11 +279,11 @@ def get_source(source_id: UUID, reads: Reads) -> SourceOut:
     dependencies=[Depends(require("edit"))],
     response_model=RatingWritten,
 )
-def rate_source(
+async def rate_source(
     source_id: UUID, body: RatingIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> RatingWritten:
     rater = body.rater or once.actor
-    recorded = once(
+    recorded = await once(
         body,
         lambda metadata: sources.rate_source(
             source_id,
@@ -305,8 +305,8 @@ def rate_source(
     dependencies=[Depends(require("submit"))],
     response_model=EvidenceWritten,
 )
-def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> EvidenceWritten:
-    recorded = once(
+async def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> EvidenceWritten:
+    recorded = await once(
         body,
         lambda metadata: sources.submit_evidence(**body.model_dump(), metadata=metadata),
     )
@@ -343,10 +343,10 @@ def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
     dependencies=[Depends(require("edit"))],
     response_model=RetractionWritten,
 )
-def retract_evidence(
+async def retract_evidence(
     evidence_id: UUID, body: RetractionIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> RetractionWritten:
-    recorded = once(
+    recorded = await once(
         body,
         lambda metadata: sources.retract_evidence(
             evidence_id,
@@ -365,11 +365,11 @@ def retract_evidence(
     dependencies=[Depends(require("edit"))],
     response_model=CorrectionWritten,
 )
-def correct_evidence(
+async def correct_evidence(
     evidence_id: UUID, body: CorrectionIn, sources: Sources, once: Writes, expected: ExpectedVersion
 ) -> CorrectionWritten:
     changes = body.changes.given()
-    recorded = once(
+    recorded = await once(
         body,
         lambda metadata: sources.correct_evidence(
             evidence_id, changes, body.reason, metadata=metadata, expected_version=expected
