@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def serve(
         typer.echo(f"factcheck serve: {', '.join(taken)} on {host} is in use", err=True)
         raise typer.Exit(2)
     env, development_key = _development_access(os.environ)
+    _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "serve", "--service", str(one), "--host", host],
@@ -149,6 +151,17 @@ def serve(
             child.wait(timeout=20)
     failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
     raise typer.Exit(failed[0] if failed else 0)
+
+
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """Take these signals (kill, docker stop, a closed terminal) as Ctrl-C, so that the
+    services started here are stopped with this process rather than left running."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for one in signals:
+        signal.signal(one, interrupt)
 
 
 def _development_access(environ: Mapping[str, str]) -> tuple[dict[str, str], str | None]:

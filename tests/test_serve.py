@@ -1,0 +1,57 @@
+"""`factcheck serve` runs both services, and stopping it stops them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.cli import PORTS
+
+HOST = "127.0.0.1"
+
+
+def _answering(port: int) -> bool:
+    try:
+        return httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_serve_stops_both_services(tmp_path: Path, stop: signal.Signals) -> None:
+    ports = list(PORTS.values())
+    if any(_answering(port) for port in ports):
+        if os.environ.get("CI"):
+            pytest.fail(f"ports {ports} are already serving; this test needs them free")
+        pytest.skip(f"ports {ports} are in use by a running service")
+    env = {
+        **os.environ,
+        "SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'sources.db'}",
+        "CLAIMS_DATABASE_URL": f"sqlite:///{tmp_path / 'claims.db'}",
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not all(_answering(port) for port in ports):
+            assert serve.poll() is None, "serve exited before both services were up"
+            assert time.monotonic() < deadline, "the services did not come up"
+            time.sleep(0.2)
+        serve.send_signal(stop)
+        assert serve.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while any(_answering(port) for port in ports):
+            assert time.monotonic() < deadline, "a service outlived serve"
+            time.sleep(0.2)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
