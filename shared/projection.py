@@ -30,12 +30,29 @@ class ProjectionTracking(SQLModel, table=True):
     position: int = 0
 
 
-def insert_row(session: Session, model: type[SQLModel], **values: Any) -> None:
-    """Insert one row in the session's transaction, past the ORM's unit of work.
+class Inserts:
+    """Rows of tables that are only ever added, queued to go in one statement per table.
 
-    For rows that are only ever added and that nothing in the same session has loaded.
+    Queued rows are not in the database until `write`; write them before anything reads
+    their tables.
     """
-    session.connection().execute(model.__table__.insert(), values)  # type: ignore[attr-defined]
+
+    def __init__(self) -> None:
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
+
+    def add(self, model: type[SQLModel], values: dict[str, Any]) -> None:
+        self._rows.setdefault(model.__table__, []).append(values)  # type: ignore[attr-defined]
+
+    def write(self, session: Session) -> None:
+        """Insert every queued row in the session's transaction, past the ORM's unit of work."""
+        connection = session.connection()
+        for table, rows in self._rows.items():
+            if rows:
+                connection.execute(table.insert(), rows)
+        self._rows.clear()
+
+    def clear(self) -> None:
+        self._rows.clear()
 
 
 class Projection(ABC):
@@ -52,6 +69,8 @@ class Projection(ABC):
         self._applied_position = 0
         self._position: int | None = None
         """The applied position, once read: this projector is the only one that moves it."""
+        self.inserts = Inserts()
+        """Rows `apply` adds to tables that are only ever added to; written with the batch."""
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -122,6 +141,7 @@ class Projection(ABC):
                 return self._catch_up()
             except Exception:
                 self._position = None
+                self.inserts.clear()
                 raise
 
     def _catch_up(self) -> int:
@@ -136,6 +156,7 @@ class Projection(ABC):
                     idempotency = record_of(position, domain_event)
                     if idempotency is not None:
                         session.add(idempotency)
+                self.inserts.write(session)
                 applied = events[-1][0]
                 self._track(session, applied)
                 session.commit()
@@ -172,4 +193,8 @@ class Projection(ABC):
 
     @abstractmethod
     def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:
-        """Apply one event to the read models in `session`."""
+        """Apply one event to the read models in `session`.
+
+        Rows queued in `self.inserts` are written at the batch's end: write them first
+        before reading a table they go to.
+        """

@@ -37,7 +37,7 @@ from shared.chain import GENESIS, event_hash
 from shared.columns import UtcDateTime
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
-from shared.projection import Projection
+from shared.projection import Inserts, Projection
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
 FEED_NAME = "sources-feed"
@@ -410,10 +410,10 @@ class VerdictProjection:
         self._absent: set[UUID] = set()
         """Evidence ids the page refers to that were not stored before it."""
         self._new_evidence: set[UUID] = set()
-        """Evidence the page submitted, queued in `_queued` until a read needs it stored."""
+        """Evidence the page submitted, queued in `_inserts` until a read needs it stored."""
         self._origins_loaded: set[UUID] = set()
         """Claims whose stored origins the page has loaded, all at once."""
-        self._queued: dict[Table, list[dict[str, Any]]] = {}
+        self._inserts = Inserts()
         """Rows to insert, past the ORM's unit of work: every table that is only added to."""
         self._last_row: dict[Table, int] = {}
         """The last row number given in each numbered table."""
@@ -456,9 +456,6 @@ class VerdictProjection:
             self._rows[(OriginCurrent, (origin.claim_id, origin.source_id, origin.stance))] = origin
         self._origins_loaded = claims
 
-    def _queue(self, model: type[SQLModel], values: dict[str, Any]) -> None:
-        self._queued.setdefault(model.__table__, []).append(values)  # type: ignore[attr-defined]
-
     def _number(self, session: Session, model: type[SQLModel]) -> int:
         """The next row number of a table whose rows only this projection adds."""
         table: Table = model.__table__  # type: ignore[attr-defined]
@@ -470,11 +467,7 @@ class VerdictProjection:
 
     def _insert_queued(self, session: Session) -> None:
         """Insert the queued rows, before anything reads their tables, and at the page's end."""
-        connection = session.connection()
-        for table, rows in self._queued.items():
-            if rows:
-                connection.execute(table.insert(), rows)
-        self._queued.clear()
+        self._inserts.write(session)
         self._new_evidence.clear()
 
     def _add(self, session: Session, row: SQLModel, key: Any) -> None:
@@ -506,7 +499,7 @@ class VerdictProjection:
         """Apply the page's items and its position in one transaction."""
         changes = Changes()
         self._rows.clear()
-        self._queued.clear()
+        self._inserts.clear()
         self._new_evidence.clear()
         self._last_row.clear()
         with Session(self.engine, expire_on_commit=False) as session:
@@ -517,17 +510,22 @@ class VerdictProjection:
                 chain = FeedChain(
                     name=FEED_NAME, last_hash=GENESIS if not tracking.position else ""
                 )
+            position, through, last_hash = (
+                tracking.position,
+                tracking.known_through,
+                chain.last_hash,
+            )
             for item in page.items:
-                if item.position <= tracking.position:
+                if item.position <= position:
                     continue
-                _check_chain(item, chain.last_hash)
-                chain.last_hash = str(item.metadata["hash"])
+                _check_chain(item, last_hash)
+                last_hash = str(item.metadata["hash"])
                 rejected: str | None = None
                 try:
                     self._apply_item(session, item, changes)
                 except ItemRejected as error:
                     rejected = str(error)
-                self._queue(
+                self._inserts.add(
                     UpstreamEvent,
                     {
                         "position": item.position,
@@ -542,19 +540,20 @@ class VerdictProjection:
                         "rejected": rejected,
                     },
                 )
-                tracking.position = item.position
-                tracking.known_through = to_micros(item.recorded_at)
-            if page.next_after >= page.head and tracking.position >= page.head:
-                tracking.known_through = max(
-                    tracking.known_through or 0, to_micros(page.head_known_at)
-                )
+                position, through = item.position, to_micros(item.recorded_at)
+            if page.next_after >= page.head and position >= page.head:
+                through = max(through or 0, to_micros(page.head_known_at))
+            tracking.position, tracking.known_through, chain.last_hash = (
+                position,
+                through,
+                last_hash,
+            )
             self._insert_queued(session)
             session.add(tracking)
             session.add(chain)
             session.flush()
             session.commit()
-        through = tracking.known_through
-        progress = Progress(tracking.position, None if through is None else from_micros(through))
+        progress = Progress(position, None if through is None else from_micros(through))
         return progress, changes
 
     def _apply_item(self, session: Session, item: FeedItem, changes: Changes) -> None:
@@ -585,7 +584,7 @@ class VerdictProjection:
         source.reliability = data.reliability
         self._add(session, source, item.stream_id)
         rating = RatingRow(item.position, item.stream_id, known, data.reliability)
-        self._queue(RatingVersion, rating._asdict())
+        self._inserts.add(RatingVersion, rating._asdict())
         changes.ratings.append(rating)
         origins = session.exec(
             select(OriginCurrent)
@@ -614,7 +613,7 @@ class VerdictProjection:
             retracted=None,
             position=item.position,
         )
-        self._queue(EvidenceCurrent, evidence._asdict())
+        self._inserts.add(EvidenceCurrent, evidence._asdict())
         self._absent.discard(evidence.id)
         self._new_evidence.add(evidence.id)
         self._version(session, evidence, known)
@@ -682,7 +681,7 @@ class VerdictProjection:
     def _version(
         self, session: Session, evidence: EvidenceCurrent | EvidenceState, known: int
     ) -> None:
-        self._queue(
+        self._inserts.add(
             EvidenceVersion,
             {
                 "row": self._number(session, EvidenceVersion),
@@ -760,7 +759,7 @@ class VerdictProjection:
             known_from=known,
             steps=steps_to_json(new),
         )
-        self._queue(OriginVersion, version._asdict())
+        self._inserts.add(OriginVersion, version._asdict())
         changes.origins.append(version)
 
     def _points(
@@ -773,7 +772,7 @@ class VerdictProjection:
     ) -> None:
         for at, delta in deltas:
             point = PointRow(self._number(session, TallyPoint), claim_id, known, at, *delta)
-            self._queue(TallyPoint, point._asdict())
+            self._inserts.add(TallyPoint, point._asdict())
             changes.points.append(point)
 
 

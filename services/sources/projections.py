@@ -11,7 +11,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.sources.domain import Evidence, Source
 from shared.columns import UtcDateTime
-from shared.projection import Projection, insert_row
+from shared.projection import Projection
 
 
 class SourceView(SQLModel, table=True):
@@ -83,6 +83,27 @@ class SourcesProjection(Projection):
     )
 
     def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:
+        if isinstance(event, Evidence.Submitted):
+            self.inserts.add(
+                EvidenceView,
+                {
+                    "id": event.originator_id,
+                    "source_id": event.source_id,
+                    "claim_id": event.claim_id,
+                    "stance": event.stance,
+                    "strength": event.strength,
+                    "published_at": event.published_at,
+                    "url": event.url,
+                    "quote": event.quote,
+                    "summary": event.summary,
+                    "derived_from": [str(parent) for parent in event.derived_from],
+                    "recorded_at": event.timestamp,
+                    "position": position,
+                    "version": event.originator_version,
+                },
+            )
+            return
+        self.inserts.write(session)
         if isinstance(event, Source.Registered):
             session.add(
                 SourceView(
@@ -110,24 +131,6 @@ class SourcesProjection(Projection):
                     rater=event.rater,
                     recorded_at=event.timestamp,
                 )
-            )
-        elif isinstance(event, Evidence.Submitted):
-            insert_row(
-                session,
-                EvidenceView,
-                id=event.originator_id,
-                source_id=event.source_id,
-                claim_id=event.claim_id,
-                stance=event.stance,
-                strength=event.strength,
-                published_at=event.published_at,
-                url=event.url,
-                quote=event.quote,
-                summary=event.summary,
-                derived_from=[str(parent) for parent in event.derived_from],
-                recorded_at=event.timestamp,
-                position=position,
-                version=event.originator_version,
             )
         elif isinstance(event, Evidence.Retracted):
             evidence = session.get_one(EvidenceView, event.originator_id)
