@@ -7,9 +7,13 @@ from typing import Any
 
 import httpx
 
-from bench.harness import Load, Request, Services, drive, percentile
+from bench.harness import Load, Request, Services, combined, drive, percentile
 
 CONCURRENCY = 16
+PHASES = ("baseline", "evidence", "evidence", "baseline") * 2
+"""The order of the measured phases: each target is measured as often early as late, so a
+machine that slows or speeds up during the run moves both alike."""
+PHASE_WARMUP_SECONDS = 0.5
 
 
 def prepare(running: Services) -> dict[str, str]:
@@ -48,6 +52,7 @@ def summary(load: Load, running: Services) -> dict[str, Any]:
 
 
 async def measure(running: Services, warmup: float, duration: float) -> dict[str, Any]:
+    """`duration` is the measured time of each target, split over its phases."""
     ids = prepare(running)
 
     def post_evidence(n: int) -> Request:
@@ -62,20 +67,29 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
     url = running.sources_url
     watch = tuple(process.pid for process in running.processes.values())
     driver = await drive(url, noop, CONCURRENCY, warmup, duration, watch)
-    first = await drive(url, post_note, CONCURRENCY, warmup, duration, watch)
-    evidence = await drive(url, post_evidence, CONCURRENCY, warmup, duration, watch)
-    second = await drive(url, post_note, CONCURRENCY, warmup, duration, watch)
-    baseline_rate = (first.rate + second.rate) / 2
+    targets = {"baseline": post_note, "evidence": post_evidence}
+    phase_seconds = duration / PHASES.count("evidence")
+    loads: list[tuple[str, Load]] = []
+    for n, name in enumerate(PHASES):
+        phase_warmup = warmup if n == 0 else PHASE_WARMUP_SECONDS
+        load = await drive(url, targets[name], CONCURRENCY, phase_warmup, phase_seconds, watch)
+        loads.append((name, load))
+    baseline = combined([load for name, load in loads if name == "baseline"])
+    evidence = combined([load for name, load in loads if name == "evidence"])
+    pairs = [dict(loads[n : n + 2]) for n in range(0, len(loads), 2)]
     return {
         "concurrency": CONCURRENCY,
         "warmup_seconds": warmup,
         "run_seconds": duration,
+        "phases": len(PHASES),
+        "phase_warmup_seconds": PHASE_WARMUP_SECONDS,
+        "phase_seconds": phase_seconds,
         "driver_noop": summary(driver, running),
-        "baseline_before": summary(first, running),
+        "baseline": summary(baseline, running),
         "evidence": summary(evidence, running),
-        "baseline_after": summary(second, running),
-        "ratio": round(evidence.rate / baseline_rate, 3),
-        "driver_headroom": round(driver.rate / baseline_rate, 2),
+        "ratio": round(evidence.rate / baseline.rate, 3),
+        "pair_ratios": [round(pair["evidence"].rate / pair["baseline"].rate, 2) for pair in pairs],
+        "driver_headroom": round(driver.rate / baseline.rate, 2),
     }
 
 

@@ -159,6 +159,23 @@ class Load:
     """Per watched process: CPU seconds used per second of the measured run (1.0 = one core)."""
 
 
+def combined(loads: list[Load]) -> Load:
+    """Runs of the same target taken together: their requests over their measured time."""
+    seconds = sum(load.seconds for load in loads)
+    requests = sum(load.requests for load in loads)
+    return Load(
+        rate=requests / seconds,
+        requests=requests,
+        errors=sum(load.errors for load in loads),
+        seconds=seconds,
+        latencies_ms=[latency for load in loads for latency in load.latencies_ms],
+        cpu={
+            pid: sum(load.cpu[pid] * load.seconds for load in loads) / seconds
+            for pid in loads[0].cpu
+        },
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
