@@ -31,20 +31,21 @@ class ProjectionTracking(SQLModel, table=True):
 
 
 class Inserts:
-    """Rows of tables that are only ever added, queued to go in one statement per table.
+    """New rows, queued to go in one statement per table, past the ORM's unit of work.
 
-    Queued rows are not in the database until `write`; write them before anything reads
-    their tables.
+    Queued rows are not in the database until `write`: write them before anything reads or
+    updates their tables.
     """
 
     def __init__(self) -> None:
         self._rows: dict[Table, list[dict[str, Any]]] = {}
 
     def add(self, model: type[SQLModel], values: dict[str, Any]) -> None:
+        """Queue a new row of `model`'s table: every column, by name."""
         self._rows.setdefault(model.__table__, []).append(values)  # type: ignore[attr-defined]
 
     def write(self, session: Session) -> None:
-        """Insert every queued row in the session's transaction, past the ORM's unit of work."""
+        """Insert every queued row in the session's transaction."""
         connection = session.connection()
         for table, rows in self._rows.items():
             if rows:
@@ -70,7 +71,7 @@ class Projection(ABC):
         self._position: int | None = None
         """The applied position, once read: this projector is the only one that moves it."""
         self.inserts = Inserts()
-        """Rows `apply` adds to tables that are only ever added to; written with the batch."""
+        """New rows `apply` queues; written before the batch commits."""
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None

@@ -21,8 +21,8 @@ PUBLISHED = datetime(2024, 1, 6, 12, tzinfo=UTC)
 def recorded(
     database_url: str, known_claims: KnownClaims
 ) -> Iterator[tuple[SourcesApplication, SourcesProjection]]:
-    """Two items about one claim, one retracted and one corrected, recorded before any
-    projection runs, so that a catch-up applies all of them in one batch."""
+    """Two items about one claim, one retracted and one corrected, then a third item, recorded
+    before any projection runs, so that a catch-up applies all of them in one batch."""
     storage = parse_storage_url("SOURCES_DATABASE_URL", database_url)
     storage.prepare()
     application = SourcesApplication(storage, known_claims)
@@ -35,6 +35,7 @@ def recorded(
     )
     application.retract_evidence(first, PUBLISHED + timedelta(days=1), "withdrawn")
     application.correct_evidence(second, {"strength": "strong"}, "re-read")
+    application.submit_evidence(source, claim, "refutes", "weak", PUBLISHED, "third")
     projection = SourcesProjection(engine, application)
     projection.create_tables()
     yield application, projection
@@ -58,6 +59,7 @@ def test_a_batch_changes_evidence_it_added_itself(
     assert (rows["first"].strength, rows["first"].version) == ("moderate", 2)
     assert rows["second"].retracted_from is None
     assert (rows["second"].strength, rows["second"].version) == ("strong", 2)
+    assert (rows["third"].stance, rows["third"].version) == ("refutes", 1)
 
 
 def test_a_failed_batch_stores_nothing_and_is_applied_whole_next_time(
@@ -79,5 +81,5 @@ def test_a_failed_batch_stores_nothing_and_is_applied_whole_next_time(
     assert projection.position() == 0
     assert projection.catch_up() == application.head()
     rows = evidence_by_summary(projection)
-    assert sorted(rows) == ["first", "second"]
+    assert sorted(rows) == ["first", "second", "third"]
     assert rows["first"].retraction_reason == "withdrawn"

@@ -414,7 +414,7 @@ class VerdictProjection:
         self._origins_loaded: set[UUID] = set()
         """Claims whose stored origins the page has loaded, all at once."""
         self._inserts = Inserts()
-        """Rows to insert, past the ORM's unit of work: every table that is only added to."""
+        """New rows, written before a read needs them and at the page's end."""
         self._last_row: dict[Table, int] = {}
         """The last row number given in each numbered table."""
 
@@ -510,11 +510,9 @@ class VerdictProjection:
                 chain = FeedChain(
                     name=FEED_NAME, last_hash=GENESIS if not tracking.position else ""
                 )
-            position, through, last_hash = (
-                tracking.position,
-                tracking.known_through,
-                chain.last_hash,
-            )
+            position = tracking.position
+            through = tracking.known_through
+            last_hash = chain.last_hash
             for item in page.items:
                 if item.position <= position:
                     continue
@@ -543,11 +541,9 @@ class VerdictProjection:
                 position, through = item.position, to_micros(item.recorded_at)
             if page.next_after >= page.head and position >= page.head:
                 through = max(through or 0, to_micros(page.head_known_at))
-            tracking.position, tracking.known_through, chain.last_hash = (
-                position,
-                through,
-                last_hash,
-            )
+            tracking.position = position
+            tracking.known_through = through
+            chain.last_hash = last_hash
             self._insert_queued(session)
             session.add(tracking)
             session.add(chain)
