@@ -156,9 +156,10 @@ def details(kind: str, run: dict[str, Any]) -> list[str]:
     pairs = append["pair_ratios"]
     lines += [
         "",
-        f"Evidence / baseline: **{append['ratio']:.2f}** (target at least 0.7). Each adjacent "
-        f"pair of phases gives {', '.join(f'{ratio:.2f}' for ratio in pairs)}: that spread "
-        "is the machine's noise. The driver answers "
+        f"Evidence / baseline: **{append['ratio']:.2f}** (target at least 0.7). The four "
+        "pairs of phases (a baseline and an evidence phase side by side) give "
+        f"{', '.join(f'{ratio:.2f}' for ratio in pairs)}, mostly the machine's noise. The "
+        "driver answers "
         f"{append['driver_headroom']:.1f} times the baseline's rate on a no-op route, and the "
         "sources process is near one core during the baseline, so the baseline figure is the "
         "server's limit, not the driver's.",

@@ -3,7 +3,9 @@
 Three claims get 10, 1,000 and 100,000 evidence items (recorded before the services start,
 see bench.bulk). Once the claims service has followed the whole feed, verdicts are asked at
 random `at` and `known_at`, round-robin over the three claims and `GET /health`, so that all
-four see the same machine conditions.
+four see the same machine conditions. Then the rebuilds: the sources read models from the
+store, and the claims read models over the feed, against reading the same notifications raw,
+decoded, over `GET /feed`, and parsed and hash-checked with nothing stored.
 """
 
 import random
@@ -87,12 +89,12 @@ def read_model_rebuild_rate(kind: str, sources_database: str, events: int) -> fl
     The projection reads the notifications straight from the store, as the raw read does, and
     writes to a scratch database of the same kind, so the running service is left alone.
     """
-    application = SourcesApplication(
-        parse_storage_url("SOURCES_DATABASE_URL", sources_database), bulk.EveryClaim()
-    )
     with tempfile.TemporaryDirectory() as tmp, database(kind, "scratch", Path(tmp)) as scratch:
         target = parse_storage_url("SOURCES_DATABASE_URL", scratch)
         target.prepare()
+        application = SourcesApplication(
+            parse_storage_url("SOURCES_DATABASE_URL", sources_database), bulk.EveryClaim()
+        )
         engine = target.create_engine()
         try:
             projection = SourcesProjection(engine, application)
