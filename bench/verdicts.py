@@ -5,29 +5,41 @@ see bench.bulk). Once the claims service has followed the whole feed, verdicts a
 random `at` and `known_at`, round-robin over the three claims and `GET /health`, so that all
 four see the same machine conditions. Then the rebuilds: the sources read models from the
 store, and the claims read models over the feed, against reading the same notifications raw,
-decoded, over `GET /feed`, and parsed and hash-checked with nothing stored.
+decoded, over `GET /feed`, and parsed and hash-checked with nothing stored; and against the
+least a rebuild of the evidence read model must do, written with the database driver alone.
 """
 
+import json
 import random
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from eventsourcing.persistence import Notification
+from sqlalchemy import Column, Engine, MetaData, Table
 
 from bench import bulk
 from bench.harness import Services, database, percentile, services
 from services.sources.application import SourcesApplication
-from services.sources.projections import SourcesProjection
+from services.sources.projections import EvidenceView, SourcesProjection
 from shared.chain import event_hash
 from shared.feed import FeedPage
 from shared.storage import parse_storage_url
 
 SIZES = [10, 1_000, 100_000]
 PAGE = 500
+SUBMITTED = ":Evidence.Submitted"
+EVIDENCE: Table = EvidenceView.__table__  # type: ignore[attr-defined]
+SUBMITTED_COLUMNS = tuple(
+    column.name for column in EVIDENCE.columns if not column.name.startswith("retract")
+)
+"""The evidence read model's columns that a submission sets, in the table's order."""
 
 
 def wait_followed(claims: httpx.Client, head: int) -> None:
@@ -83,12 +95,12 @@ def raw_read_rate(sources_database: str) -> dict[str, float]:
     return {"events": count, "raw_per_second": round(raw), "decoded_per_second": round(decoded)}
 
 
-def read_model_rebuild_rate(kind: str, sources_database: str, events: int) -> float:
-    """Events per second rebuilding the sources service's read models from its store.
-
-    The projection reads the notifications straight from the store, as the raw read does, and
-    writes to a scratch database of the same kind, so the running service is left alone.
-    """
+@contextmanager
+def scratch_read_models(
+    kind: str, sources_database: str
+) -> Iterator[tuple[SourcesApplication, Engine]]:
+    """The sources store, and an empty scratch database of the same kind to write read models
+    to, so that the running service is left alone."""
     with tempfile.TemporaryDirectory() as tmp, database(kind, "scratch", Path(tmp)) as scratch:
         target = parse_storage_url("SOURCES_DATABASE_URL", scratch)
         target.prepare()
@@ -97,14 +109,93 @@ def read_model_rebuild_rate(kind: str, sources_database: str, events: int) -> fl
         )
         engine = target.create_engine()
         try:
-            projection = SourcesProjection(engine, application)
-            projection.create_tables()
-            began = time.perf_counter()
-            projection.catch_up()
-            return events / (time.perf_counter() - began)
+            yield application, engine
         finally:
             engine.dispose()
             application.close()
+
+
+def read_model_rebuild_rate(kind: str, sources_database: str, events: int) -> float:
+    """Events per second rebuilding the sources service's read models from its store.
+
+    The projection reads the notifications straight from the store, as the raw read does.
+    """
+    with scratch_read_models(kind, sources_database) as (application, engine):
+        projection = SourcesProjection(engine, application)
+        projection.create_tables()
+        began = time.perf_counter()
+        projection.catch_up()
+        return events / (time.perf_counter() - began)
+
+
+def write_floor_rates(kind: str, sources_database: str) -> dict[str, float]:
+    """Events per second for the least any sources read-model rebuild must do.
+
+    Each notification is read raw, a submission's stored JSON is parsed with `json` alone (no
+    domain event, no ORM; a value the store tags with its type is taken as its text), and its
+    evidence row goes in with the database driver's own `executemany`, 500 a transaction:
+    once into a bare table of the same columns with no key or index, once into the evidence
+    read model's own table, keyed by id and indexed for its queries.
+    """
+    with scratch_read_models(kind, sources_database) as (application, engine):
+        metadata = MetaData()
+        bare = Table(
+            "bare_evidence",
+            metadata,
+            *(Column(column.name, column.type) for column in EVIDENCE.columns),
+        )
+        metadata.create_all(engine)
+        EVIDENCE.create(engine)
+        return {
+            "bare_table_per_second": round(_driver_writes(application, engine, bare)),
+            "read_model_table_per_second": round(_driver_writes(application, engine, EVIDENCE)),
+        }
+
+
+def _driver_writes(application: SourcesApplication, engine: Engine, table: Table) -> float:
+    marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(SUBMITTED_COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(SUBMITTED_COLUMNS))})"
+    )
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        began, after, count = time.perf_counter(), 0, 0
+        while page := application.recorder.select_notifications(
+            after, PAGE, inclusive_of_start=False
+        ):
+            after, count = page[-1].id, count + len(page)
+            rows = [_floor_row(n) for n in page if n.topic.endswith(SUBMITTED)]
+            cursor.executemany(statement, rows)
+            connection.commit()
+        return count / (time.perf_counter() - began)
+    finally:
+        connection.close()
+
+
+def _floor_row(notification: Notification) -> tuple[Any, ...]:
+    """A submission's values for SUBMITTED_COLUMNS, in that order, from its stored JSON."""
+    event = json.loads(notification.state)
+
+    def text(value: Any) -> Any:
+        return value["_data_"] if isinstance(value, dict) and "_data_" in value else value
+
+    return (
+        notification.originator_id.hex,
+        text(event["source_id"]),
+        text(event["claim_id"]),
+        event["stance"],
+        event["strength"],
+        text(event["published_at"]),
+        event["url"],
+        event["quote"],
+        event["summary"],
+        json.dumps([text(parent) for parent in event["derived_from"]]),
+        text(event["timestamp"]),
+        notification.id,
+        notification.originator_version,
+    )
 
 
 def feed_read_rate(running: Services, head: int) -> tuple[float, list[bytes]]:
@@ -178,6 +269,7 @@ def run(kind: str, warmup: int, requests: int, sizes: list[int] = SIZES) -> dict
         raw["read_models_per_second"] = round(
             read_model_rebuild_rate(kind, running.sources_database, head)
         )
+        raw.update(write_floor_rates(kind, running.sources_database))
         feed_rate, bodies = feed_read_rate(running, head)
         raw["feed_per_second"] = round(feed_rate)
         raw["checked_per_second"] = round(check_rate(bodies, head))
@@ -202,6 +294,10 @@ def run(kind: str, warmup: int, requests: int, sizes: list[int] = SIZES) -> dict
         "rebuild": rebuilt,
         "rebuild_ratio_to_raw": round(rebuilt["per_second"] / raw["raw_per_second"], 3),
         "read_models_ratio_to_raw": round(raw["read_models_per_second"] / raw["raw_per_second"], 3),
+        "bare_table_ratio_to_raw": round(raw["bare_table_per_second"] / raw["raw_per_second"], 2),
+        "read_model_table_ratio_to_raw": round(
+            raw["read_model_table_per_second"] / raw["raw_per_second"], 2
+        ),
         "feed_ratio_to_raw": round(raw["feed_per_second"] / raw["raw_per_second"], 3),
         "checked_ratio_to_raw": round(raw["checked_per_second"] / raw["raw_per_second"], 2),
         "rebuild_ratio_to_feed": round(rebuilt["per_second"] / raw["feed_per_second"], 2),
