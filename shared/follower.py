@@ -13,8 +13,6 @@ from pydantic import ValidationError
 from shared.feed import FeedPage
 
 logger = logging.getLogger("factcheck.follower")
-LINGER_SECONDS = 0.02
-"""After a page that was not full, wait this long so the next page carries more items."""
 MAX_BACKOFF_SECONDS = 5.0
 QUIET_BACKOFF_SECONDS = 0.8
 """Failures are logged as warnings from this back-off on; a service starting up is quieter."""
@@ -43,6 +41,9 @@ class FeedFollower:
 
     `apply(page)` must commit the page's effects together with its new position; `progress()`
     reads that committed position back, so a restart resumes where the last commit left off.
+    After a page that was not full it lingers, so that the next page carries more items and
+    a stream of writes costs fewer, larger transactions; a read waiting for a position or a
+    time the follower has not reached cuts the linger short.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class FeedFollower:
         *,
         wait: float = 1.0,
         page_size: int = 500,
+        linger: float = 0.2,
         timeout: float = 10.0,
         api_key: str | None = None,
     ) -> None:
@@ -61,7 +63,10 @@ class FeedFollower:
         self._apply = apply
         self._wait = wait
         self._page_size = page_size
+        self._linger = linger
         self._stopping = threading.Event()
+        self._wanted = threading.Event()
+        """Set when a read waits for more than is applied, or on stop: ends a linger."""
         self._applying = threading.Lock()
         self._advanced = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -76,6 +81,7 @@ class FeedFollower:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wanted.set()
         if self._thread is not None:
             self._thread.join(timeout=self._wait + 15)
         self._client.close()
@@ -98,10 +104,7 @@ class FeedFollower:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the applied position reaches `position`; False after `timeout`."""
-        with self._advanced:
-            return self._advanced.wait_for(
-                lambda: self._progress.position >= position, timeout=timeout
-            )
+        return self._wait_until(lambda: self._progress.position >= position, timeout)
 
     def wait_for_time(self, known_at: datetime, timeout: float) -> bool:
         """Block until everything recorded up to `known_at` is applied; False after `timeout`."""
@@ -110,7 +113,12 @@ class FeedFollower:
             through = self._progress.known_through
             return through is not None and through >= known_at
 
+        return self._wait_until(reached, timeout)
+
+    def _wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
         with self._advanced:
+            if not reached():
+                self._wanted.set()
             return self._advanced.wait_for(reached, timeout=timeout)
 
     def poll_once(self, wait: float = 0.0) -> int:
@@ -176,12 +184,13 @@ class FeedFollower:
         while not self._stopping.is_set():
             try:
                 caught_up = self._head is not None and self._progress.position >= self._head
+                self._wanted.clear()
                 read = self.poll_once(wait=self._wait if caught_up else 0.0)
                 self._connected = True
                 self._last_error = None
                 backoff = 0.1
                 if 0 < read < self._page_size:
-                    self._stopping.wait(LINGER_SECONDS)
+                    self._wanted.wait(self._linger)
             except (httpx.HTTPError, ValidationError, ValueError) as error:
                 self._connected = False
                 self._last_error = f"{type(error).__name__}: {error}"

@@ -127,6 +127,7 @@ class ClaimsSettings:
     follow: bool = True
     follower_wait: float = 1.0
     follower_page_size: int = 500
+    follower_linger: float = 0.2
     read_wait: float = 5.0
     publisher: str = "factcheck"
     public_url: str | None = None
@@ -145,6 +146,7 @@ class ClaimsSettings:
             sources_url=_url_setting(environ, "SOURCES_URL", DEFAULT_SOURCES_URL),
             follower_wait=_float_setting(environ, "FOLLOWER_WAIT", 1.0),
             follower_page_size=_int_setting(environ, "FOLLOWER_PAGE_SIZE", 500, 1000),
+            follower_linger=_float_setting(environ, "FOLLOWER_LINGER", 0.2),
             read_wait=_float_setting(environ, "READ_WAIT", 5.0),
             publisher=environ.get("FACTCHECK_PUBLISHER", "").strip() or "factcheck",
             public_url=_optional_url_setting(environ, "FACTCHECK_PUBLIC_URL"),

@@ -45,6 +45,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         verdicts.progress,
         wait=settings.follower_wait,
         page_size=settings.follower_page_size,
+        linger=settings.follower_linger,
         api_key=settings.sources_api_key,
     )
 

@@ -1,0 +1,71 @@
+"""The follower lingers after a short page, so that a stream of writes comes in larger pages,
+unless a read is waiting for what it has not applied yet."""
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.feed import FeedPage
+from shared.follower import FeedFollower, Progress
+from tests.servers import serving
+
+LINGER = 30.0
+"""Far longer than any wait below, so that only a waiting read can end it early."""
+
+
+class Applied:
+    """A projection kept in memory: the pages the follower handed over, in order."""
+
+    def __init__(self) -> None:
+        self.pages: list[list[int]] = []
+        self.position = 0
+
+    def apply(self, page: FeedPage) -> Progress:
+        self.pages.append([item.position for item in page.items])
+        self.position = max([self.position, *self.pages[-1]])
+        return self.progress()
+
+    def progress(self) -> Progress:
+        return Progress(position=self.position, known_through=None)
+
+
+@pytest.fixture
+def sources_url(sources_app: FastAPI) -> Iterator[str]:
+    with serving(sources_app) as url:
+        yield url
+
+
+def register_source(client: httpx.Client, name: str) -> int:
+    """Record one event on the sources service; return its feed position."""
+    answer = client.post("/sources", json={"name": name, "kind": "agency"})
+    answer.raise_for_status()
+    return int(answer.json()["position"])
+
+
+def applied_within(applied: Applied, position: int, seconds: float) -> bool:
+    """Watch the projection, without waiting through the follower, as a plain reader would."""
+    deadline = time.monotonic() + seconds
+    while applied.position < position:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_waiting_read_cuts_the_linger_short(sources_url: str) -> None:
+    applied = Applied()
+    follower = FeedFollower(sources_url, applied.apply, applied.progress, wait=0.5, linger=LINGER)
+    follower.start()
+    try:
+        with httpx.Client(base_url=sources_url, timeout=10) as sources:
+            first = register_source(sources, "first")
+            assert applied_within(applied, first, 10)
+            second = register_source(sources, "second")
+            assert not applied_within(applied, second, 1.0)
+            assert follower.wait_for(second, timeout=10)
+    finally:
+        follower.stop()
+    assert applied.pages[-1] == [second]
