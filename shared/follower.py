@@ -83,7 +83,7 @@ class FeedFollower:
         self._stopping.set()
         self._wanted.set()
         if self._thread is not None:
-            self._thread.join(timeout=self._wait + 15)
+            self._thread.join(timeout=self._wait + self._linger + 15)
         self._client.close()
 
     def status(self) -> FollowerStatus:
@@ -185,6 +185,8 @@ class FeedFollower:
             try:
                 caught_up = self._head is not None and self._progress.position >= self._head
                 self._wanted.clear()
+                if self._stopping.is_set():
+                    break
                 read = self.poll_once(wait=self._wait if caught_up else 0.0)
                 self._connected = True
                 self._last_error = None

@@ -3,6 +3,7 @@ unless a read is waiting for what it has not applied yet."""
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -22,14 +23,18 @@ class Applied:
     def __init__(self) -> None:
         self.pages: list[list[int]] = []
         self.position = 0
+        self.known_through: datetime | None = None
 
     def apply(self, page: FeedPage) -> Progress:
+        """Take the page; once it reaches the head, everything recorded by then is known."""
         self.pages.append([item.position for item in page.items])
         self.position = max([self.position, *self.pages[-1]])
+        if page.next_after >= page.head:
+            self.known_through = page.head_known_at
         return self.progress()
 
     def progress(self) -> Progress:
-        return Progress(position=self.position, known_through=None)
+        return Progress(position=self.position, known_through=self.known_through)
 
 
 @pytest.fixture
@@ -38,11 +43,12 @@ def sources_url(sources_app: FastAPI) -> Iterator[str]:
         yield url
 
 
-def register_source(client: httpx.Client, name: str) -> int:
-    """Record one event on the sources service; return its feed position."""
+def register_source(client: httpx.Client, name: str) -> tuple[int, datetime]:
+    """Record one event on the sources service; return its feed position and time."""
     answer = client.post("/sources", json={"name": name, "kind": "agency"})
     answer.raise_for_status()
-    return int(answer.json()["position"])
+    written = answer.json()
+    return int(written["position"]), datetime.fromisoformat(written["recorded_at"])
 
 
 def applied_within(applied: Applied, position: int, seconds: float) -> bool:
@@ -55,17 +61,23 @@ def applied_within(applied: Applied, position: int, seconds: float) -> bool:
     return True
 
 
-def test_a_waiting_read_cuts_the_linger_short(sources_url: str) -> None:
+def test_waiting_reads_and_stop_cut_the_linger_short(sources_url: str) -> None:
     applied = Applied()
     follower = FeedFollower(sources_url, applied.apply, applied.progress, wait=0.5, linger=LINGER)
     follower.start()
     try:
         with httpx.Client(base_url=sources_url, timeout=10) as sources:
-            first = register_source(sources, "first")
+            first, _ = register_source(sources, "first")
             assert applied_within(applied, first, 10)
-            second = register_source(sources, "second")
+            second, _ = register_source(sources, "second")
             assert not applied_within(applied, second, 1.0)
             assert follower.wait_for(second, timeout=10)
+            third, recorded_at = register_source(sources, "third")
+            assert not applied_within(applied, third, 1.0)
+            assert follower.wait_for_time(recorded_at, timeout=10)
     finally:
+        began = time.monotonic()
         follower.stop()
-    assert applied.pages[-1] == [second]
+        stopped_within = time.monotonic() - began
+    assert applied.pages[-2:] == [[second], [third]]
+    assert stopped_within < LINGER / 2
