@@ -22,11 +22,13 @@ from typing import Any
 
 import httpx
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 from sqlalchemy import Column, Engine, MetaData, Table
 
 from bench import bulk
 from bench.harness import Services, database, percentile, services
 from services.sources.application import SourcesApplication
+from services.sources.domain import Evidence
 from services.sources.projections import EvidenceView, SourcesProjection
 from shared.chain import event_hash
 from shared.feed import FeedPage
@@ -34,7 +36,7 @@ from shared.storage import parse_storage_url
 
 SIZES = [10, 1_000, 100_000]
 PAGE = 500
-SUBMITTED = ":Evidence.Submitted"
+SUBMITTED = get_topic(Evidence.Submitted)
 EVIDENCE: Table = EvidenceView.__table__  # type: ignore[attr-defined]
 SUBMITTED_COLUMNS = tuple(
     column.name for column in EVIDENCE.columns if not column.name.startswith("retract")
@@ -166,7 +168,7 @@ def _driver_writes(application: SourcesApplication, engine: Engine, table: Table
             after, PAGE, inclusive_of_start=False
         ):
             after, count = page[-1].id, count + len(page)
-            rows = [_floor_row(n) for n in page if n.topic.endswith(SUBMITTED)]
+            rows = [_floor_row(n) for n in page if n.topic == SUBMITTED]
             cursor.executemany(statement, rows)
             connection.commit()
         return count / (time.perf_counter() - began)
@@ -174,25 +176,26 @@ def _driver_writes(application: SourcesApplication, engine: Engine, table: Table
         connection.close()
 
 
+def _untagged(value: Any) -> Any:
+    """A stored value as its text: the store tags UUIDs and datetimes with their type."""
+    return value["_data_"] if isinstance(value, dict) and "_data_" in value else value
+
+
 def _floor_row(notification: Notification) -> tuple[Any, ...]:
     """A submission's values for SUBMITTED_COLUMNS, in that order, from its stored JSON."""
     event = json.loads(notification.state)
-
-    def text(value: Any) -> Any:
-        return value["_data_"] if isinstance(value, dict) and "_data_" in value else value
-
     return (
         notification.originator_id.hex,
-        text(event["source_id"]),
-        text(event["claim_id"]),
+        _untagged(event["source_id"]),
+        _untagged(event["claim_id"]),
         event["stance"],
         event["strength"],
-        text(event["published_at"]),
+        _untagged(event["published_at"]),
         event["url"],
         event["quote"],
         event["summary"],
-        json.dumps([text(parent) for parent in event["derived_from"]]),
-        text(event["timestamp"]),
+        json.dumps([_untagged(parent) for parent in event["derived_from"]]),
+        _untagged(event["timestamp"]),
         notification.id,
         notification.originator_version,
     )
