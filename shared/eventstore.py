@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import Environment
 
 from shared.chain import GENESIS, event_hash
+from shared.errors import NotFound
 from shared.feed import feed_item
 from shared.storage import Storage
 from shared.timeaxes import recording_clock
@@ -25,6 +26,7 @@ ANONYMOUS: Mapping[str, str] = {"actor": "anonymous"}
 logger = logging.getLogger("factcheck")
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A", bound=Aggregate)
 _event_metadata: ContextVar[Mapping[str, str]] = ContextVar("event_metadata", default=ANONYMOUS)
 
 
@@ -139,6 +141,8 @@ class FactcheckApplication(Application[UUID]):
         self._writing = threading.RLock()
         self._storing = threading.RLock()
         self._queued: list[Write] = []
+        self._in_flight: list[Write] = []
+        """The batch being stored now, taken off the queue."""
         self._queue_lock = threading.Lock()
         self._recorded = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
@@ -172,6 +176,31 @@ class FactcheckApplication(Application[UUID]):
         if write.events:
             self._store_through(write)
 
+    def get_aggregate(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
+        """The `kind` with that id as every write decided so far leaves it; NotFound if none.
+
+        Call it under the write lock: writes to the aggregate that are decided but not yet
+        stored are stored first, so that an update never starts from a stale version.
+        """
+        if self._queued_for(aggregate_id):
+            self._store_through()
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(what, aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(what, aggregate_id)
+        return aggregate
+
+    def _queued_for(self, aggregate_id: UUID) -> bool:
+        """Whether a write to the aggregate is decided but not yet stored."""
+        with self._queue_lock:
+            return any(
+                event.originator_id == aggregate_id
+                for write in (*self._in_flight, *self._queued)
+                for event in write.events
+            )
+
     def database_writes(self) -> AbstractContextManager[object]:
         """Hold while writing read models to this service's database.
 
@@ -188,6 +217,7 @@ class FactcheckApplication(Application[UUID]):
                 return
             with self._queue_lock:
                 batch, self._queued = self._queued, []
+                self._in_flight = batch
             if not batch:
                 return
             try:
@@ -201,6 +231,9 @@ class FactcheckApplication(Application[UUID]):
             except Exception as error:
                 for each in batch:
                     each.failed(error)
+            finally:
+                with self._queue_lock:
+                    self._in_flight = []
 
     def _store_together(self, batch: list[Write]) -> None:
         recordings = self.save(*(event for write in batch for event in write.events))

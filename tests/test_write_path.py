@@ -105,8 +105,8 @@ def test_without_if_match_a_conflicting_append_is_retried(
         name = SourcesApplication.name
         raced = False
 
-        def _get(self, kind: Any, aggregate_id: uuid.UUID, what: str) -> Any:
-            found = super()._get(kind, aggregate_id, what)
+        def get_aggregate(self, kind: Any, aggregate_id: uuid.UUID, what: str) -> Any:
+            found = super().get_aggregate(kind, aggregate_id, what)
             if not self.raced:
                 self.raced = True
                 other.rate_source(source_id, "E", "the other writer", "other")
@@ -123,6 +123,37 @@ def test_without_if_match_a_conflicting_append_is_retried(
     finally:
         racing.close()
         other.close()
+
+
+def test_sixteen_writers_updating_one_record_all_land(services: Services) -> None:
+    """Updates without If-Match decided while an earlier one waits to be stored see it."""
+    source = new_source(services, "much rated")
+    claim = new_claim(services)
+    statuses: list[int] = []
+
+    def writer(index: int) -> None:
+        with (
+            httpx.Client(base_url=services.sources_url, timeout=60) as sources,
+            httpx.Client(base_url=services.claims_url, timeout=60) as claims,
+        ):
+            for n in range(4):
+                rating = {"reliability": "ABCDEF"[(index + n) % 6], "rationale": f"{index}/{n}"}
+                statuses.append(sources.post(f"/sources/{source}/ratings", json=rating).status_code)
+                ruling = {
+                    "status": "suspected",
+                    "rationale": f"{index}/{n}",
+                    "effective_at": "2024-01-06T00:00:00Z",
+                }
+                statuses.append(claims.post(f"/claims/{claim}/rulings", json=ruling).status_code)
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * 128
+    assert len(services.sources.get(f"/sources/{source}").json()["ratings"]) == 64
+    assert len(services.claims.get(f"/claims/{claim}").json()["rulings"]) == 64
 
 
 def test_sixteen_writers_fifty_items_each_land_exactly_once(services: Services) -> None:

@@ -4,10 +4,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
 from services.claims.domain import Claim, RulingStatus
-from shared.errors import NotFound, Rejected, check_version
+from shared.errors import Rejected, check_version
 from shared.eventstore import ANONYMOUS, FactcheckApplication, Recorded, retry_on_conflict
 from shared.timeaxes import is_future
 
@@ -38,7 +36,7 @@ class ClaimsApplication(FactcheckApplication):
         expected_version: int | None = None,
     ) -> Recorded:
         with self.recording(metadata) as write:
-            claim = self.get_claim(claim_id)
+            claim = self.get_aggregate(Claim, claim_id, "claim")
             check_version("claim", claim.version, expected_version)
             if claim.text == text:
                 raise Rejected("text", "is the claim's current wording")
@@ -59,17 +57,8 @@ class ClaimsApplication(FactcheckApplication):
         if is_future(effective_at):
             raise Rejected("effective_at", "is in the future")
         with self.recording(metadata) as write:
-            claim = self.get_claim(claim_id)
+            claim = self.get_aggregate(Claim, claim_id, "claim")
             check_version("claim", claim.version, expected_version)
             claim.rule(status=status, rationale=rationale, effective_at=effective_at)
             write.add(claim)
         return write.recorded
-
-    def get_claim(self, claim_id: UUID) -> Claim:
-        try:
-            claim = self.repository.get(claim_id)
-        except AggregateNotFoundError:
-            raise NotFound("claim", claim_id) from None
-        if not isinstance(claim, Claim):
-            raise NotFound("claim", claim_id)
-        return claim

@@ -5,8 +5,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
 from services.sources.claims import ClaimDirectory
 from services.sources.domain import Evidence, Reliability, Source, Stance, Strength
 from shared.errors import Conflict, NotFound, Rejected, check_version
@@ -58,7 +56,7 @@ class SourcesApplication(FactcheckApplication):
         expected_version: int | None = None,
     ) -> Recorded:
         with self.recording(metadata) as write:
-            source = self._get(Source, source_id, "source")
+            source = self.get_aggregate(Source, source_id, "source")
             check_version("source", source.version, expected_version)
             source.rate(reliability=reliability, rationale=rationale, rater=rater)
             write.add(source)
@@ -108,7 +106,7 @@ class SourcesApplication(FactcheckApplication):
     ) -> Recorded:
         _check_not_future(published_at, "published_at")
         with self.recording(metadata) as write:
-            evidence = self._get(Evidence, evidence_id, "evidence")
+            evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
             if evidence.retracted_from is not None:
                 raise Conflict(f"evidence {evidence_id} was already retracted")
@@ -136,7 +134,7 @@ class SourcesApplication(FactcheckApplication):
         if "published_at" in changes:
             _check_not_future(changes["published_at"], "changes.published_at")
         with self.recording(metadata) as write:
-            evidence = self._get(Evidence, evidence_id, "evidence")
+            evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
             effective = {
                 field: value
@@ -161,20 +159,11 @@ class SourcesApplication(FactcheckApplication):
             write.add(evidence)
         return write.recorded
 
-    def _get(self, kind: type[T], aggregate_id: UUID, what: str) -> T:
-        try:
-            aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(what, aggregate_id) from None
-        if not isinstance(aggregate, kind):
-            raise NotFound(what, aggregate_id)
-        return aggregate
-
     def _check_source(self, source_id: UUID, field: str) -> None:
         if source_id in self._known_sources:
             return
         try:
-            self._get(Source, source_id, "source")
+            self.get_aggregate(Source, source_id, "source")
         except NotFound:
             raise Rejected(field, f"no source with id {source_id}") from None
         self._known_sources.add(source_id)
@@ -192,7 +181,7 @@ class SourcesApplication(FactcheckApplication):
             if parent_id == evidence_id:
                 raise Rejected(field, "evidence cannot be derived from itself")
             try:
-                parent = self._get(Evidence, parent_id, "evidence")
+                parent = self.get_aggregate(Evidence, parent_id, "evidence")
             except NotFound:
                 raise Rejected(field, f"no evidence with id {parent_id}") from None
             if evidence_id is not None and self._leads_to(parent, evidence_id):
@@ -208,7 +197,7 @@ class SourcesApplication(FactcheckApplication):
             if current in seen:
                 continue
             seen.add(current)
-            stack.extend(self._get(Evidence, current, "evidence").derived_from)
+            stack.extend(self.get_aggregate(Evidence, current, "evidence").derived_from)
         return False
 
 
