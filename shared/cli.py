@@ -448,7 +448,7 @@ def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[st
     items: list[dict[str, Any]] = []
     for path in files:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8").split("\n")
         except OSError as error:
             _fail(f"replay: cannot read {path}: {error.strerror or error}")
         for number, line in enumerate(lines, start=1):

@@ -89,18 +89,18 @@ class FactcheckClient:
         return self.call(self.claims, "GET", f"/claims/{claim_id}/{what}", params=given)
 
     def export(self, client: httpx.Client, path: Path, params: dict[str, Any]) -> int:
-        """Stream the service's event log to `path`; return how many events it held."""
+        """Stream the service's event log to `path`, byte for byte; return how many events
+        it held: one a line, and only "\\n" ends a line."""
         count = 0
         try:
             with client.stream("GET", "/audit/export", params=params) as response:
                 if response.is_error:
                     response.read()
                     raise ServiceError(f"GET /audit/export: {response.status_code} {response.text}")
-                with path.open("w", encoding="utf-8") as out:
-                    for line in response.iter_lines():
-                        if line:
-                            out.write(line + "\n")
-                            count += 1
+                with path.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        count += chunk.count(b"\n")
         except httpx.HTTPError as error:
             raise ServiceError(f"{client.base_url}/audit/export: {error}") from None
         return count

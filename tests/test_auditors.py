@@ -1,6 +1,7 @@
 """What an auditor does: verify both logs, export them, replay offline, read ClaimReview."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -88,6 +89,28 @@ def test_replay_from_exports_gives_the_live_verdicts(
     assert compared == 12, "both claims at the latest known_at, the first at each step"
 
 
+def test_export_and_replay_keep_text_with_unicode_line_breaks(
+    services: Services, tmp_path: Path
+) -> None:
+    """NDJSON ends lines with "\\n" alone: U+0085, U+2028 and U+2029 are text inside an event."""
+    text = "Kharkiv\u2028struck\u2029on 2 January\u0085by a North Korean missile"
+    claim = new_claim(services, text)
+    new_source(services, "agency")
+    runner = CliRunner()
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    exported = runner.invoke(cli, ["export", "--out", str(tmp_path), *urls])
+    assert exported.exit_code == 0, exported.output
+    served = services.claims.get("/audit/export")
+    assert (tmp_path / "claims.ndjson").read_bytes() == served.content
+    lines = served.content.count(b"\n")
+    assert f"claims.ndjson:{lines}events" in re.sub(r"\s", "", exported.output)
+    files = [str(tmp_path / "sources.ndjson"), str(tmp_path / "claims.ndjson")]
+    known_at = verdict(services, claim)["basis"]["known_at"]
+    result = runner.invoke(cli, ["replay", *files, "--known-at", known_at, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["text"] for row in json.loads(result.output)["claims"]] == [text]
+
+
 def test_replay_refuses_a_tampered_export(
     services: Services, history: dict, tmp_path: Path
 ) -> None:
@@ -159,6 +182,21 @@ def test_claimreview_has_the_fields_fact_check_markup_requires(
     now = services.claims.get(f"/claims/{claim}/claimreview", params={"at": "2024-01-07"}).json()
     assert now["reviewRating"]["alternateName"] == "very likely (confirmed)"
     assert now["reviewRating"]["ratingValue"] == 6
+
+
+def test_claimreview_gives_the_wording_as_known_at_known_at(services: Services) -> None:
+    claim = new_claim(services, "original wording")
+    new_source(services, "agency")
+    first = verdict(services, claim)["basis"]["known_at"]
+    reworded = services.claims.post(
+        f"/claims/{claim}/rewording", json={"text": "changed wording", "reason": "clearer"}
+    )
+    assert reworded.status_code == 201, reworded.text
+    path = f"/claims/{claim}/claimreview"
+    then = services.claims.get(path, params={"known_at": first}).json()
+    assert then["claimReviewed"] == "original wording"
+    now = services.claims.get(path).json()
+    assert now["claimReviewed"] == "changed wording"
 
 
 def test_a_tampered_sources_log_is_never_applied(

@@ -19,6 +19,7 @@ from services.claims.projections import (
     list_claims,
     rejected_items,
     rulings_of,
+    wording_known_at,
 )
 from services.claims.verdicts import (
     VerdictIndex,
@@ -502,8 +503,7 @@ def get_claim_review(
     known_at: KnownAtQuery = None,
     min_position: MinPositionQuery = None,
 ) -> JSONResponse:
-    """The verdict as schema.org ClaimReview JSON-LD."""
-    claim = _claim_or_404(reads, claim_id)
+    """The verdict as schema.org ClaimReview JSON-LD, the claim worded as known at `known_at`."""
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
     answer = verdict(index, claim_id, basis.at, basis.known_at)
     known = to_micros(basis.known_at)
@@ -515,7 +515,7 @@ def get_claim_review(
     public_url = request.app.state.settings.public_url
     review = claim_review(
         url=f"{public_url}/claims/{claim_id}" if public_url else str(request.url),
-        claim_text=claim.text,
+        claim_text=wording_known_at(reads, claim_id, basis.known_at),
         assessment=answer.assessment,
         known_at=basis.known_at,
         publisher=request.app.state.settings.publisher,
