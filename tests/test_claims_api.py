@@ -118,24 +118,6 @@ def test_min_position_past_the_feed_answers_503_with_retry_after(services: Servi
     assert int(response.headers["Retry-After"]) >= 1
 
 
-def test_min_position_recorded_after_known_at_is_rejected(services: Services) -> None:
-    """An answer as known at T cannot include an item recorded after T."""
-    claim = new_claim(services)
-    source = new_source(services, "agency", "B")
-    first = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
-    second = post_evidence(services, source, claim, "2024-01-06T00:00:00Z")
-    path = f"/claims/{claim}/verdict"
-    known_at = first["recorded_at"]
-    early = {"known_at": known_at, "min_position": first["position"]}
-    answer = services.claims.get(path, params=early)
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["basis"]["position"] == first["position"]
-    late = {"known_at": known_at, "min_position": second["position"]}
-    assert_problem(services.claims.get(path, params=late), 422, "min_position")
-    for what in ("timeline", "evidence"):
-        assert_problem(services.claims.get(f"/claims/{claim}/{what}", params=late), 422)
-
-
 def test_sources_checks_claims_over_http(services: Services) -> None:
     claim = new_claim(services)
     source = new_source(services, "agency", "B")

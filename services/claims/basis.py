@@ -5,12 +5,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from services.claims.projections import (
-    ClaimView,
-    last_recorded,
-    position_known_at,
-    recorded_after,
-)
+from services.claims.projections import ClaimView, last_recorded, position_known_at
 from shared.errors import Rejected, Unavailable
 from shared.follower import FeedFollower
 from shared.timeaxes import TimeParseError, format_instant, parse_instant
@@ -100,10 +95,4 @@ def basis_for_claim(
         )
     if known_at is None:
         return basis
-    if min_position is not None and recorded_after(session, min_position, basis.known_at):
-        raise Rejected(
-            "min_position",
-            "names a sources-feed item recorded after known_at: no answer as known then "
-            "can include it",
-        )
     return Basis(basis.at, basis.known_at, position_known_at(session, basis.known_at))

@@ -832,17 +832,6 @@ def last_recorded(session: Session, claim_id: UUID) -> datetime | None:
     return session.exec(query.order_by(col(ClaimEventView.position).desc()).limit(1)).first()
 
 
-def recorded_after(session: Session, position: int, known_at: datetime) -> bool:
-    """Whether a sources-feed item at or before `position` was recorded after `known_at`."""
-    query = (
-        select(UpstreamEvent.position)
-        .where(UpstreamEvent.position <= position)
-        .where(col(UpstreamEvent.recorded_at) > known_at)
-        .limit(1)
-    )
-    return session.exec(query).first() is not None
-
-
 def wording_known_at(session: Session, claim_id: UUID, known_at: datetime) -> str:
     """The claim's text as last registered or reworded by `known_at`, which must not be
     before the claim was registered."""
