@@ -156,6 +156,35 @@ def test_sixteen_writers_updating_one_record_all_land(services: Services) -> Non
     assert len(services.claims.get(f"/claims/{claim}").json()["rulings"]) == 64
 
 
+def test_corrections_decided_together_cannot_make_a_cycle(services: Services) -> None:
+    """Each correction's cycle check sees the other, even while it waits to be stored."""
+    claim = new_claim(services)
+    source = new_source(services, "agency")
+
+    def correct(evidence: str, parent: str, barrier: threading.Barrier, out: list[int]) -> None:
+        body = {"changes": {"derived_from": [parent]}, "reason": "it repeats the other"}
+        with httpx.Client(base_url=services.sources_url, timeout=60) as client:
+            barrier.wait()
+            out.append(client.post(f"/evidence/{evidence}/correction", json=body).status_code)
+
+    for _ in range(10):
+        first, second = (
+            services.sources.post("/evidence", json=evidence_body(source, claim)).json()["id"]
+            for _ in range(2)
+        )
+        barrier = threading.Barrier(2)
+        statuses: list[int] = []
+        threads = [
+            threading.Thread(target=correct, args=(*pair, barrier, statuses))
+            for pair in ((first, second), (second, first))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(statuses) == [201, 422]
+
+
 def test_sixteen_writers_fifty_items_each_land_exactly_once(services: Services) -> None:
     claim = new_claim(services)
     sources = [new_source(services, f"source {n}", "ABCDEF"[n % 6]) for n in range(8)]
