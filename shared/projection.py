@@ -3,7 +3,8 @@
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from eventsourcing.domain import DomainEventProtocol
 from sqlalchemy import Engine, Table
 from sqlmodel import Field, Session, SQLModel
 
-from shared.errors import Unavailable
+from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, record_of
 
@@ -28,6 +29,51 @@ class ProjectionTracking(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     position: int = 0
+
+
+class ReadGate:
+    """Keeps reads of the read models and a rebuild of them apart.
+
+    A read that begins while a rebuild runs is answered 503 at once; a rebuild first waits
+    for the reads in progress to end. So no answer ever mixes old rows with rebuilt ones.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._reads = 0
+        self._closed = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold while reading the read models; Unavailable while they are being rebuilt."""
+        with self._changed:
+            if self._closed:
+                raise Unavailable("the read models are being rebuilt; try again shortly")
+            self._reads += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._reads -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def closed(self, drain: float) -> Iterator[None]:
+        """Refuse new reads, wait up to `drain` seconds for those in progress, then run."""
+        with self._changed:
+            if self._closed:
+                raise Conflict("a rebuild is already running")
+            self._closed = True
+            drained = self._changed.wait_for(lambda: self._reads == 0, drain)
+        try:
+            if not drained:
+                raise Unavailable(
+                    f"reads in progress did not end within {drain:g} s; nothing was rebuilt"
+                )
+            yield
+        finally:
+            with self._changed:
+                self._closed = False
 
 
 class Inserts:
@@ -75,6 +121,8 @@ class Projection(ABC):
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.gate = ReadGate()
+        """Readers of these read models hold it; close it around a rebuild."""
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(
@@ -154,9 +202,7 @@ class Projection(ABC):
             with self.application.database_writes(), Session(self.engine) as session:
                 for position, domain_event in events:
                     self.apply(session, position, domain_event)
-                    idempotency = record_of(position, domain_event)
-                    if idempotency is not None:
-                        session.add(idempotency)
+                    self._record_key(session, record_of(position, domain_event))
                 self.inserts.write(session)
                 applied = events[-1][0]
                 self._track(session, applied)
@@ -165,6 +211,25 @@ class Projection(ABC):
             self._applied_up_to(applied)
         self._applied_up_to(self._position)
         return self._position
+
+    def _record_key(self, session: Session, record: IdempotencyRecord | None) -> None:
+        """Keep the write an idempotency key first caused. A later event with the same key,
+        as a keyed write that overlapped a rebuild once recorded, leaves it as it is."""
+        if record is None:
+            return
+        first = session.get(IdempotencyRecord, (record.actor, record.key))
+        if first is None:
+            session.add(record)
+            return
+        logger.warning(
+            "projection %s: idempotency key %r of %s, first used at position %s, is used "
+            "again at position %s; the first write stands",
+            self.name,
+            record.key,
+            record.actor,
+            first.position,
+            record.position,
+        )
 
     def _track(self, session: Session, position: int) -> None:
         """Record `position` as applied, in the session's transaction."""
@@ -177,8 +242,15 @@ class Projection(ABC):
             connection.execute(table.insert().values(name=self.name, position=position))
 
     def rebuild(self) -> int:
-        """Drop the read models, recreate them, and apply every event again."""
-        with self._lock:
+        """Drop the read models, recreate them, and apply every event again.
+
+        Close `gate` around it while the service serves reads. Writes wait while the tables
+        are replaced, and a write with an idempotency key then waits for the rebuild to reach
+        the last answered write, so it never looks its key up in a table not yet refilled.
+        """
+        with self.application.writing(), self._lock:
+            self._position = 0
+            self._applied_up_to(0)
             SQLModel.metadata.drop_all(
                 self.engine, tables=[IdempotencyRecord.__table__, *self.tables]
             )
@@ -188,8 +260,6 @@ class Projection(ABC):
                     session.delete(tracking)
                 session.commit()
             self.create_tables()
-            self._position = 0
-            self._applied_up_to(0)
         return self.catch_up()
 
     @abstractmethod

@@ -101,10 +101,13 @@ def service_router() -> APIRouter:
 
 
 def read_session(request: Request) -> Iterator[Session]:
-    """A session on the service's read models, once they hold every write answered so far."""
-    request.app.state.projection.hold_answered_writes()
-    with Session(request.app.state.engine) as session:
-        yield session
+    """A session on the service's read models, once they hold every write answered so far;
+    held through the route, so that a rebuild waits for it to end."""
+    projection = request.app.state.projection
+    with projection.gate.reading():
+        projection.hold_answered_writes()
+        with Session(request.app.state.engine) as session:
+            yield session
 
 
 Reads = Annotated[Session, Depends(read_session)]

@@ -18,6 +18,9 @@ from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import open_store
 
+REBUILD_DRAIN_SECONDS = 30.0
+"""How long a rebuild waits for reads in progress to end before it gives up."""
+
 
 def create_app(settings: ClaimsSettings) -> FastAPI:
     """Build the claims service: its store, projections, verdict index and feed follower."""
@@ -67,8 +70,9 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
                 "the sources log fails verification at position "
                 f"{checked.get('broken_position')}: {checked.get('reason')}; nothing was rebuilt"
             )
-        claims_projection.rebuild()
-        progress = follower.replay_from_start(reset)
+        with claims_projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
+            claims_projection.rebuild()
+            progress = follower.replay_from_start(reset)
         with Session(engine) as session:
             claims = session.exec(select(func.count()).select_from(ClaimView)).one()
         return {"position": progress.position, "claims": claims}
