@@ -1,5 +1,6 @@
 """Request and response building blocks shared by both services' HTTP schemas."""
 
+import re
 from collections.abc import Mapping
 from typing import Annotated
 from uuid import UUID, uuid4
@@ -17,13 +18,14 @@ from shared.timeaxes import UtcDatetime
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-ALLOWED_CONTROLS = frozenset("\t\n\r")
+FORBIDDEN_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Unicode's control characters (C0, DEL and C1), except tab, line feed and carriage return."""
 
 
 def _printable(value: str) -> str:
-    bad = next((c for c in value if ord(c) < 32 and c not in ALLOWED_CONTROLS), None)
+    bad = FORBIDDEN_CONTROL.search(value)
     if bad is not None:
-        raise ValueError(f"must not contain the control character U+{ord(bad):04X}")
+        raise ValueError(f"must not contain the control character U+{ord(bad.group()):04X}")
     return value
 
 
@@ -37,7 +39,7 @@ def _http_url(value: str) -> str:
     scheme, _, rest = value.partition("://")
     if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
         raise ValueError("must be an http:// or https:// URL")
-    if any(character.isspace() or ord(character) < 32 for character in value):
+    if any(character.isspace() for character in value) or FORBIDDEN_CONTROL.search(value):
         raise ValueError("must not contain white space or control characters")
     return value
 
@@ -88,7 +90,8 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 async def reject_unknown_query(request: Request) -> None:
-    """Refuse query parameters the route does not take, so a misspelt one never passes."""
+    """Refuse query parameters the route does not take, so a misspelt one never passes, and
+    any given twice, which no route takes."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -96,6 +99,10 @@ async def reject_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - _query_names(dependant))
     if unknown:
         raise Rejected(unknown[0], "is not a parameter of this endpoint")
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise Rejected(repeated[0], "is given more than once")
 
 
 async def if_match(

@@ -107,6 +107,8 @@ def test_bad_verdict_questions_are_rejected(services: Services) -> None:
     assert_problem(claims.get(path, params={"at": "soon"}), 422, "at")
     assert_problem(claims.get(path, params={"known_at": "2999-01-01"}), 422, "known_at")
     assert_problem(claims.get(path, params={"min_position": -1}), 422, "min_position")
+    twice = [("at", "2024-01-03"), ("at", "2024-01-07")]
+    assert_problem(claims.get(path, params=twice), 422, "at")
     assert_problem(claims.get(path, params={"evidence_limit": 5000}), 422, "evidence_limit")
     assert_problem(claims.get("/claims/not-a-uuid/verdict"), 422, "claim_id")
 

@@ -191,6 +191,9 @@ async def test_ids_are_checked_on_the_real_id_kind(
     [
         ({"summary": "a\u0000b"}, "summary"),
         ({"quote": "bell\u0007"}, "quote"),
+        ({"summary": "delete\u007f"}, "summary"),
+        ({"quote": "next line\u0085"}, "quote"),
+        ({"url": "https://example.org/\u009b"}, "url"),
         ({"published_at": "0001-01-01T00:00:00+14:00"}, "published_at"),
         ({"url": "https://example.org/\u0000"}, "url"),
     ],
