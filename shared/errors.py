@@ -1,13 +1,43 @@
 """Why a command was refused; the API answers each as problem+json, and nothing is recorded."""
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 
 class Rejected(ValueError):
-    """Invalid input, naming the field at fault (422)."""
+    """Invalid input, naming the field at fault and why (422); `also` names more of them."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
+    def __init__(self, field: str, reason: str, also: Sequence[tuple[str, str]] = ()) -> None:
         self.field = field
         self.reason = reason
+        self.faults = [(field, reason), *also]
+        """Every (field, reason) at fault, this one first."""
+        super().__init__("; ".join(f"{name}: {why}" for name, why in self.faults))
+
+
+class Checks:
+    """Runs checks that may each reject a field, then rejects once, naming every field at fault."""
+
+    def __init__(self) -> None:
+        self._faults: list[tuple[str, str]] = []
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        """Run a check; a rejection is kept for `done` instead of raised."""
+        try:
+            yield
+        except Rejected as error:
+            self._faults.extend(error.faults)
+
+    def reject(self, field: str, reason: str) -> None:
+        """Keep a rejection of `field` for `done`."""
+        self._faults.append((field, reason))
+
+    def done(self) -> None:
+        """Raise one Rejected naming every field the checks so far rejected, if any."""
+        if self._faults:
+            (field, reason), *also = self._faults
+            raise Rejected(field, reason, also)
 
 
 class NotFound(LookupError):

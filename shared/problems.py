@@ -119,7 +119,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Rejected)
     async def on_rejected(request: Request, error: Rejected) -> JSONResponse:
-        return invalid([{"field": error.field, "reason": error.reason}]).response(request)
+        faults = [{"field": field, "reason": reason} for field, reason in error.faults]
+        return invalid(faults).response(request)
 
     @app.exception_handler(NotFound)
     async def on_not_found(request: Request, error: NotFound) -> JSONResponse:

@@ -105,6 +105,8 @@ def test_bad_verdict_questions_are_rejected(services: Services) -> None:
     path = f"/claims/{claim}/verdict"
     assert_problem(claims.get(path, params={"at": "2024-01-07T00:00:00"}), 422, "at")
     assert_problem(claims.get(path, params={"at": "soon"}), 422, "at")
+    both = claims.get(path, params={"at": "soon", "known_at": "later"})
+    assert [error["field"] for error in both.json()["errors"]] == ["at", "known_at"]
     assert_problem(claims.get(path, params={"known_at": "2999-01-01"}), 422, "known_at")
     assert_problem(claims.get(path, params={"min_position": -1}), 422, "min_position")
     twice = [("at", "2024-01-03"), ("at", "2024-01-07")]

@@ -215,6 +215,38 @@ async def test_control_characters_and_unrepresentable_times_are_rejected(
     assert health["projection_position"] == health["head"]
 
 
+async def test_a_rejection_names_every_field_at_fault(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    before = await head(sources)
+    body = evidence_body(
+        UNKNOWN,
+        str(uuid.uuid4()),
+        published_at="2999-01-01T00:00:00Z",
+        derived_from=[evidence["id"], str(uuid.uuid4()), str(uuid.uuid4())],
+    )
+    response = await sources.post("/evidence", json=body)
+    assert_problem(response, 422)
+    assert [error["field"] for error in response.json()["errors"]] == [
+        "claim_id",
+        "published_at",
+        "source_id",
+        "derived_from.1",
+        "derived_from.2",
+    ]
+    correction = {
+        "changes": {"claim_id": str(uuid.uuid4()), "published_at": "2999-01-01T00:00:00Z"},
+        "reason": "typo",
+    }
+    response = await sources.post(f"/evidence/{evidence['id']}/correction", json=correction)
+    assert_problem(response, 422)
+    fields = [error["field"] for error in response.json()["errors"]]
+    assert fields == ["changes.claim_id", "changes.published_at"]
+    assert await head(sources) == before
+
+
 async def test_malformed_requests_name_what_is_wrong(sources: httpx.AsyncClient) -> None:
     huge = "9" * 30
     assert_problem(await sources.get("/feed", params={"after": huge}), 422, "after")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from services.claims.projections import ClaimView, last_recorded, position_known_at
-from shared.errors import Rejected, Unavailable
+from shared.errors import Checks, Rejected, Unavailable
 from shared.follower import FeedFollower
 from shared.timeaxes import TimeParseError, format_instant, parse_instant
 
@@ -48,8 +48,15 @@ def resolve_basis(
     new ruling shows at once.
     """
     now = datetime.now(UTC)
-    wanted_at = parse_query_time(at, "at") or now
-    wanted_known = parse_query_time(known_at, "known_at")
+    checks = Checks()
+    wanted_at: datetime | None = None
+    wanted_known: datetime | None = None
+    with checks.check():
+        wanted_at = parse_query_time(at, "at")
+    with checks.check():
+        wanted_known = parse_query_time(known_at, "known_at")
+    checks.done()
+    wanted_at = wanted_at or now
     if wanted_known is not None and wanted_known > now:
         if known_at is not None and known_at.strip() == now.date().isoformat():
             wanted_known = None

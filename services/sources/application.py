@@ -7,7 +7,7 @@ from uuid import UUID
 
 from services.sources.claims import ClaimDirectory
 from services.sources.domain import Evidence, Reliability, Source, Stance, Strength
-from shared.errors import Conflict, NotFound, Rejected, check_version
+from shared.errors import Checks, Conflict, NotFound, Rejected, check_version
 from shared.eventstore import (
     ANONYMOUS,
     FactcheckAggregate,
@@ -75,12 +75,18 @@ class SourcesApplication(FactcheckApplication):
         derived_from: list[UUID] | None = None,
         metadata: Mapping[str, str] = ANONYMOUS,
     ) -> Recorded:
-        self._check_claim(claim_id, "claim_id")
-        _check_not_future(published_at, "published_at")
+        checks = Checks()
+        with checks.check():
+            self._check_claim(claim_id, "claim_id")
+        with checks.check():
+            _check_not_future(published_at, "published_at")
         with self.recording(metadata) as write:
-            self._check_source(source_id, "source_id")
+            with checks.check():
+                self._check_source(source_id, "source_id")
             derived = list(dict.fromkeys(derived_from or []))
-            self._check_derived_from(derived, None, "derived_from")
+            with checks.check():
+                self._check_derived_from(derived, None, "derived_from")
+            checks.done()
             evidence = Evidence(
                 source_id=source_id,
                 claim_id=claim_id,
@@ -129,10 +135,14 @@ class SourcesApplication(FactcheckApplication):
         metadata: Mapping[str, str] = ANONYMOUS,
         expected_version: int | None = None,
     ) -> Recorded:
+        checks = Checks()
         if "claim_id" in changes:
-            self._check_claim(changes["claim_id"], "changes.claim_id")
+            with checks.check():
+                self._check_claim(changes["claim_id"], "changes.claim_id")
         if "published_at" in changes:
-            _check_not_future(changes["published_at"], "changes.published_at")
+            with checks.check():
+                _check_not_future(changes["published_at"], "changes.published_at")
+        checks.done()
         with self.recording(metadata) as write:
             evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
@@ -144,17 +154,20 @@ class SourcesApplication(FactcheckApplication):
             if not effective:
                 raise Rejected("changes", "every field given already has that value")
             if "source_id" in effective:
-                self._check_source(effective["source_id"], "changes.source_id")
+                with checks.check():
+                    self._check_source(effective["source_id"], "changes.source_id")
             if "derived_from" in effective:
                 effective["derived_from"] = list(dict.fromkeys(effective["derived_from"]))
-                self._check_derived_from(
-                    effective["derived_from"], evidence_id, "changes.derived_from"
-                )
+                with checks.check():
+                    self._check_derived_from(
+                        effective["derived_from"], evidence_id, "changes.derived_from"
+                    )
             published_at = effective.get("published_at", evidence.published_at)
             if evidence.retracted_from is not None and published_at > evidence.retracted_from:
-                raise Rejected(
+                checks.reject(
                     "changes.published_at", "would fall after the evidence's own retraction"
                 )
+            checks.done()
             evidence.correct(changes=effective, reason=reason)
             write.add(evidence)
         return write.recorded
@@ -176,16 +189,21 @@ class SourcesApplication(FactcheckApplication):
         self, derived_from: list[UUID], evidence_id: UUID | None, field_name: str
     ) -> None:
         """Every id must be known evidence, and no chain may lead back to `evidence_id`."""
+        checks = Checks()
         for index, parent_id in enumerate(derived_from):
-            field = f"{field_name}.{index}"
-            if parent_id == evidence_id:
-                raise Rejected(field, "evidence cannot be derived from itself")
-            try:
-                parent = self.get_aggregate(Evidence, parent_id, "evidence")
-            except NotFound:
-                raise Rejected(field, f"no evidence with id {parent_id}") from None
-            if evidence_id is not None and self._leads_to(parent, evidence_id):
-                raise Rejected(field, f"evidence {parent_id} is itself derived from this one")
+            with checks.check():
+                self._check_parent(parent_id, evidence_id, f"{field_name}.{index}")
+        checks.done()
+
+    def _check_parent(self, parent_id: UUID, evidence_id: UUID | None, field: str) -> None:
+        if parent_id == evidence_id:
+            raise Rejected(field, "evidence cannot be derived from itself")
+        try:
+            parent = self.get_aggregate(Evidence, parent_id, "evidence")
+        except NotFound:
+            raise Rejected(field, f"no evidence with id {parent_id}") from None
+        if evidence_id is not None and self._leads_to(parent, evidence_id):
+            raise Rejected(field, f"evidence {parent_id} is itself derived from this one")
 
     def _leads_to(self, start: Evidence, target: UUID) -> bool:
         seen: set[UUID] = set()
