@@ -130,6 +130,9 @@ class Projection(ABC):
             tables=[ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables],
         )
 
+    def drop_tables(self) -> None:
+        SQLModel.metadata.drop_all(self.engine, tables=[IdempotencyRecord.__table__, *self.tables])
+
     def position(self) -> int:
         with Session(self.engine) as session:
             tracking = session.get(ProjectionTracking, self.name)
@@ -249,17 +252,16 @@ class Projection(ABC):
         the last answered write, so it never looks its key up in a table not yet refilled.
         """
         with self.application.writing(), self._lock:
-            self._position = 0
-            self._applied_up_to(0)
-            SQLModel.metadata.drop_all(
-                self.engine, tables=[IdempotencyRecord.__table__, *self.tables]
-            )
+            self._position = None
+            """Read again from the database, however far the swap got."""
+            self.drop_tables()
             with Session(self.engine) as session:
                 tracking = session.get(ProjectionTracking, self.name)
                 if tracking is not None:
                     session.delete(tracking)
                 session.commit()
             self.create_tables()
+            self._applied_up_to(0)
         return self.catch_up()
 
     @abstractmethod

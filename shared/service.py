@@ -102,7 +102,7 @@ def service_router() -> APIRouter:
 
 def read_session(request: Request) -> Iterator[Session]:
     """A session on the service's read models, once they hold every write answered so far;
-    held through the route, so that a rebuild waits for it to end."""
+    held through the route function, so that a rebuild waits for it to end."""
     projection = request.app.state.projection
     with projection.gate.reading():
         projection.hold_answered_writes()
@@ -110,4 +110,5 @@ def read_session(request: Request) -> Iterator[Session]:
             yield session
 
 
-Reads = Annotated[Session, Depends(read_session)]
+Reads = Annotated[Session, Depends(read_session, scope="function")]
+"""Ends with the route function, before its answer is sent: a slow client holds up no rebuild."""

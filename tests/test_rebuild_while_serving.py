@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
@@ -136,6 +137,31 @@ def test_a_key_recorded_twice_keeps_the_first_write(claims_database_url: str) ->
         with Session(engine) as session:
             record = session.get_one(IdempotencyRecord, ("newsroom", "k"))
         assert (record.stream_id, record.position) == (once.id, once.position)
+    finally:
+        engine.dispose()
+        application.close()
+
+
+def test_a_rebuild_that_fails_leaves_the_read_models_serving(claims_database_url: str) -> None:
+    storage = ClaimsSettings(database_url=claims_database_url).storage
+    storage.prepare()
+    application = ClaimsApplication(storage)
+    engine = storage.create_engine()
+
+    class Locked(ClaimsProjection):
+        def drop_tables(self) -> None:
+            raise OperationalError("DROP TABLE", {}, Exception("database is locked"))
+
+    try:
+        application.register_claim("a claim")
+        projection = Locked(engine, application)
+        projection.create_tables()
+        head = projection.catch_up()
+        with pytest.raises(OperationalError):
+            projection.rebuild()
+        assert projection.wait_for_writes(timeout=0.5), "what was applied still counts"
+        application.register_claim("another claim")
+        assert projection.catch_up() == head + 1
     finally:
         engine.dispose()
         application.close()

@@ -236,14 +236,21 @@ async def test_a_rejection_names_every_field_at_fault(
         "derived_from.1",
         "derived_from.2",
     ]
-    correction = {
-        "changes": {"claim_id": str(uuid.uuid4()), "published_at": "2999-01-01T00:00:00Z"},
-        "reason": "typo",
+    changes = {
+        "claim_id": str(uuid.uuid4()),
+        "published_at": "2999-01-01T00:00:00Z",
+        "source_id": UNKNOWN,
+        "derived_from": [str(uuid.uuid4())],
     }
+    correction = {"changes": changes, "reason": "typo"}
     response = await sources.post(f"/evidence/{evidence['id']}/correction", json=correction)
     assert_problem(response, 422)
-    fields = [error["field"] for error in response.json()["errors"]]
-    assert fields == ["changes.claim_id", "changes.published_at"]
+    assert [error["field"] for error in response.json()["errors"]] == [
+        "changes.claim_id",
+        "changes.published_at",
+        "changes.source_id",
+        "changes.derived_from.0",
+    ]
     assert await head(sources) == before
 
 
