@@ -55,6 +55,30 @@ def test_a_rebuild_gives_up_when_reads_do_not_end() -> None:
             pass
 
 
+def test_claims_stay_readable_while_the_verdicts_are_rebuilt(services: Services) -> None:
+    """The verdicts take long to refollow; the claims themselves are rebuilt first, apart."""
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    post_evidence(services, source, claim, "2024-01-05T12:00:00Z")
+    verdict(services, claim)
+    state = services.claims_app.state
+    verdict_paths = [
+        f"/claims/{claim}/{what}"
+        for what in ("verdict", "evidence", "timeline", "history", "claimreview")
+    ] + ["/follower/rejected"]
+    with state.verdict_gate.closed(drain=5):
+        assert services.claims.get(f"/claims/{claim}").status_code == 200
+        assert services.claims.get("/claims").status_code == 200
+        for path in verdict_paths:
+            answer = services.claims.get(path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.headers["Retry-After"]
+    with state.projection.gate.closed(drain=5):
+        assert services.claims.get(f"/claims/{claim}").status_code == 503
+    for path in [f"/claims/{claim}", *verdict_paths]:
+        assert services.claims.get(path).status_code == 200, path
+
+
 def test_reads_and_keyed_writes_during_rebuilds(services: Services) -> None:
     """Every read answers as before the rebuilds or 503; a replayed key records once."""
     claim = new_claim(services)

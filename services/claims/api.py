@@ -1,5 +1,6 @@
 """HTTP routes and schemas of the claims service."""
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -63,6 +64,15 @@ async def get_follower(request: Request) -> FeedFollower:
 
 async def get_index(request: Request) -> VerdictIndex:
     return request.app.state.index
+
+
+async def verdict_reads(request: Request) -> AsyncIterator[None]:
+    """Held while a route reads the verdict read models; 503 while they are being rebuilt."""
+    with request.app.state.verdict_gate.reading():
+        yield
+
+
+VERDICT_READS = [Depends(verdict_reads, scope="function")]
 
 
 Claims = Annotated[ClaimsApplication, Depends(get_claims)]
@@ -372,7 +382,7 @@ async def issue_ruling(
     return RulingWritten(**vars(recorded), **body.model_dump())
 
 
-@router.get("/claims/{claim_id}/verdict", response_model=VerdictOut)
+@router.get("/claims/{claim_id}/verdict", response_model=VerdictOut, dependencies=VERDICT_READS)
 def get_verdict(
     claim_id: UUID,
     reads: Reads,
@@ -419,7 +429,7 @@ def get_verdict(
     )
 
 
-@router.get("/claims/{claim_id}/evidence", response_model=EvidenceList)
+@router.get("/claims/{claim_id}/evidence", response_model=EvidenceList, dependencies=VERDICT_READS)
 def get_claim_evidence(
     claim_id: UUID,
     reads: Reads,
@@ -458,7 +468,7 @@ def get_claim_evidence(
     )
 
 
-@router.get("/claims/{claim_id}/timeline", response_model=TimelineOut)
+@router.get("/claims/{claim_id}/timeline", response_model=TimelineOut, dependencies=VERDICT_READS)
 def get_timeline(
     claim_id: UUID,
     reads: Reads,
@@ -491,6 +501,7 @@ def get_timeline(
 
 @router.get(
     "/claims/{claim_id}/claimreview",
+    dependencies=VERDICT_READS,
     response_class=JSONResponse,
     responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
 )
@@ -527,7 +538,7 @@ def get_claim_review(
     return JSONResponse(review, media_type="application/ld+json")
 
 
-@router.get("/claims/{claim_id}/history", response_model=HistoryOut)
+@router.get("/claims/{claim_id}/history", response_model=HistoryOut, dependencies=VERDICT_READS)
 def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
     _claim_or_404(reads, claim_id)
     return HistoryOut(
@@ -548,7 +559,7 @@ def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
     )
 
 
-@router.get("/follower/rejected", response_model=list[RejectedItem])
+@router.get("/follower/rejected", response_model=list[RejectedItem], dependencies=VERDICT_READS)
 def get_rejected_items(
     reads: Reads,
     after: AfterQuery = 0,

@@ -1,5 +1,6 @@
 """The one place where the claims service's parts are wired together."""
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from services.claims.verdicts import VerdictIndex
 from shared.errors import Conflict, Unavailable
 from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress
+from shared.projection import ReadGate
 from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import open_store
@@ -35,6 +37,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     verdicts = VerdictProjection(engine)
     verdicts.create_tables()
     index = VerdictIndex(engine)
+    verdict_gate = ReadGate()
+    """Readers of the verdict read models hold it; a rebuild closes it while it refollows."""
 
     def apply(page: FeedPage) -> Progress:
         with application.database_writes():
@@ -57,11 +61,17 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         index.clear()
         return verdicts.progress()
 
+    rebuilding = threading.Lock()
+
     def rebuild() -> dict[str, int]:
+        if not rebuilding.acquire(blocking=False):
+            raise Conflict("a rebuild is already running")
         try:
             return rebuild_from_sources()
         except httpx.HTTPError as error:
             raise Unavailable(f"the sources service cannot be reached: {error}") from None
+        finally:
+            rebuilding.release()
 
     def rebuild_from_sources() -> dict[str, int]:
         checked = follower.verify_source()
@@ -72,6 +82,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
             )
         with claims_projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
             claims_projection.rebuild()
+        with verdict_gate.closed(drain=REBUILD_DRAIN_SECONDS):
             progress = follower.replay_from_start(reset)
         with Session(engine) as session:
             claims = session.exec(select(func.count()).select_from(ClaimView)).one()
@@ -99,6 +110,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         projection=claims_projection,
         verdicts=verdicts,
         index=index,
+        verdict_gate=verdict_gate,
         follower=follower,
         rebuild=rebuild,
     )
