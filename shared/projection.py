@@ -19,6 +19,9 @@ from shared.idempotency import IdempotencyRecord, record_of
 BATCH_SIZE = 500
 READ_MODEL_WAIT_SECONDS = 5.0
 """How long a read waits for the read models to hold every write already answered."""
+RETRY_FIRST_SECONDS = 0.25
+RETRY_MAX_SECONDS = 5.0
+"""A projector that failed to catch up tries again after 0.5 s, then twice as long, up to this."""
 logger = logging.getLogger("factcheck")
 
 
@@ -138,12 +141,15 @@ class Projection(ABC):
             tracking = session.get(ProjectionTracking, self.name)
             return tracking.position if tracking else 0
 
-    def catch_up_or_log(self) -> None:
-        """Catch up; if an event cannot be applied, log it and leave the read models behind."""
+    def catch_up_or_log(self) -> bool:
+        """Catch up; if an event cannot be applied, log it, leave the read models behind, and
+        answer False."""
         try:
             self.catch_up()
         except Exception:
             logger.exception("projection %s is behind: an event could not be applied", self.name)
+            return False
+        return True
 
     def follow(self) -> None:
         """Keep up in a background thread, woken after every write of the application.
@@ -158,11 +164,19 @@ class Projection(ABC):
         self._thread.start()
 
     def _follow(self) -> None:
+        """Catch up at each wake; after a failure, try again with a growing pause even if no
+        write wakes it, so that read models behind after an outage do not wait for one."""
+        pause: float | None = None
         while not self._stopping:
-            self._wake.wait()
+            self._wake.wait(pause)
             self._wake.clear()
             if not self._stopping:
-                self.catch_up_or_log()
+                caught_up = self.catch_up_or_log()
+                pause = (
+                    None
+                    if caught_up
+                    else min(2 * (pause or RETRY_FIRST_SECONDS), RETRY_MAX_SECONDS)
+                )
 
     def stop(self) -> None:
         self._stopping = True

@@ -83,3 +83,28 @@ def test_a_failed_batch_stores_nothing_and_is_applied_whole_next_time(
     rows = evidence_by_summary(projection)
     assert sorted(rows) == ["first", "second", "third"]
     assert rows["first"].retraction_reason == "withdrawn"
+
+
+def test_a_projector_that_failed_tries_again_without_a_new_write(
+    recorded: tuple[SourcesApplication, SourcesProjection],
+) -> None:
+    """As after a database outage: the writes are stored, the catch-up that followed failed."""
+    application, projection = recorded
+
+    class FailsOnce(SourcesProjection):
+        failures = 1
+
+        def apply(self, session: Any, position: int, event: Any) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("the database went away")
+            super().apply(session, position, event)
+
+    flaky = FailsOnce(projection.engine, application)
+    flaky.follow()
+    try:
+        application.register_source("a source registered as the database goes away", "k")
+        assert flaky.wait_for_writes(timeout=5), "caught up with no further write to wake it"
+        assert flaky.failures == 0
+    finally:
+        flaky.stop()
