@@ -19,9 +19,10 @@ from shared.idempotency import IdempotencyRecord, record_of
 BATCH_SIZE = 500
 READ_MODEL_WAIT_SECONDS = 5.0
 """How long a read waits for the read models to hold every write already answered."""
-RETRY_FIRST_SECONDS = 0.25
+RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
-"""A projector that failed to catch up tries again after 0.5 s, then twice as long, up to this."""
+"""A projector that failed to catch up tries again after the first pause, then after twice the
+pause before, up to this."""
 logger = logging.getLogger("factcheck")
 
 
@@ -171,12 +172,12 @@ class Projection(ABC):
             self._wake.wait(pause)
             self._wake.clear()
             if not self._stopping:
-                caught_up = self.catch_up_or_log()
-                pause = (
-                    None
-                    if caught_up
-                    else min(2 * (pause or RETRY_FIRST_SECONDS), RETRY_MAX_SECONDS)
-                )
+                if self.catch_up_or_log():
+                    pause = None
+                else:
+                    pause = (
+                        RETRY_FIRST_SECONDS if pause is None else min(2 * pause, RETRY_MAX_SECONDS)
+                    )
 
     def stop(self) -> None:
         self._stopping = True
