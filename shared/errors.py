@@ -8,8 +8,6 @@ class Rejected(ValueError):
     """Invalid input, naming the field at fault and why (422); `also` names more of them."""
 
     def __init__(self, field: str, reason: str, also: Sequence[tuple[str, str]] = ()) -> None:
-        self.field = field
-        self.reason = reason
         self.faults = [(field, reason), *also]
         """Every (field, reason) at fault, this one first."""
         super().__init__("; ".join(f"{name}: {why}" for name, why in self.faults))

@@ -9,6 +9,8 @@ from shared.eventstore import FactcheckAggregate
 
 RulingStatus = Literal["unverified", "suspected", "confirmed", "disputed", "doubtful", "refuted"]
 RULING_STATUSES: tuple[str, ...] = get_args(RulingStatus)
+WORDING_TYPES = ("ClaimRegistered", "ClaimReworded")
+"""Feed types of the events that set a claim's wording."""
 
 
 class Claim(FactcheckAggregate):

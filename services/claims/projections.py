@@ -20,7 +20,7 @@ from sqlalchemy import JSON, BigInteger, Column, Engine, Index, Table
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from services.claims.confidence import Reliability, Stance, Strength
-from services.claims.domain import Claim
+from services.claims.domain import WORDING_TYPES, Claim
 from services.claims.origins import (
     ITEM,
     Member,
@@ -838,7 +838,7 @@ def wording_known_at(session: Session, claim_id: UUID, known_at: datetime) -> st
     query = (
         select(ClaimEventView.data)
         .where(ClaimEventView.claim_id == claim_id)
-        .where(col(ClaimEventView.type).in_(("ClaimRegistered", "ClaimReworded")))
+        .where(col(ClaimEventView.type).in_(WORDING_TYPES))
         .where(col(ClaimEventView.recorded_at) <= known_at)
         .order_by(col(ClaimEventView.position).desc())
         .limit(1)

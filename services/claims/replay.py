@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from services.claims.confidence import Item, Reliability, Verdict, verdict_at
+from services.claims.domain import WORDING_TYPES
 from shared.timeaxes import parse_instant
 
 EVIDENCE_FIELDS = ("source_id", "claim_id", "stance", "strength", "published_at", "derived_from")
@@ -77,7 +78,7 @@ def replay_claims(
         if parse_instant(item["recorded_at"]) > known_at:
             continue
         claim_id, data = str(item["stream_id"]), item["data"]
-        if item["type"] in ("ClaimRegistered", "ClaimReworded"):
+        if item["type"] in WORDING_TYPES:
             texts[claim_id] = data["text"]
         elif item["type"] == "ClaimRuled" and parse_instant(data["effective_at"]) <= at:
             rulings[claim_id] = data

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from services.sources.claims import ClaimDirectory
@@ -10,15 +10,12 @@ from services.sources.domain import Evidence, Reliability, Source, Stance, Stren
 from shared.errors import Checks, Conflict, NotFound, Rejected, check_version
 from shared.eventstore import (
     ANONYMOUS,
-    FactcheckAggregate,
     FactcheckApplication,
     Recorded,
     retry_on_conflict,
 )
 from shared.storage import Storage
 from shared.timeaxes import format_instant, is_future
-
-T = TypeVar("T", bound=FactcheckAggregate)
 
 
 class SourcesApplication(FactcheckApplication):
