@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -113,10 +113,14 @@ class Gate:
         request.state.actor = caller.name
 
 
-def require(permission: Permission) -> Callable[[Request], Awaitable[None]]:
+class Requires:
     """A route dependency admitting callers whose role grants `permission`."""
 
-    async def check(request: Request) -> None:
-        request.app.state.gate.check(request, permission)
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
 
-    return check
+    def check(self, request: Request) -> None:
+        request.app.state.gate.check(request, self.permission)
+
+    async def __call__(self, request: Request) -> None:
+        self.check(request)

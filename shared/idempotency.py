@@ -41,9 +41,27 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 def fingerprint(method: str, path: str, body: BaseModel | None) -> str:
-    """What makes two requests the same: method, path and the validated body."""
+    """What makes two requests the same: method, canonical path and the validated body."""
     content = body.model_dump_json() if body is not None else ""
     return hashlib.sha256(f"{method} {path}\n{content}".encode()).hexdigest()
+
+
+def canonical_path(request: Request) -> str:
+    """The request's path with every id in the path spelt one way, as the route reads it."""
+    route = request.scope.get("route")
+    path_format = getattr(route, "path_format", None)
+    if path_format is None:
+        return request.url.path
+    return path_format.format(
+        **{name: _canonical_id(value) for name, value in request.path_params.items()}
+    )
+
+
+def _canonical_id(value: str) -> str:
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return value
 
 
 class Once:
@@ -82,7 +100,7 @@ class Once:
         metadata = dict(request_metadata(self.request))
         if self.key is None:
             return command(metadata)
-        request_hash = fingerprint(self.request.method, self.request.url.path, body)
+        request_hash = fingerprint(self.request.method, canonical_path(self.request), body)
         with self.application.writing():
             self.hold_answered_writes()
             with Session(self.engine) as session:

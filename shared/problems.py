@@ -1,6 +1,7 @@
 """RFC 9457 problem details: every error either service answers is application/problem+json."""
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from shared.auth import AuthError
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
@@ -107,15 +109,24 @@ def _field_name(location: tuple[Any, ...]) -> str:
 
 
 def _error(item: dict[str, Any]) -> dict[str, str]:
-    if item.get("type") == "json_invalid":
-        position = item.get("loc", ("body", "?"))[-1]
-        return {"field": "body", "reason": f"is not valid JSON (error at character {position})"}
     reason = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
     return {"field": _field_name(tuple(item.get("loc", ()))), "reason": reason}
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error from `app` as problem+json."""
+def allowed_methods(routes: Sequence[BaseRoute], request: Request) -> list[str]:
+    """Every method one of `routes` takes at the request's path."""
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Answer every error from `app`, whose routes are `routes`, as problem+json."""
 
     @app.exception_handler(Rejected)
     async def on_rejected(request: Request, error: Rejected) -> JSONResponse:
@@ -164,10 +175,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        if error.status_code == 400:
-            reason = "could not be parsed: send UTF-8 JSON"
-            return invalid([{"field": "body", "reason": reason}]).response(request)
+        if error.status_code == 415:
+            fault = {"field": "Content-Type", "reason": str(error.detail)}
+            detail = f"Content-Type: {error.detail}"
+            return Problem(415, detail, errors=[fault]).response(request)
         headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(routes, request))
         return Problem(error.status_code, str(error.detail), headers=headers).response(request)
 
     @app.exception_handler(Exception)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from shared.auth import require
+from shared.auth import Requires
 from shared.chain import verify
 from shared.eventstore import FactcheckApplication
 from shared.feed import (
@@ -59,7 +59,7 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
 def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
     """Add `GET /audit/verify` and `GET /audit/export` for the application's event log."""
 
-    @router.get("/audit/verify", tags=["audit"], dependencies=[Depends(require("audit"))])
+    @router.get("/audit/verify", tags=["audit"], dependencies=[Depends(Requires("audit"))])
     def verify_log(
         source: Annotated[FactcheckApplication, Depends(application)],
     ) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckAppl
         "/audit/export",
         tags=["audit"],
         response_class=StreamingResponse,
-        dependencies=[Depends(require("audit"))],
+        dependencies=[Depends(Requires("audit"))],
         responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
     )
     def export_log(

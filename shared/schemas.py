@@ -5,9 +5,17 @@ from collections.abc import Mapping
 from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Header, Query, Request
 from fastapi.dependencies.models import Dependant
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,7 +38,7 @@ def _printable(value: str) -> str:
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if not any(character.isprintable() and not character.isspace() for character in value):
         raise ValueError("must not be blank")
     return _printable(value)
 
@@ -105,31 +113,47 @@ async def reject_unknown_query(request: Request) -> None:
         raise Rejected(repeated[0], "is given more than once")
 
 
-async def if_match(
-    value: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            description="The aggregate version this update expects; a stale one answers 409.",
-        ),
-    ] = None,
-) -> int | None:
-    """The expected version from an If-Match header: `3` or the entity tag `"3"`."""
-    if value is None:
+VERSION_TAG = re.compile(r'([1-9][0-9]{0,17})|"([1-9][0-9]{0,17})"', re.ASCII)
+
+
+def _expected_version(value: str | None) -> int | None:
+    """The version an If-Match header names: `3` or the entity tag `"3"`; `*` names none."""
+    if value is None or value.strip() == "*":
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or int(text) < 1:
-        raise Rejected("If-Match", 'must be the version to update, such as 3 or "3"')
-    return int(text)
+    text = value.strip()
+    if text.startswith("W/"):
+        raise ValueError("takes a strong tag; a weak one (W/) never matches")
+    tag = VERSION_TAG.fullmatch(text)
+    if tag is None:
+        raise ValueError('must be the version to update, such as 3 or "3", or *')
+    return int(tag.group(1) or tag.group(2))
 
 
-ExpectedVersion = Annotated[int | None, Depends(if_match)]
+ExpectedVersion = Annotated[
+    int | None,
+    Header(
+        alias="If-Match",
+        description='The aggregate version this update expects (3 or "3"); a stale one answers '
+        "409. `*` or no header: any version.",
+    ),
+    BeforeValidator(_expected_version),
+    WithJsonSchema({"type": "string", "examples": ['"3"']}),
+]
 
 
 def request_metadata(request: Request) -> Mapping[str, str]:
     """Who and why, for the events this request records."""
     actor = getattr(request.state, "actor", "anonymous")
     return {"actor": actor, "request_id": request.state.request_id}
+
+
+def _given_id(header: str) -> str | None:
+    """The client's X-Request-ID read as UTF-8, if it is at most 200 printable characters."""
+    try:
+        text = header.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+    return text if 0 < len(text) <= 200 and text.isprintable() else None
 
 
 class RequestIds:
@@ -142,14 +166,15 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        valid = 0 < len(given) <= 200 and given.isprintable()
-        request_id = given if valid else str(uuid4())
+        header = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        given = _given_id(header)
+        request_id = given or str(uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
+        echoed = header if given else request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = echoed
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import require
+from shared.auth import Requires
 from shared.problems import ERROR_RESPONSES, PROBLEM_JSON, install_problem_handlers
+from shared.routing import CheckedRoute
 from shared.schemas import RequestIds, reject_unknown_query
 
 VERSION = "0.1.0"
@@ -34,11 +35,31 @@ def service_app(
     )
     for name, value in state.items():
         setattr(app.state, name, value)
-    install_problem_handlers(app)
+    install_problem_handlers(app, router.routes)
     app.add_middleware(RequestIds)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.include_router(router)
     return app
+
+
+class HeadAsGet:
+    """Answer HEAD as GET would, without the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)
 
 
 class BodyLimit:
@@ -95,8 +116,9 @@ def service_router() -> APIRouter:
     """The router every service's routes hang on: known query parameters only, reads gated,
     errors documented as problem+json."""
     return APIRouter(
-        dependencies=[Depends(reject_unknown_query), Depends(require("read"))],
+        dependencies=[Depends(reject_unknown_query), Depends(Requires("read"))],
         responses=ERROR_RESPONSES,
+        route_class=CheckedRoute,
     )
 
 

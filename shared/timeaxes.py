@@ -5,6 +5,7 @@ an ISO 8601 date-time with an explicit offset, or, where a query allows it, a ba
 the end of that day in UTC.
 """
 
+import re
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -13,6 +14,8 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
+FINER_THAN_MICROSECONDS = re.compile(r"[.,][0-9]{7,}")
+LEAP_SECOND = re.compile(r"[T ][0-9]{2}:?[0-9]{2}:?60")
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of this server's clock a client's time may be before it counts as future."""
 
@@ -38,14 +41,23 @@ def parse_instant(value: Any, *, allow_date: bool = False) -> datetime:
     if "T" not in text and " " not in text:
         expected = "a date-time with a timezone offset" + (" or a date" if allow_date else "")
         raise TimeParseError(f"{value!r} is not {expected}, such as 2024-01-06T12:00:00Z")
+    if FINER_THAN_MICROSECONDS.search(text):
+        raise TimeParseError(f"{value!r} is finer than a microsecond; give at most six decimals")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
+        if LEAP_SECOND.search(text):
+            raise TimeParseError(
+                f"{value!r} is a leap second, which cannot be stored; use :59.999999"
+            ) from None
         raise TimeParseError(f"{value!r} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    offset = parsed.utcoffset()
+    if offset is None:
         raise TimeParseError(
             f"{value!r} has no timezone offset; add Z or +HH:MM, such as 2024-01-06T12:00:00Z"
         )
+    if offset % timedelta(minutes=1):
+        raise TimeParseError(f"{value!r} has an offset that is not whole minutes (+HH:MM)")
     return _in_utc(parsed)
 
 

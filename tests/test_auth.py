@@ -91,6 +91,12 @@ def test_roles_decide_who_may_write_edit_audit_and_rebuild(open_reads: Guarded) 
     assert_problem(sources.post(path, json=rating, headers=bearer("desk")), 403)
     assert sources.post(path, json=rating, headers=bearer("standards")).status_code == 201
     assert_problem(sources.post("/sources", json=source, headers=bearer("auditor")), 403)
+    broken, as_json = b'{"name": ', {"content-type": "application/json"}
+    assert_problem(sources.post("/sources", content=broken, headers=as_json), 401)
+    assert_problem(claims.post("/claims", content=broken, headers=as_json), 401)
+    desk = {**as_json, **bearer("desk")}
+    assert_problem(sources.post(path, content=broken, headers=desk), 403)
+    assert_problem(sources.post("/sources", content=broken, headers=desk), 422, "body")
 
     assert sources.get("/sources").status_code == 200, "reads are public by default"
     assert sources.get("/feed").status_code == 200

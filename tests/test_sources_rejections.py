@@ -138,7 +138,7 @@ async def test_bad_corrections_are_rejected(
     cases = [
         ({"changes": {}, "reason": "x"}, "changes"),
         ({"changes": {"strength": "moderate"}, "reason": "x"}, "changes"),
-        ({"changes": {"summary": None}, "reason": "x"}, "changes"),
+        ({"changes": {"summary": None}, "reason": "x"}, "changes.summary"),
         ({"changes": {"colour": "red"}, "reason": "x"}, "changes.colour"),
         ({"changes": {"derived_from": [retelling["id"]]}, "reason": "x"}, "changes.derived_from.0"),
         ({"changes": {"derived_from": [origin["id"]]}, "reason": "x"}, "changes.derived_from.0"),

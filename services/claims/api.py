@@ -7,11 +7,11 @@ from uuid import UUID
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
-from services.claims.basis import Basis, basis_for_claim
+from services.claims.basis import Basis, basis_for_claim, query_time_form
 from services.claims.claimreview import Appearance, claim_review
 from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
@@ -32,7 +32,7 @@ from services.claims.verdicts import (
     timeline,
     verdict,
 )
-from shared.auth import require
+from shared.auth import Requires
 from shared.errors import NotFound
 from shared.follower import FeedFollower
 from shared.idempotency import Once, once_per_key
@@ -82,10 +82,12 @@ Writes = Annotated[Once, Depends(once_per_key)]
 AtQuery = Annotated[
     str | None,
     Query(description="Valid time: ISO 8601 with an offset, or a date (its end, UTC). Now."),
+    AfterValidator(query_time_form),
 ]
 KnownAtQuery = Annotated[
     str | None,
     Query(description="Transaction time, same forms. Default: all the feed applied so far."),
+    AfterValidator(query_time_form),
 ]
 add_feed_route(router, get_claims)
 add_audit_routes(router, get_claims)
@@ -310,7 +312,7 @@ def _basis_out(basis: Basis) -> BasisOut:
 @router.post(
     "/claims",
     status_code=201,
-    dependencies=[Depends(require("submit"))],
+    dependencies=[Depends(Requires("submit"))],
     response_model=ClaimWritten,
 )
 async def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWritten:
@@ -344,11 +346,15 @@ def get_claim(claim_id: UUID, reads: Reads) -> ClaimOut:
 @router.post(
     "/claims/{claim_id}/rewording",
     status_code=201,
-    dependencies=[Depends(require("edit"))],
+    dependencies=[Depends(Requires("edit"))],
     response_model=RewordingWritten,
 )
 async def reword_claim(
-    claim_id: UUID, body: RewordingIn, claims: Claims, once: Writes, expected: ExpectedVersion
+    claim_id: UUID,
+    body: RewordingIn,
+    claims: Claims,
+    once: Writes,
+    expected: ExpectedVersion = None,
 ) -> RewordingWritten:
     recorded = await once(
         body,
@@ -362,11 +368,11 @@ async def reword_claim(
 @router.post(
     "/claims/{claim_id}/rulings",
     status_code=201,
-    dependencies=[Depends(require("edit"))],
+    dependencies=[Depends(Requires("edit"))],
     response_model=RulingWritten,
 )
 async def issue_ruling(
-    claim_id: UUID, body: RulingIn, claims: Claims, once: Writes, expected: ExpectedVersion
+    claim_id: UUID, body: RulingIn, claims: Claims, once: Writes, expected: ExpectedVersion = None
 ) -> RulingWritten:
     recorded = await once(
         body,
@@ -578,7 +584,7 @@ def get_rejected_items(
     ]
 
 
-@router.post("/admin/rebuild", response_model=Rebuilt, dependencies=[Depends(require("admin"))])
+@router.post("/admin/rebuild", response_model=Rebuilt, dependencies=[Depends(Requires("admin"))])
 def rebuild(request: Request) -> Rebuilt:
     """Drop every read model and rebuild it from the events alone."""
     return Rebuilt(**request.app.state.rebuild())

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from services.claims.projections import ClaimView, last_recorded, position_known_at
-from shared.errors import Checks, Rejected, Unavailable
+from shared.errors import Rejected, Unavailable
 from shared.follower import FeedFollower
 from shared.timeaxes import TimeParseError, format_instant, parse_instant
 
@@ -20,16 +20,18 @@ class Basis:
     position: int
 
 
-def parse_query_time(value: str | None, field: str) -> datetime | None:
+def query_time_form(value: str | None) -> str | None:
+    """A query's time, once its form is checked: ISO 8601 with an offset, or a bare date."""
+    if value is not None:
+        parse_query_time(value)
+    return value
+
+
+def parse_query_time(value: str) -> datetime:
     """A query's time: ISO 8601 with an offset, or a bare date meaning that day's end in UTC."""
-    if value is None:
-        return None
     if not value.strip():
-        raise Rejected(field, "is empty; leave it out to mean now")
-    try:
-        return parse_instant(value, allow_date=True)
-    except TimeParseError as error:
-        raise Rejected(field, str(error)) from None
+        raise TimeParseError("is empty; leave it out to mean now")
+    return parse_instant(value, allow_date=True)
 
 
 def resolve_basis(
@@ -40,7 +42,8 @@ def resolve_basis(
     wait: float,
     floor: datetime | None = None,
 ) -> Basis:
-    """Settle the question's two times, waiting a bounded time for the follower if needed.
+    """Settle the question's two times (their form checked already), waiting a bounded time
+    for the follower if needed.
 
     Without `known_at` (or with today's bare date), the answer is as known through the last
     recording time the follower has applied completely, so it never promises items it has not
@@ -48,15 +51,8 @@ def resolve_basis(
     new ruling shows at once.
     """
     now = datetime.now(UTC)
-    checks = Checks()
-    wanted_at: datetime | None = None
-    wanted_known: datetime | None = None
-    with checks.check():
-        wanted_at = parse_query_time(at, "at")
-    with checks.check():
-        wanted_known = parse_query_time(known_at, "known_at")
-    checks.done()
-    wanted_at = wanted_at or now
+    wanted_at = now if at is None else parse_query_time(at)
+    wanted_known = None if known_at is None else parse_query_time(known_at)
     if wanted_known is not None and wanted_known > now:
         if known_at is not None and known_at.strip() == now.date().isoformat():
             wanted_known = None

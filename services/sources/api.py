@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Reliability, Stance, Strength
@@ -18,7 +18,7 @@ from services.sources.projections import (
     list_sources,
     rating_history,
 )
-from shared.auth import require
+from shared.auth import Requires
 from shared.errors import NotFound
 from shared.idempotency import Once, once_per_key
 from shared.routes import add_audit_routes, add_feed_route
@@ -185,11 +185,15 @@ class EvidenceChanges(Strict):
     summary: Paragraph | None = None
     derived_from: list[UUID] | None = Field(default=None, max_length=MAX_DERIVED_FROM)
 
+    @field_validator(*_REQUIRED_FIELDS)
+    @classmethod
+    def _required_field_stays_set(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("is required, so it cannot be cleared")
+        return value
+
     @model_validator(mode="after")
-    def _required_fields_stay_set(self) -> "EvidenceChanges":
-        for field in _REQUIRED_FIELDS:
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be cleared")
+    def _names_a_change(self) -> "EvidenceChanges":
         if not self.model_fields_set:
             raise ValueError("name at least one field to change")
         return self
@@ -250,7 +254,7 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
 @router.post(
     "/sources",
     status_code=201,
-    dependencies=[Depends(require("submit"))],
+    dependencies=[Depends(Requires("submit"))],
     response_model=SourceWritten,
 )
 async def register_source(body: SourceIn, sources: Sources, once: Writes) -> SourceWritten:
@@ -276,11 +280,15 @@ def get_source(source_id: UUID, reads: Reads) -> SourceOut:
 @router.post(
     "/sources/{source_id}/ratings",
     status_code=201,
-    dependencies=[Depends(require("edit"))],
+    dependencies=[Depends(Requires("edit"))],
     response_model=RatingWritten,
 )
 async def rate_source(
-    source_id: UUID, body: RatingIn, sources: Sources, once: Writes, expected: ExpectedVersion
+    source_id: UUID,
+    body: RatingIn,
+    sources: Sources,
+    once: Writes,
+    expected: ExpectedVersion = None,
 ) -> RatingWritten:
     rater = body.rater or once.actor
     recorded = await once(
@@ -302,7 +310,7 @@ async def rate_source(
 @router.post(
     "/evidence",
     status_code=201,
-    dependencies=[Depends(require("submit"))],
+    dependencies=[Depends(Requires("submit"))],
     response_model=EvidenceWritten,
 )
 async def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> EvidenceWritten:
@@ -340,11 +348,15 @@ def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
 @router.post(
     "/evidence/{evidence_id}/retraction",
     status_code=201,
-    dependencies=[Depends(require("edit"))],
+    dependencies=[Depends(Requires("edit"))],
     response_model=RetractionWritten,
 )
 async def retract_evidence(
-    evidence_id: UUID, body: RetractionIn, sources: Sources, once: Writes, expected: ExpectedVersion
+    evidence_id: UUID,
+    body: RetractionIn,
+    sources: Sources,
+    once: Writes,
+    expected: ExpectedVersion = None,
 ) -> RetractionWritten:
     recorded = await once(
         body,
@@ -362,11 +374,15 @@ async def retract_evidence(
 @router.post(
     "/evidence/{evidence_id}/correction",
     status_code=201,
-    dependencies=[Depends(require("edit"))],
+    dependencies=[Depends(Requires("edit"))],
     response_model=CorrectionWritten,
 )
 async def correct_evidence(
-    evidence_id: UUID, body: CorrectionIn, sources: Sources, once: Writes, expected: ExpectedVersion
+    evidence_id: UUID,
+    body: CorrectionIn,
+    sources: Sources,
+    once: Writes,
+    expected: ExpectedVersion = None,
 ) -> CorrectionWritten:
     changes = body.changes.given()
     recorded = await once(

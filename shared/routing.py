@@ -1,0 +1,96 @@
+"""The route class every service's routes use: the caller is checked before the body is read,
+and a body is read as strict JSON."""
+
+import json
+from collections.abc import Callable, Coroutine
+from email.message import Message
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from shared.auth import Requires
+from shared.errors import Rejected
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        repeated = next(name for name in names if names.count(name) > 1)
+        raise Rejected(repeated, "is given more than once")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise Rejected("body", f"holds {name}, which is not JSON")
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as JSON: UTF-8 only, no name given twice in an object, no NaN."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise Rejected("body", f"is not UTF-8 (byte {error.start} cannot be decoded)") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_names, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise Rejected("body", f"is not valid JSON (error at character {error.pos})") from None
+    except Rejected:
+        raise
+    except ValueError:
+        raise Rejected("body", "holds a number with too many digits") from None
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON; none at all counts as JSON."""
+    if not content_type:
+        return True
+    message = Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+class JsonBodyRequest(Request):
+    """A request whose body has been parsed by `parse_json_body`."""
+
+    parsed: Any = None
+
+    async def json(self) -> Any:
+        return self.parsed
+
+
+class CheckedRoute(APIRoute):
+    """Checks the caller's key and role first, then the body's media type and JSON, and only
+    then the parameters and the body's fields."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        permissions = [
+            dependency.call
+            for dependency in self.dependant.dependencies
+            if isinstance(dependency.call, Requires)
+        ]
+        takes_body = self.body_field is not None
+
+        async def checked(request: Request) -> Response:
+            for permission in permissions:
+                permission.check(request)
+            if takes_body:
+                request = await _json_body(request)
+            return await handle(request)
+
+        return checked
+
+
+async def _json_body(request: Request) -> Request:
+    body = JsonBodyRequest(request.scope, request.receive)
+    raw = await body.body()
+    if raw:
+        if not is_json(body.headers.get("content-type")):
+            raise HTTPException(415, "must be application/json")
+        body.parsed = parse_json_body(raw)
+    return body

@@ -1,0 +1,174 @@
+"""HTTP rules both services keep: strict JSON bodies, If-Match, HEAD and Allow, request ids."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import KnownClaims, Services
+from tests.newsroom import KHARKIV_CLAIM
+from tests.test_sources_api import evidence_body, head, register, submit
+from tests.test_sources_rejections import UNKNOWN, assert_problem
+
+JSON = {"content-type": "application/json"}
+
+
+def fields(response: httpx.Response) -> list[str]:
+    return [error["field"] for error in response.json()["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "field"),
+    [
+        (b'{"name": "a", "name": "b", "kind": "wire"}', JSON, 422, "name"),
+        (b'{"name": "a", "kind": "wire", "notes": NaN}', JSON, 422, "body"),
+        (b'{"name": "a", "kind": "wire", "x": ' + b"9" * 5000 + b"}", JSON, 422, "body"),
+        ('{"name": "a", "kind": "wire"}'.encode("utf-16"), JSON, 422, "body"),
+        (b'{"name": "a", "kind": "wire"}', {"content-type": "text/plain"}, 415, "Content-Type"),
+        (b"name=a&kind=wire", {"content-type": "application/x-www-form-urlencoded"}, 415, None),
+    ],
+)
+async def test_a_body_is_strict_utf8_json(
+    sources: httpx.AsyncClient,
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+    field: str | None,
+) -> None:
+    response = await sources.post("/sources", content=content, headers=headers)
+    assert_problem(response, status, field)
+    assert await head(sources) == 0
+    bom = b"\xef\xbb\xbf" + b'{"name": "a", "kind": "wire"}'
+    assert (await sources.post("/sources", content=bom, headers=JSON)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "tag", ["\xb2", "9" * 5000, '"9' + "9" * 4400 + '"', "-1", "0", "3.0", "garbage", "W/"]
+)
+async def test_a_bad_if_match_is_named_with_every_other_fault(
+    sources: httpx.AsyncClient, tag: str
+) -> None:
+    source = await register(sources)
+    before = await head(sources)
+    response = await sources.post(
+        f"/sources/{source['id']}/ratings",
+        json={"reliability": "Z", "rationale": ""},
+        headers={"If-Match": tag.encode("latin-1"), "Idempotency-Key": "k" * 300},
+    )
+    assert_problem(response, 422, "If-Match")
+    assert fields(response) == ["Idempotency-Key", "If-Match", "reliability", "rationale"]
+    assert await head(sources) == before
+
+
+async def test_if_match_star_means_any_version_and_a_weak_tag_never_matches(
+    sources: httpx.AsyncClient,
+) -> None:
+    source = await register(sources)
+    rating = {"reliability": "B", "rationale": "checked"}
+    url = f"/sources/{source['id']}/ratings"
+    weak = await sources.post(url, json=rating, headers={"If-Match": 'W/"1"'})
+    assert_problem(weak, 422, "If-Match")
+    assert (await sources.post(url, json=rating, headers={"If-Match": "*"})).status_code == 201
+    assert (await sources.post(url, json=rating, headers={"If-Match": '"2"'})).status_code == 201
+    stale = await sources.post(url, json=rating, headers={"If-Match": "99999999999999999"})
+    assert_problem(stale, 409)
+
+
+async def test_an_idempotency_key_matches_any_spelling_of_the_same_id(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    retraction = {"published_at": "2024-01-07T00:00:00Z", "reason": "withdrawn"}
+    key = {"Idempotency-Key": "retract-once"}
+    spellings = [evidence["id"], evidence["id"].upper(), evidence["id"].replace("-", "")]
+    answers = [
+        await sources.post(f"/evidence/{spelling}/retraction", json=retraction, headers=key)
+        for spelling in spellings
+    ]
+    assert [answer.status_code for answer in answers] == [201, 201, 201], answers[-1].text
+    assert len({answer.json()["position"] for answer in answers}) == 1
+    assert await head(sources) == evidence["position"] + 1
+
+
+async def test_head_answers_like_get_and_405_lists_every_method(
+    sources: httpx.AsyncClient,
+) -> None:
+    got = await sources.get("/health")
+    headed = await sources.head("/health")
+    assert headed.status_code == 200
+    assert headed.content == b""
+    assert headed.headers["content-length"] == got.headers["content-length"]
+    assert (await sources.head(f"/sources/{UNKNOWN}")).status_code == 404
+    refused = await sources.delete("/evidence")
+    assert_problem(refused, 405)
+    assert refused.headers["allow"] == "GET, HEAD, POST"
+    assert (await sources.put("/feed")).headers["allow"] == "GET, HEAD"
+
+
+async def test_a_request_id_is_recorded_as_sent_in_utf8(
+    sources: httpx.AsyncClient,
+) -> None:
+    sent = "café-42"
+    response = await sources.post(
+        "/sources",
+        json={"name": "Le Monde", "kind": "newspaper"},
+        headers={"X-Request-ID": sent.encode()},
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers.raw[-1] == (b"x-request-id", sent.encode())
+    item = (await sources.get("/feed")).json()["items"][0]
+    assert item["metadata"]["request_id"] == sent
+
+
+@pytest.mark.parametrize(
+    ("published_at", "reason"),
+    [
+        ("2024-01-06T12:00:00.1234567Z", "finer than a microsecond"),
+        ("2023-12-31T23:59:60Z", "leap second"),
+        ("2024-01-06T12:00:00+05:30:15", "whole minutes"),
+    ],
+)
+async def test_times_that_cannot_be_kept_exactly_are_refused(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, published_at: str, reason: str
+) -> None:
+    source = await register(sources)
+    body = evidence_body(source["id"], known_claims.add(), published_at=published_at)
+    response = await sources.post("/evidence", json=body)
+    assert_problem(response, 422, "published_at")
+    assert reason in response.json()["detail"]
+
+
+@pytest.mark.parametrize("blank", ["\u200b", "\u00a0\u200b ", "\u2060\ufeff"])
+async def test_invisible_text_is_blank(sources: httpx.AsyncClient, blank: str) -> None:
+    response = await sources.post("/sources", json={"name": blank, "kind": "wire"})
+    assert_problem(response, 422, "name")
+
+
+async def test_clearing_a_required_field_names_it(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    correction: dict[str, Any] = {"changes": {"summary": None, "stance": None}, "reason": "r"}
+    response = await sources.post(f"/evidence/{evidence['id']}/correction", json=correction)
+    assert_problem(response, 422)
+    assert fields(response) == ["changes.stance", "changes.summary"]
+
+
+def test_a_question_names_its_bad_times_before_looking_for_the_claim(
+    services: Services,
+) -> None:
+    claims = services.claims
+    claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+    for claim_id in (UNKNOWN, claim):
+        response = claims.get(
+            f"/claims/{claim_id}/verdict",
+            params={"at": "garbage", "known_at": "x", "min_position": -1},
+        )
+        assert_problem(response, 422)
+        assert fields(response) == ["at", "known_at", "min_position"]
+    unknown = claims.get(f"/claims/{UNKNOWN}/timeline", params={"known_at": "2024-13-01"})
+    assert fields(unknown) == ["known_at"]
+    both = claims.get("/claims/not-a-uuid/claimreview", params={"at": "x"})
+    assert fields(both) == ["claim_id", "at"]
