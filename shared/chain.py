@@ -7,7 +7,7 @@ event recorded before it, or 64 zeros for the first. Anyone holding the feed can
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,3 +59,39 @@ def verify(items: Iterable[FeedItem]) -> Verification:
             return Verification(False, count, previous, position, item.position, reason)
         previous, count, position = recorded_hash, count + 1, item.position
     return Verification(True, count, previous, position)
+
+
+def witness_fault(
+    verified: dict[str, Any],
+    applied_position: int,
+    applied_hash: str,
+    hash_at: Callable[[int], str | None],
+) -> tuple[int, str] | None:
+    """Where and why a log that verified on its own fails its follower's witness, if it does.
+
+    A follower keeps the position and hash of the last item it applied. A log that ends before
+    that position lost its newest events; a log whose item at that position has another hash had
+    it replaced. `hash_at` looks up the hash the log holds at a position.
+    """
+    head = int(verified["head_position"])
+    if applied_position > head:
+        reason = (
+            f"the claims service applied sources events up to position {applied_position}: "
+            "events after this head are missing"
+        )
+        return head, reason
+    if not applied_position or not applied_hash:
+        return None
+    found = verified["head_hash"] if applied_position == head else hash_at(applied_position)
+    if found != applied_hash:
+        reason = "this is not the event the claims service applied here: it was replaced"
+        return applied_position, reason
+    return None
+
+
+def hash_in_page(page: dict[str, Any], position: int) -> str | None:
+    """The hash a feed page (as JSON) holds at `position`, if it holds that position."""
+    for item in page["items"]:
+        if item["position"] == position:
+            return item["metadata"].get("hash")
+    return None

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from services.claims.replay import replay_claims
 from shared.auth import ROLES, digest, new_key
+from shared.chain import hash_in_page, witness_fault
 from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
 from shared.feed import FeedItem
@@ -332,22 +333,30 @@ def verify(
     """Recompute both services' hash chains; exit 1 if either is broken.
 
     The claims service's follower also witnesses the sources log: if it applied a position past
-    the log's head, the newest events were deleted.
+    the log's head, the newest events were deleted; if the log holds another event at the last
+    position it applied, that event was replaced.
     """
     with _client(claims_url, sources_url, api_key) as client:
         results = {
             name: client.call(service, "GET", "/audit/verify")
             for name, service in (("sources", client.sources), ("claims", client.claims))
         }
-        applied = client.call(client.claims, "GET", "/health")["follower"]["position"]
-    sources = results["sources"]
-    if sources["ok"] and applied > sources["head_position"]:
-        sources.update(
-            ok=False,
-            broken_position=sources["head_position"],
-            reason=f"the claims service applied sources events up to position {applied}: "
-            "events after this head are missing",
+        applied = client.call(client.claims, "GET", "/health")["follower"]
+        sources = results["sources"]
+
+        def hash_at(position: int) -> str | None:
+            page = client.call(
+                client.sources, "GET", "/feed", params={"after": position - 1, "limit": 1}
+            )
+            return hash_in_page(page, position)
+
+        fault = (
+            witness_fault(sources, applied["position"], applied["applied_hash"], hash_at)
+            if sources["ok"]
+            else None
         )
+    if fault is not None:
+        sources.update(ok=False, broken_position=fault[0], reason=fault[1])
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     else:

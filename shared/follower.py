@@ -10,6 +10,7 @@ from datetime import datetime
 import httpx
 from pydantic import ValidationError
 
+from shared.chain import hash_in_page
 from shared.feed import FeedPage
 
 logger = logging.getLogger("factcheck.follower")
@@ -89,13 +90,19 @@ class FeedFollower:
     def status(self) -> FollowerStatus:
         head = self._head
         position = self._progress.position
+        error = self._last_error
+        if head is not None and head < position:
+            error = (
+                f"the followed feed ends at position {head}, before position {position} that "
+                "was applied: its newest events are missing"
+            )
         return FollowerStatus(
             position=position,
             head=head,
             lag=None if head is None else max(head - position, 0),
             known_through=self._progress.known_through,
             connected=self._connected,
-            last_error=self._last_error,
+            last_error=error,
         )
 
     @property
@@ -135,6 +142,12 @@ class FeedFollower:
             if self._progress.position != after:
                 return 0
             return self._take(page)
+
+    def hash_at(self, position: int) -> str | None:
+        """The hash the followed feed holds at `position`, if it holds that position."""
+        response = self._client.get("/feed", params={"after": position - 1, "limit": 1})
+        response.raise_for_status()
+        return hash_in_page(response.json(), position)
 
     def verify_source(self) -> dict[str, object]:
         """Ask the followed service to recompute its own hash chain."""

@@ -3,6 +3,7 @@
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -11,13 +12,14 @@ from typer.testing import CliRunner
 
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.claimreview import RATINGS
+from services.sources.bootstrap import create_app as create_sources_app
 from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
-from shared.settings import ClaimsSettings
+from shared.settings import ClaimsSettings, SourcesSettings
 from tests.conftest import Services
 from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
-from tests.servers import serving
+from tests.servers import free_port, serving
 from tests.test_audit import run_sql
 from tests.test_scenario import SCENARIO
 from tests.test_sources_rejections import assert_problem
@@ -298,3 +300,77 @@ def test_verify_notices_the_newest_events_deleted(
     result = CliRunner().invoke(cli, ["verify", *urls])
     assert result.exit_code == 1
     assert "events after this head are" in result.output
+
+
+def test_a_replaced_newest_event_is_noticed_and_rebuild_keeps_the_trace(
+    database_url: str, claims_database_url: str
+) -> None:
+    sources_port, claims_port = free_port(), free_port()
+    settings = SourcesSettings(
+        database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}"
+    )
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=claims_database_url,
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            follower_wait=0.3,
+        )
+    )
+    with (
+        serving(claims_app, claims_port) as claims_url,
+        httpx.Client(base_url=claims_url) as claims,
+    ):
+        with serving(create_sources_app(settings), sources_port) as sources_url:
+            for name in ("first", "newest"):
+                httpx.post(f"{sources_url}/sources", json={"name": name, "kind": "wire"})
+            head = httpx.get(f"{sources_url}/feed").json()["head"]
+            wait_until(lambda: claims.get("/health").json()["follower"]["position"] == head)
+        run_sql(
+            database_url,
+            "DELETE FROM stored_events WHERE rowid = ?",
+            "DELETE FROM {schema}.sources_events WHERE notification_id = %s",
+            head,
+        )
+        with serving(create_sources_app(settings), sources_port) as sources_url:
+            missing = "newest events are missing"
+            wait_until(lambda: missing in str(claims.get("/health").json()["follower"]))
+            assert claims.get("/health").json()["status"] == "degraded"
+            refused = claims.post("/admin/rebuild")
+            assert refused.status_code == 409, refused.text
+            assert "events after this head are missing" in refused.json()["detail"]
+
+            written = httpx.post(f"{sources_url}/sources", json={"name": "new", "kind": "wire"})
+            assert written.status_code == 201, written.text
+            urls = ["--claims-url", claims_url, "--sources-url", sources_url]
+            result = CliRunner().invoke(cli, ["verify", *urls])
+            assert result.exit_code == 1, result.output
+            assert f"sources: BROKEN at position {head}" in result.output
+            assert "it was replaced" in result.output
+            refused = claims.post("/admin/rebuild")
+            assert refused.status_code == 409, refused.text
+            assert "it was replaced" in refused.json()["detail"]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.05)
+
+
+def test_rebuild_refuses_an_altered_claims_log(
+    services: Services, history: dict, claims_database_url: str
+) -> None:
+    claim = history["claims"][0]
+    before = services.claims.get(f"/claims/{claim}").json()
+    run_sql(
+        claims_database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT),"
+        " 'Kharkiv', 'Kyiv') AS BLOB)",
+        "UPDATE {schema}.claims_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
+        " 'Kharkiv', 'Kyiv'), 'UTF8')",
+    )
+    refused = services.claims.post("/admin/rebuild")
+    assert refused.status_code == 409, refused.text
+    assert "the claims log fails verification" in refused.json()["detail"]
+    assert services.claims.get(f"/claims/{claim}").json() == before

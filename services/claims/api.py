@@ -17,6 +17,7 @@ from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
 from services.claims.projections import (
     ClaimView,
+    VerdictProjection,
     list_claims,
     rejected_items,
     rulings_of,
@@ -66,6 +67,10 @@ async def get_index(request: Request) -> VerdictIndex:
     return request.app.state.index
 
 
+async def get_verdicts(request: Request) -> VerdictProjection:
+    return request.app.state.verdicts
+
+
 async def verdict_reads(request: Request) -> AsyncIterator[None]:
     """Held while a route reads the verdict read models; 503 while they are being rebuilt."""
     with request.app.state.verdict_gate.reading():
@@ -78,6 +83,7 @@ VERDICT_READS = [Depends(verdict_reads, scope="function")]
 Claims = Annotated[ClaimsApplication, Depends(get_claims)]
 Follower = Annotated[FeedFollower, Depends(get_follower)]
 Index = Annotated[VerdictIndex, Depends(get_index)]
+Verdicts = Annotated[VerdictProjection, Depends(get_verdicts)]
 Writes = Annotated[Once, Depends(once_per_key)]
 AtQuery = Annotated[
     str | None,
@@ -259,6 +265,7 @@ class FollowerOut(BaseModel):
     known_through: UtcDatetime | None
     connected: bool
     last_error: str | None
+    applied_hash: str = Field(description="The hash of the last sources-feed item applied.")
 
 
 class Health(BaseModel):
@@ -591,13 +598,13 @@ def rebuild(request: Request) -> Rebuilt:
 
 
 @router.get("/health", response_model=Health)
-def health(claims: Claims, follower: Follower) -> Health:
+def health(claims: Claims, follower: Follower, verdicts: Verdicts) -> Health:
     status = follower.status()
     return Health(
         status="ok" if status.connected and status.last_error is None else "degraded",
         service="claims",
         head=claims.head(),
-        follower=FollowerOut(**vars(status)),
+        follower=FollowerOut(**vars(status), applied_hash=verdicts.applied_link()[1]),
     )
 
 

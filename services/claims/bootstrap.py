@@ -12,10 +12,12 @@ from services.claims.api import router
 from services.claims.application import ClaimsApplication
 from services.claims.projections import ClaimsProjection, ClaimView, VerdictProjection
 from services.claims.verdicts import VerdictIndex
+from shared.chain import verify, witness_fault
 from shared.errors import Conflict, Unavailable
 from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress
 from shared.projection import ReadGate
+from shared.routes import every_item
 from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import open_store
@@ -75,10 +77,20 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
 
     def rebuild_from_sources() -> dict[str, int]:
         checked = follower.verify_source()
+        if checked.get("ok"):
+            fault = witness_fault(checked, *verdicts.applied_link(), follower.hash_at)
+            if fault is not None:
+                checked.update(ok=False, broken_position=fault[0], reason=fault[1])
         if not checked.get("ok"):
             raise Conflict(
                 "the sources log fails verification at position "
                 f"{checked.get('broken_position')}: {checked.get('reason')}; nothing was rebuilt"
+            )
+        own = verify(every_item(application))
+        if not own.ok:
+            raise Conflict(
+                f"the claims log fails verification at position {own.broken_position}: "
+                f"{own.reason}; nothing was rebuilt"
             )
         with claims_projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
             claims_projection.rebuild()

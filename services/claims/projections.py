@@ -495,6 +495,14 @@ class VerdictProjection:
         through = tracking.known_through
         return Progress(tracking.position, None if through is None else from_micros(through))
 
+    def applied_link(self) -> tuple[int, str]:
+        """The position and hash of the last sources-feed item applied."""
+        with Session(self.engine) as session:
+            tracking = session.get(FeedTracking, FEED_NAME)
+            chain = session.get(FeedChain, FEED_NAME)
+        position = 0 if tracking is None else tracking.position
+        return position, "" if chain is None else chain.last_hash
+
     def apply_page(self, page: FeedPage) -> tuple[Progress, Changes]:
         """Apply the page's items and its position in one transaction."""
         changes = Changes()
