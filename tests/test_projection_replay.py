@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from services.claims.confidence import Verdict
 from services.claims.projections import VerdictProjection
 from services.claims.replay import replay_verdict
 from services.claims.verdicts import VerdictIndex, evidence_as_known, judge, timeline, verdict
 from shared.chain import GENESIS, event_hash
 from shared.feed import FeedItem, FeedPage, event_id
 from shared.storage import parse_storage_url
-from shared.timeaxes import format_instant, to_micros
+from shared.timeaxes import ONE_MICROSECOND, format_instant, to_micros
 
 SOURCES = [str(uuid.UUID(int=index + 1)) for index in range(3)]
 CLAIMS = [str(uuid.UUID(int=100 + index)) for index in range(2)]
@@ -122,6 +123,10 @@ def chained(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
+def change_key(answer: Verdict) -> tuple[object, ...]:
+    return answer.assessment, answer.tally.supporting, answer.tally.refuting
+
+
 def apply_in_pages(
     projection: VerdictProjection, index: VerdictIndex, items: list[dict[str, Any]], size: int
 ) -> None:
@@ -191,6 +196,7 @@ def test_projection_equals_replay(
             expected_reasons = {j.item.id: j.reason for j in expected.judgements}
             assert {str(j.version.evidence_id): j.reason for j in judged} == expected_reasons
             for point in points:
-                assert (
-                    point.assessment == replay_verdict(items, claim, point.at, known_at).assessment
-                )
+                there = replay_verdict(items, claim, point.at, known_at)
+                before = replay_verdict(items, claim, point.at - ONE_MICROSECOND, known_at)
+                assert point.assessment == there.assessment
+                assert change_key(before) != change_key(there), "every point changes something"

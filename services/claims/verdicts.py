@@ -375,6 +375,11 @@ class ChangePoint:
     retracted: list[str]
 
 
+def _change_key(tally: Tally) -> tuple[Assessment, int, int]:
+    """What a change point changes: the assessment, or the count of origins on either side."""
+    return assess(tally), tally.supporting, tally.refuting
+
+
 def timeline(
     index: VerdictIndex, session: Session, claim_id: UUID, known_at: datetime
 ) -> list[ChangePoint]:
@@ -392,15 +397,15 @@ def timeline(
             retracted.setdefault(item.retracted, []).append(str(item.evidence_id))
     changes: list[ChangePoint] = []
     state = ZERO
-    previous: tuple[Any, ...] | None = None
+    previous = _change_key(Tally(*state[:5]))
     for at in sorted(by_at):
         state = add(state, by_at[at])
         tally = Tally(*state[:5])
-        assessment = assess(tally)
-        key = (assessment, tally.supporting, tally.refuting)
+        key = _change_key(tally)
         if key == previous:
             continue
         previous = key
+        assessment = key[0]
         changes.append(
             ChangePoint(
                 at=from_micros(at),
