@@ -25,6 +25,8 @@ class Progress:
 
     position: int
     known_through: datetime | None
+    last_hash: str = ""
+    """The hash of the item at `position`, which the next item must chain to."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class FollowerStatus:
     known_through: datetime | None
     connected: bool
     last_error: str | None
+    applied_hash: str
 
 
 class FeedFollower:
@@ -103,6 +106,7 @@ class FeedFollower:
             known_through=self._progress.known_through,
             connected=self._connected,
             last_error=error,
+            applied_hash=self._progress.last_hash,
         )
 
     @property

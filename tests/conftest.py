@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +120,34 @@ def services(database_url: str, claims_database_url: str) -> Iterator[Services]:
         yield Services(
             sources_url, claims_url, sources_app, claims_app, sources_client, claims_client
         )
+
+
+@dataclass
+class ComingAndGoing:
+    """The claims service, with what a test needs to start and stop the sources service it
+    follows, on a port fixed in advance."""
+
+    claims_app: FastAPI
+    claims_port: int
+    sources_port: int
+    sources_settings: SourcesSettings
+
+    def serve_sources(self) -> AbstractContextManager[str]:
+        """Serve a newly built sources service on its port; yield its base URL."""
+        return serving(create_sources_app(self.sources_settings), self.sources_port)
+
+
+def coming_and_going(database_url: str, claims_database_url: str) -> ComingAndGoing:
+    sources_port, claims_port = free_port(), free_port()
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=claims_database_url,
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            follower_wait=0.3,
+            read_wait=3.0,
+        )
+    )
+    sources_settings = SourcesSettings(
+        database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}"
+    )
+    return ComingAndGoing(claims_app, claims_port, sources_port, sources_settings)

@@ -12,14 +12,13 @@ from typer.testing import CliRunner
 
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.claimreview import RATINGS
-from services.sources.bootstrap import create_app as create_sources_app
 from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
-from shared.settings import ClaimsSettings, SourcesSettings
-from tests.conftest import Services
+from shared.settings import ClaimsSettings
+from tests.conftest import Services, coming_and_going
 from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
-from tests.servers import free_port, serving
+from tests.servers import serving
 from tests.test_audit import run_sql
 from tests.test_scenario import SCENARIO
 from tests.test_sources_rejections import assert_problem
@@ -305,22 +304,12 @@ def test_verify_notices_the_newest_events_deleted(
 def test_a_replaced_newest_event_is_noticed_and_rebuild_keeps_the_trace(
     database_url: str, claims_database_url: str
 ) -> None:
-    sources_port, claims_port = free_port(), free_port()
-    settings = SourcesSettings(
-        database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}"
-    )
-    claims_app = create_claims_app(
-        ClaimsSettings(
-            database_url=claims_database_url,
-            sources_url=f"http://127.0.0.1:{sources_port}",
-            follower_wait=0.3,
-        )
-    )
+    services = coming_and_going(database_url, claims_database_url)
     with (
-        serving(claims_app, claims_port) as claims_url,
+        serving(services.claims_app, services.claims_port) as claims_url,
         httpx.Client(base_url=claims_url) as claims,
     ):
-        with serving(create_sources_app(settings), sources_port) as sources_url:
+        with services.serve_sources() as sources_url:
             for name in ("first", "newest"):
                 httpx.post(f"{sources_url}/sources", json={"name": name, "kind": "wire"})
             head = httpx.get(f"{sources_url}/feed").json()["head"]
@@ -331,7 +320,7 @@ def test_a_replaced_newest_event_is_noticed_and_rebuild_keeps_the_trace(
             "DELETE FROM {schema}.sources_events WHERE notification_id = %s",
             head,
         )
-        with serving(create_sources_app(settings), sources_port) as sources_url:
+        with services.serve_sources() as sources_url:
             missing = "newest events are missing"
             wait_until(lambda: missing in str(claims.get("/health").json()["follower"]))
             assert claims.get("/health").json()["status"] == "degraded"

@@ -17,7 +17,7 @@ from services.sources.bootstrap import create_app as create_sources_app
 from shared.settings import ClaimsSettings, SourcesSettings
 from shared.storage import parse_storage_url
 from shared.timeaxes import RecordingClock
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, coming_and_going
 from tests.newsroom import KHARKIV_CLAIM
 from tests.servers import free_port, serving
 from tests.tcpproxy import Proxy
@@ -113,24 +113,13 @@ def test_database_down_answers_503_then_serves_again(
 def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
     database_url: str, claims_database_url: str
 ) -> None:
-    sources_port, claims_port = free_port(), free_port()
-    settings = SourcesSettings(
-        database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}"
-    )
-    claims_app = create_claims_app(
-        ClaimsSettings(
-            database_url=claims_database_url,
-            sources_url=f"http://127.0.0.1:{sources_port}",
-            follower_wait=0.3,
-            read_wait=3.0,
-        )
-    )
+    services = coming_and_going(database_url, claims_database_url)
     with (
-        serving(claims_app, claims_port) as claims_url,
+        serving(services.claims_app, services.claims_port) as claims_url,
         httpx.Client(base_url=claims_url) as claims,
     ):
         claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
-        with serving(create_sources_app(settings), sources_port) as sources_url:
+        with services.serve_sources() as sources_url:
             source = httpx.post(f"{sources_url}/sources", json={"name": "s", "kind": "k"}).json()
         down = _eventually(lambda: claims.get("/health"), 200)
         deadline = time.monotonic() + 10
@@ -140,7 +129,7 @@ def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
         assert health["status"] == "degraded", down.text
         assert "ConnectError" in health["follower"]["last_error"]
 
-        with serving(create_sources_app(settings), sources_port) as sources_url:
+        with services.serve_sources() as sources_url:
             written = httpx.post(
                 f"{sources_url}/evidence",
                 json={

@@ -17,7 +17,6 @@ from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
 from services.claims.projections import (
     ClaimView,
-    VerdictProjection,
     list_claims,
     rejected_items,
     rulings_of,
@@ -67,10 +66,6 @@ async def get_index(request: Request) -> VerdictIndex:
     return request.app.state.index
 
 
-async def get_verdicts(request: Request) -> VerdictProjection:
-    return request.app.state.verdicts
-
-
 async def verdict_reads(request: Request) -> AsyncIterator[None]:
     """Held while a route reads the verdict read models; 503 while they are being rebuilt."""
     with request.app.state.verdict_gate.reading():
@@ -83,7 +78,6 @@ VERDICT_READS = [Depends(verdict_reads, scope="function")]
 Claims = Annotated[ClaimsApplication, Depends(get_claims)]
 Follower = Annotated[FeedFollower, Depends(get_follower)]
 Index = Annotated[VerdictIndex, Depends(get_index)]
-Verdicts = Annotated[VerdictProjection, Depends(get_verdicts)]
 Writes = Annotated[Once, Depends(once_per_key)]
 AtQuery = Annotated[
     str | None,
@@ -598,13 +592,13 @@ def rebuild(request: Request) -> Rebuilt:
 
 
 @router.get("/health", response_model=Health)
-def health(claims: Claims, follower: Follower, verdicts: Verdicts) -> Health:
+def health(claims: Claims, follower: Follower) -> Health:
     status = follower.status()
     return Health(
         status="ok" if status.connected and status.last_error is None else "degraded",
         service="claims",
         head=claims.head(),
-        follower=FollowerOut(**vars(status), applied_hash=verdicts.applied_link()[1]),
+        follower=FollowerOut(**vars(status)),
     )
 
 

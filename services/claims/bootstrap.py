@@ -78,7 +78,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     def rebuild_from_sources() -> dict[str, int]:
         checked = follower.verify_source()
         if checked.get("ok"):
-            fault = witness_fault(checked, *verdicts.applied_link(), follower.hash_at)
+            applied = follower.progress
+            fault = witness_fault(checked, applied.position, applied.last_hash, follower.hash_at)
             if fault is not None:
                 checked.update(ok=False, broken_position=fault[0], reason=fault[1])
         if not checked.get("ok"):

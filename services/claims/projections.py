@@ -490,18 +490,15 @@ class VerdictProjection:
     def progress(self) -> Progress:
         with Session(self.engine) as session:
             tracking = session.get(FeedTracking, FEED_NAME)
+            chain = session.get(FeedChain, FEED_NAME)
         if tracking is None:
             return Progress(position=0, known_through=None)
         through = tracking.known_through
-        return Progress(tracking.position, None if through is None else from_micros(through))
-
-    def applied_link(self) -> tuple[int, str]:
-        """The position and hash of the last sources-feed item applied."""
-        with Session(self.engine) as session:
-            tracking = session.get(FeedTracking, FEED_NAME)
-            chain = session.get(FeedChain, FEED_NAME)
-        position = 0 if tracking is None else tracking.position
-        return position, "" if chain is None else chain.last_hash
+        return Progress(
+            tracking.position,
+            None if through is None else from_micros(through),
+            "" if chain is None else chain.last_hash,
+        )
 
     def apply_page(self, page: FeedPage) -> tuple[Progress, Changes]:
         """Apply the page's items and its position in one transaction."""
@@ -557,7 +554,7 @@ class VerdictProjection:
             session.add(chain)
             session.flush()
             session.commit()
-        progress = Progress(position, None if through is None else from_micros(through))
+        progress = Progress(position, None if through is None else from_micros(through), last_hash)
         return progress, changes
 
     def _apply_item(self, session: Session, item: FeedItem, changes: Changes) -> None:
