@@ -35,3 +35,5 @@ def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if thread.is_alive():
+            raise RuntimeError(f"uvicorn on port {port} did not stop within 10 s")

@@ -185,6 +185,17 @@ def test_claimreview_has_the_fields_fact_check_markup_requires(
     assert now["reviewRating"]["ratingValue"] == 6
 
 
+def test_claimreview_leaves_out_evidence_retracted_by_at(services: Services, history: dict) -> None:
+    path = f"/claims/{history['claims'][1]}/claimreview"
+
+    def listed(at: str) -> list[str]:
+        review = services.claims.get(path, params={"at": at}).json()
+        return sorted(entry["datePublished"] for entry in review["itemReviewed"]["appearance"])
+
+    assert listed("2024-01-05T12:00:00Z") == ["2024-01-03", "2024-01-05"]
+    assert listed("2024-01-07") == ["2024-01-03"], "the denial was retracted on 6 January"
+
+
 def test_claimreview_gives_the_wording_as_known_at_known_at(services: Services) -> None:
     claim = new_claim(services, "original wording")
     new_source(services, "agency")

@@ -126,7 +126,7 @@ def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
         while claims.get("/health").json()["follower"]["connected"] and time.monotonic() < deadline:
             time.sleep(0.1)
         health = claims.get("/health").json()
-        assert health["status"] == "degraded", down.text
+        assert health["status"] == "degraded", (down.text, health)
         assert "ConnectError" in health["follower"]["last_error"]
 
         with services.serve_sources() as sources_url:

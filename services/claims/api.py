@@ -524,11 +524,13 @@ def get_claim_review(
     """The verdict as schema.org ClaimReview JSON-LD, the claim worded as known at `known_at`."""
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
     answer = verdict(index, claim_id, basis.at, basis.known_at)
-    known = to_micros(basis.known_at)
+    known, at = to_micros(basis.known_at), to_micros(basis.at)
     items = [
         row
         for row in evidence_as_known(reads, claim_id, known)
-        if row.published <= to_micros(basis.at) and row.stance != "neutral"
+        if row.published <= at
+        and (row.retracted is None or row.retracted > at)
+        and row.stance != "neutral"
     ]
     public_url = request.app.state.settings.public_url
     review = claim_review(
