@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ class FeedFollower:
         self._wanted = threading.Event()
         """Set when a read waits for more than is applied, or on stop: ends a linger."""
         self._applying = threading.Lock()
+        self._asking = threading.Lock()
+        """Held by the one reader polling the feed itself; see `wait_for_time`."""
         self._advanced = threading.Condition()
         self._thread: threading.Thread | None = None
         self._progress = progress()
@@ -118,13 +121,27 @@ class FeedFollower:
         return self._wait_until(lambda: self._progress.position >= position, timeout)
 
     def wait_for_time(self, known_at: datetime, timeout: float) -> bool:
-        """Block until everything recorded up to `known_at` is applied; False after `timeout`."""
+        """Block until everything recorded up to `known_at` is applied; False after `timeout`.
+
+        The followed service may have recorded nothing since: then only a read of its feed
+        says so. Rather than wait for the long poll in progress to end, one waiting reader at a
+        time reads the feed itself, and the others wait for what that read applies.
+        """
 
         def reached() -> bool:
             through = self._progress.known_through
             return through is not None and through >= known_at
 
-        return self._wait_until(reached, timeout)
+        deadline = time.monotonic() + timeout
+        following = self._thread is not None and not self._stopping.is_set()
+        if following and not reached() and self._asking.acquire(blocking=False):
+            try:
+                self.poll_once(timeout=timeout)
+            except Exception as error:
+                logger.debug("feed follower: a reader's own poll failed: %s", error)
+            finally:
+                self._asking.release()
+        return self._wait_until(reached, max(deadline - time.monotonic(), 0.0))
 
     def _wait_until(self, reached: Callable[[], bool], timeout: float) -> bool:
         with self._advanced:
@@ -132,20 +149,26 @@ class FeedFollower:
                 self._wanted.set()
             return self._advanced.wait_for(reached, timeout=timeout)
 
-    def poll_once(self, wait: float = 0.0) -> int:
+    def poll_once(self, wait: float = 0.0, timeout: float | None = None) -> int:
         """Read and apply one page; return how many items it held.
 
         The read (a long poll, perhaps) holds nothing up; the page is applied only if the
         position has not moved meanwhile, for instance by a rebuild. The feed never changes
         what it has served, so a page read after a position is right whenever that position
-        is the current one.
+        is the current one. With a `timeout`, neither the read nor the wait for another
+        page's applying (such as a rebuild's) takes longer than that, and then nothing is
+        applied.
         """
         after = self._progress.position
-        page = self._read(after, wait)
-        with self._applying:
+        page = self._read(after, wait, timeout)
+        if not self._applying.acquire(timeout=-1 if timeout is None else timeout):
+            return 0
+        try:
             if self._progress.position != after:
                 return 0
             return self._take(page)
+        finally:
+            self._applying.release()
 
     def hash_at(self, position: int) -> str | None:
         """The hash the followed feed holds at `position`, if it holds that position."""
@@ -180,9 +203,11 @@ class FeedFollower:
                     self._take(page)
             return self._progress
 
-    def _read(self, after: int, wait: float) -> FeedPage:
+    def _read(self, after: int, wait: float, timeout: float | None = None) -> FeedPage:
         response = self._client.get(
-            "/feed", params={"after": after, "limit": self._page_size, "wait": wait}
+            "/feed",
+            params={"after": after, "limit": self._page_size, "wait": wait},
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
         response.raise_for_status()
         return FeedPage.model_validate_json(response.content)

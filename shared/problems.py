@@ -26,7 +26,8 @@ from shared.auth import AuthError
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
-INVALID = "Invalid input"
+RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""Where RFC 9110 renamed a status phrase that this Python still spells the old way."""
 logger = logging.getLogger("factcheck")
 STORAGE_DOWN: tuple[type[Exception], ...] = (
     StoreOperationalError,
@@ -75,7 +76,8 @@ class Problem(Exception):
         super().__init__(detail)
         self.extra = extra or {}
         self.status = status
-        self.title = INVALID if status == 422 else HTTPStatus(status).phrase
+        self.title = RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase
+        """With `type` about:blank, RFC 9457 asks for the status phrase as the title."""
         self.detail = detail
         self.errors = errors or []
         self.headers = headers or {}

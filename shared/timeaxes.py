@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 FINER_THAN_MICROSECONDS = re.compile(r"[.,][0-9]{7,}")
+BARE_DECIMAL_POINT = re.compile(r"[.,](?![0-9])")
 LEAP_SECOND = re.compile(r"[T ][0-9]{2}:?[0-9]{2}:?60")
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of this server's clock a client's time may be before it counts as future."""
@@ -41,6 +42,8 @@ def parse_instant(value: Any, *, allow_date: bool = False) -> datetime:
     if "T" not in text and " " not in text:
         expected = "a date-time with a timezone offset" + (" or a date" if allow_date else "")
         raise TimeParseError(f"{value!r} is not {expected}, such as 2024-01-06T12:00:00Z")
+    if BARE_DECIMAL_POINT.search(text):
+        raise TimeParseError(f"{value!r} has a decimal point without digits after it")
     if FINER_THAN_MICROSECONDS.search(text):
         raise TimeParseError(f"{value!r} is finer than a microsecond; give at most six decimals")
     try:

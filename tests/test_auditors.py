@@ -196,6 +196,34 @@ def test_claimreview_leaves_out_evidence_retracted_by_at(services: Services, his
     assert listed("2024-01-07") == ["2024-01-03"], "the denial was retracted on 6 January"
 
 
+def test_claimreview_gives_its_basis_and_the_ruling_beside_the_rating(
+    services: Services, history: dict
+) -> None:
+    claim = history["claims"][1]
+    path = f"/claims/{claim}/claimreview"
+    first = services.claims.get(path, params={"at": "2024-01-07"})
+    pinned = first.headers["Content-Location"]
+    assert pinned.startswith(f"{path}?at=2024-01-07T23%3A59%3A59.999999Z&known_at=")
+    known_at = re.fullmatch(r'at="[^"]+", known_at="([^"]+)", position=\d+', first.headers["Basis"])
+    assert known_at is not None, first.headers["Basis"]
+    computed = verdict(services, claim, at="2024-01-07", known_at=known_at[1])
+    same = computed["basis"]
+    assert first.headers["Basis"] == (
+        f'at="{same["at"]}", known_at="{same["known_at"]}", position={same["position"]}'
+    )
+    source = new_source(services, "late agency", "A")
+    post_evidence(services, source, claim, "2024-01-02T00:00:00Z", strength="strong")
+    verdict(services, claim)
+    again = services.claims.get(pinned).json()
+    assert {**again, "url": ""} == {**first.json(), "url": ""}
+    explanation = first.json()["reviewRating"]["ratingExplanation"]
+    assert explanation.endswith("Editor's ruling, effective 2024-01-04: doubtful. editor")
+    rating = first.json()["reviewRating"]["alternateName"]
+    assert rating == f"{computed['likelihood']} ({computed['status']})" == "likely (suspected)"
+    before = services.claims.get(path, params={"at": "2024-01-03T12:00:00Z"}).json()
+    assert "ruling" not in before["reviewRating"]["ratingExplanation"]
+
+
 def test_claimreview_gives_the_wording_as_known_at_known_at(services: Services) -> None:
     claim = new_claim(services, "original wording")
     new_source(services, "agency")

@@ -3,7 +3,7 @@ unless a read is waiting for what it has not applied yet."""
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -81,3 +81,18 @@ def test_waiting_reads_and_stop_cut_the_linger_short(sources_url: str) -> None:
         stopped_within = time.monotonic() - began
     assert applied.pages[-2:] == [[second], [third]]
     assert stopped_within < LINGER / 2
+
+
+def test_a_read_asking_for_now_does_not_wait_out_the_long_poll(sources_url: str) -> None:
+    applied = Applied()
+    follower = FeedFollower(sources_url, applied.apply, applied.progress, wait=6.0, linger=0.0)
+    follower.start()
+    try:
+        with httpx.Client(base_url=sources_url, timeout=10) as sources:
+            position, _ = register_source(sources, "first")
+            assert applied_within(applied, position, 10)
+            asked = datetime.now(UTC)
+            assert follower.wait_for_time(asked, timeout=2.0), "the 6 s long poll was waited out"
+            assert applied.known_through is not None and applied.known_through >= asked
+    finally:
+        follower.stop()

@@ -127,6 +127,8 @@ async def test_a_request_id_is_recorded_as_sent_in_utf8(
         ("2024-01-06T12:00:00.1234567Z", "finer than a microsecond"),
         ("2023-12-31T23:59:60Z", "leap second"),
         ("2024-01-06T12:00:00+05:30:15", "whole minutes"),
+        ("2024-01-06T12:00:00.+00:00", "decimal point without digits"),
+        ("2024-01-06T12:00:00,Z", "decimal point without digits"),
     ],
 )
 async def test_times_that_cannot_be_kept_exactly_are_refused(

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -11,6 +12,8 @@ from tests.conftest import KnownClaims
 from tests.test_sources_api import evidence_body, head, register, submit
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
+STATUS_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""RFC 9110's phrases, which RFC 9457 asks for as the title of an about:blank problem."""
 
 
 def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> None:
@@ -18,7 +21,8 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["status"] == status
-    assert problem["title"]
+    assert problem["type"] == "about:blank"
+    assert problem["title"] == STATUS_PHRASES.get(status, HTTPStatus(status).phrase)
     assert problem["detail"]
     if field is not None:
         assert field in [error["field"] for error in problem["errors"]], problem

@@ -139,6 +139,48 @@ def test_a_derived_copy_changes_nothing(services: Services) -> None:
     assert reasons == {statement["id"]: None, report["id"]: "derived"}
 
 
+def test_the_evidence_pages_answer_on_the_first_page_basis(services: Services) -> None:
+    claim, elsewhere = new_claim(services), new_claim(services, "another claim")
+    first, second, third = (new_source(services, name, "B") for name in ("one", "two", "three"))
+    moved = post_evidence(services, third, elsewhere, "2024-01-04T00:00:00Z", strength="strong")
+    early = post_evidence(services, first, claim, "2024-01-05T00:00:00Z")
+    post_evidence(services, second, claim, "2024-01-05T00:00:00Z", strength="weak")
+    verdict(services, claim)
+    page = services.claims.get(f"/claims/{claim}/evidence", params={"limit": 1}).json()
+    assert [item["evidence_id"] for item in page["items"]] == [early["id"]]
+    later = post_evidence(services, first, claim, "2024-01-05T00:00:00Z", strength="strong")
+    services.sources.post(
+        f"/evidence/{moved['id']}/correction", json={"changes": {"claim_id": claim}, "reason": "x"}
+    )
+    verdict(services, claim)
+    listed, basis = page["items"], page["basis"]
+    while page["next"] is not None:
+        page = services.claims.get(page["next"]).json()
+        assert page["basis"] == basis
+        listed += page["items"]
+    assert later["id"] not in [item["evidence_id"] for item in listed], "recorded after the basis"
+    assert moved["id"] not in [item["evidence_id"] for item in listed], "moved after the basis"
+    assert [item["counted"] for item in listed] == [True, True]
+    now = services.claims.get(f"/claims/{claim}/evidence").json()
+    assert {item["evidence_id"] for item in now["items"]} >= {later["id"], moved["id"]}
+    assert now["next"] is None
+
+
+def test_the_timeline_basis_pins_it_without_an_at(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    verdict(services, claim)
+    path = f"/claims/{claim}/timeline"
+    first = services.claims.get(path).json()
+    assert set(first["basis"]) == {"known_at", "position"}, "a timeline spans every at"
+    post_evidence(services, new_source(services, "other", "A"), claim, "2024-01-04T00:00:00Z")
+    verdict(services, claim)
+    again = services.claims.get(path, params={"known_at": first["basis"]["known_at"]}).json()
+    assert again == first
+    assert services.claims.get(path).json()["points"] != first["points"]
+
+
 def _just_before(recorded_at: str) -> str:
     """One microsecond before a recording time: before a write's own `recorded_at`."""
     from datetime import timedelta

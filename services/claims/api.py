@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
@@ -12,7 +13,7 @@ from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
 from services.claims.basis import Basis, basis_for_claim, query_time_form
-from services.claims.claimreview import Appearance, claim_review
+from services.claims.claimreview import Appearance, EditorsRuling, claim_review
 from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
 from services.claims.projections import (
@@ -47,7 +48,7 @@ from shared.schemas import (
     Written,
 )
 from shared.service import Reads, service_router
-from shared.timeaxes import UtcDatetime, from_micros, to_micros
+from shared.timeaxes import UtcDatetime, format_instant, from_micros, to_micros
 
 router = service_router()
 MAX_TAGS = 20
@@ -151,10 +152,22 @@ class ClaimPage(BaseModel):
     next_after: int
 
 
+FeedPosition = Annotated[
+    int, Field(description="The sources-feed position the answer was computed from.")
+]
+
+
 class BasisOut(BaseModel):
     at: UtcDatetime
     known_at: UtcDatetime
-    position: int = Field(description="The sources-feed position the answer was computed from.")
+    position: FeedPosition
+
+
+class TimelineBasisOut(BaseModel):
+    """A timeline's basis: it spans every `at`, so only `known_at` and the position pin it."""
+
+    known_at: UtcDatetime
+    position: FeedPosition
 
 
 class DecisiveItem(BaseModel):
@@ -207,6 +220,10 @@ class JudgedItem(BaseModel):
 class EvidenceList(BaseModel):
     items: list[JudgedItem]
     next_after: int
+    next: str | None = Field(
+        description="The next page's path and query, with this page's `at` and `known_at` "
+        "pinned so that every page answers on one basis; null after the last page."
+    )
     basis: BasisOut
 
 
@@ -225,7 +242,7 @@ class TimelineOut(BaseModel):
     claim_id: UUID
     model: str
     points: list[TimelinePoint]
-    basis: BasisOut
+    basis: TimelineBasisOut
 
 
 class HistoryEvent(BaseModel):
@@ -308,6 +325,12 @@ def _basis(
 
 def _basis_out(basis: Basis) -> BasisOut:
     return BasisOut(at=basis.at, known_at=basis.known_at, position=basis.position)
+
+
+def _pinned(path: str, basis: Basis, **more: int) -> str:
+    """`path` asked again on `basis`: the same question, the same answer."""
+    pinned = {"at": format_instant(basis.at), "known_at": format_instant(basis.known_at)}
+    return f"{path}?{urlencode({**pinned, **more})}"
 
 
 @router.post(
@@ -471,6 +494,9 @@ def get_claim_evidence(
             for entry in judged
         ],
         next_after=page[-1].position if page else after,
+        next=_pinned(request.url.path, basis, after=page[-1].position, limit=limit)
+        if len(page) == limit
+        else None,
         basis=_basis_out(basis),
     )
 
@@ -502,7 +528,7 @@ def get_timeline(
             )
             for point in points
         ],
-        basis=_basis_out(basis),
+        basis=TimelineBasisOut(known_at=basis.known_at, position=basis.position),
     )
 
 
@@ -524,14 +550,15 @@ def get_claim_review(
     """The verdict as schema.org ClaimReview JSON-LD, the claim worded as known at `known_at`."""
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
     answer = verdict(index, claim_id, basis.at, basis.known_at)
-    known, at = to_micros(basis.known_at), to_micros(basis.at)
+    known, at_us = to_micros(basis.known_at), to_micros(basis.at)
     items = [
         row
         for row in evidence_as_known(reads, claim_id, known)
-        if row.published <= at
-        and (row.retracted is None or row.retracted > at)
+        if row.published <= at_us
+        and (row.retracted is None or row.retracted > at_us)
         and row.stance != "neutral"
     ]
+    ruling = ruling_at(reads, claim_id, basis.at, basis.known_at)
     public_url = request.app.state.settings.public_url
     review = claim_review(
         url=f"{public_url}/claims/{claim_id}" if public_url else str(request.url),
@@ -543,8 +570,19 @@ def get_claim_review(
             Appearance(url, from_micros(row.published), source, summary)
             for row, url, source, summary in appearances(reads, items, known)
         ],
+        ruling=EditorsRuling(ruling.status, ruling.rationale, ruling.effective_at)
+        if ruling
+        else None,
     )
-    return JSONResponse(review, media_type="application/ld+json")
+    return JSONResponse(
+        review,
+        media_type="application/ld+json",
+        headers={
+            "Content-Location": _pinned(request.url.path, basis),
+            "Basis": f'at="{format_instant(basis.at)}", '
+            f'known_at="{format_instant(basis.known_at)}", position={basis.position}',
+        },
+    )
 
 
 @router.get("/claims/{claim_id}/history", response_model=HistoryOut, dependencies=VERDICT_READS)

@@ -21,6 +21,15 @@ class Appearance:
     summary: str
 
 
+@dataclass(frozen=True)
+class EditorsRuling:
+    """The editor's ruling in force, told beside the computed rating, never in its place."""
+
+    status: str
+    rationale: str
+    effective_at: datetime
+
+
 def claim_review(
     *,
     url: str,
@@ -29,6 +38,7 @@ def claim_review(
     known_at: datetime,
     publisher: str,
     appearances: Sequence[Appearance],
+    ruling: EditorsRuling | None = None,
 ) -> dict[str, Any]:
     """The ClaimReview for a verdict as known at `known_at`."""
     review: dict[str, Any] = {
@@ -44,7 +54,7 @@ def claim_review(
             "bestRating": len(RATINGS),
             "worstRating": 1,
             "alternateName": f"{assessment.likelihood} ({assessment.status})",
-            "ratingExplanation": _explanation(assessment),
+            "ratingExplanation": _explanation(assessment, ruling),
         },
     }
     item: dict[str, Any] = {"@type": "Claim"}
@@ -64,10 +74,17 @@ def claim_review(
     return review
 
 
-def _explanation(assessment: Assessment) -> str:
+def _explanation(assessment: Assessment, ruling: EditorsRuling | None) -> str:
     if assessment.status == "unverified":
-        return f"No independent source counts for or against yet (model {assessment.model})."
+        computed = f"No independent source counts for or against yet (model {assessment.model})."
+    else:
+        computed = (
+            f"Probability {assessment.probability:.0%} from independent sources, "
+            f"{assessment.status} (model {assessment.model})."
+        )
+    if ruling is None:
+        return computed
     return (
-        f"Probability {assessment.probability:.0%} from independent sources, "
-        f"{assessment.status} (model {assessment.model})."
+        f"{computed} Editor's ruling, effective {ruling.effective_at.date().isoformat()}: "
+        f"{ruling.status}. {ruling.rationale}"
     )
