@@ -17,7 +17,7 @@ from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import Environment
 
 from shared.chain import GENESIS, event_hash
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 from shared.feed import feed_item
 from shared.storage import Storage
 from shared.timeaxes import recording_clock
@@ -151,6 +151,13 @@ class FactcheckApplication(Application[UUID]):
         self._chain_head = self._last_hash()
         self.last_position = self.head()
         """The position of the newest event this process has recorded (or found at start)."""
+        self.refusal: str | None = None
+        """Why writes are refused, if they are: see `refuse_writes`."""
+
+    def refuse_writes(self, reason: str | None) -> None:
+        """Answer every write 503 with `reason`, such as a log found missing its newest events;
+        None lets writes in again."""
+        self.refusal = reason
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))
@@ -163,6 +170,8 @@ class FactcheckApplication(Application[UUID]):
     def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[Write]:
         """Decide a write under the write lock, stamping its events with `metadata`; on leaving,
         store what was added to it. Read `recorded` on the yielded write afterwards."""
+        if self.refusal is not None:
+            raise Unavailable(f"writes are refused: {self.refusal}")
         write = Write()
         with self._writing:
             token = _event_metadata.set(metadata)

@@ -14,14 +14,14 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from fastapi import Header, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel
 
 from shared.columns import UtcDateTime
 from shared.errors import Rejected
 from shared.eventstore import FactcheckApplication, Recorded
-from shared.schemas import request_metadata
+from shared.schemas import header_text, request_metadata
 
 HEADER = "Idempotency-Key"
 
@@ -131,6 +131,7 @@ def record_of(position: int, event: DomainEventProtocol[UUID]) -> IdempotencyRec
 
 IdempotencyKey = Annotated[
     str | None,
+    AfterValidator(lambda key: None if key is None else header_text(key)),
     Header(
         alias=HEADER,
         min_length=1,

@@ -142,6 +142,18 @@ class Projection(ABC):
             tracking = session.get(ProjectionTracking, self.name)
             return tracking.position if tracking else 0
 
+    def missing_events(self) -> str | None:
+        """Why the event log ends before what these read models applied, if it does: its
+        newest events were lost, and a write now would take their positions."""
+        position, head = self.position(), self.application.head()
+        if position <= head:
+            return None
+        return (
+            f"the event log ends at position {head}, but its read models applied position "
+            f"{position}: the newest events are missing; restore the log, or drop the read "
+            "models to accept the loss"
+        )
+
     def catch_up_or_log(self) -> bool:
         """Catch up; if an event cannot be applied, log it, leave the read models behind, and
         answer False."""

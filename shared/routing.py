@@ -40,17 +40,20 @@ def parse_json_body(raw: bytes) -> Any:
         raise
     except ValueError:
         raise Rejected("body", "holds a number with too many digits") from None
+    except RecursionError:
+        raise Rejected("body", "is nested too deeply") from None
 
 
 def is_json(content_type: str | None) -> bool:
-    """Whether a Content-Type names JSON; none at all counts as JSON."""
+    """Whether a Content-Type is application/json, in UTF-8 if it names a charset; none at
+    all counts as JSON."""
     if not content_type:
         return True
     message = Message()
     message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
+    charset = message.get_param("charset")
+    return message.get_content_type() == "application/json" and (
+        charset is None or str(charset).lower() in ("utf-8", "utf8")
     )
 
 
@@ -91,6 +94,6 @@ async def _json_body(request: Request) -> Request:
     raw = await body.body()
     if raw:
         if not is_json(body.headers.get("content-type")):
-            raise HTTPException(415, "must be application/json")
+            raise HTTPException(415, "must be application/json, in UTF-8")
         body.parsed = parse_json_body(raw)
     return body

@@ -147,13 +147,25 @@ def request_metadata(request: Request) -> Mapping[str, str]:
     return {"actor": actor, "request_id": request.state.request_id}
 
 
-def _given_id(header: str) -> str | None:
-    """The client's X-Request-ID read as UTF-8, if it is at most 200 printable characters."""
+def header_text(header: str) -> str:
+    """A header's value read as UTF-8 (HTTP hands it over as Latin-1), printable characters only;
+    ValueError if it is not."""
     try:
         text = header.encode("latin-1").decode("utf-8")
     except UnicodeError:
+        raise ValueError("is not UTF-8") from None
+    if not text.isprintable():
+        raise ValueError("holds characters that are not printable")
+    return text
+
+
+def _given_id(header: str) -> str | None:
+    """The client's X-Request-ID read as UTF-8, if it is at most 200 printable characters."""
+    try:
+        text = header_text(header)
+    except ValueError:
         return None
-    return text if 0 < len(text) <= 200 and text.isprintable() else None
+    return text if 0 < len(text) <= 200 else None
 
 
 class RequestIds:

@@ -119,6 +119,7 @@ def service_router() -> APIRouter:
         dependencies=[Depends(reject_unknown_query), Depends(Requires("read"))],
         responses=ERROR_RESPONSES,
         route_class=CheckedRoute,
+        strict_content_type=False,
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from shared.auth import Gate, parse_keys
+from shared.feed import FEED_MAX_WAIT_SECONDS
 from shared.storage import Storage, parse_storage_url
 
 DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
@@ -14,11 +15,17 @@ DEFAULT_SOURCES_URL = "http://127.0.0.1:8001"
 DEFAULT_CLAIMS_URL = "http://127.0.0.1:8000"
 
 
+MAX_SECONDS = 600.0
+"""The longest any wait or timeout setting may be."""
+
+
 class SettingError(RuntimeError):
     """A setting with a value that cannot be used; the message names the setting."""
 
 
-def _float_setting(environ: Mapping[str, str], name: str, default: float) -> float:
+def _seconds_setting(
+    environ: Mapping[str, str], name: str, default: float, high: float = MAX_SECONDS
+) -> float:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -26,8 +33,8 @@ def _float_setting(environ: Mapping[str, str], name: str, default: float) -> flo
         value = float(raw)
     except ValueError:
         raise SettingError(f"{name}={raw!r}: expected a number of seconds") from None
-    if value <= 0:
-        raise SettingError(f"{name}={raw!r}: must be greater than zero")
+    if not 0 < value <= high:
+        raise SettingError(f"{name}={raw!r}: must be more than 0 and at most {high:g} seconds")
     return value
 
 
@@ -112,7 +119,7 @@ class SourcesSettings:
             database_url=environ.get("SOURCES_DATABASE_URL", "").strip()
             or DEFAULT_SOURCES_DATABASE_URL,
             claims_url=_url_setting(environ, "CLAIMS_URL", DEFAULT_CLAIMS_URL),
-            claims_timeout=_float_setting(environ, "CLAIMS_TIMEOUT", 3.0),
+            claims_timeout=_seconds_setting(environ, "CLAIMS_TIMEOUT", 3.0),
             claims_api_key=environ.get("CLAIMS_API_KEY", "").strip() or None,
             access=Access.from_env(environ),
         )
@@ -144,10 +151,12 @@ class ClaimsSettings:
             database_url=environ.get("CLAIMS_DATABASE_URL", "").strip()
             or DEFAULT_CLAIMS_DATABASE_URL,
             sources_url=_url_setting(environ, "SOURCES_URL", DEFAULT_SOURCES_URL),
-            follower_wait=_float_setting(environ, "FOLLOWER_WAIT", 1.0),
+            follower_wait=_seconds_setting(
+                environ, "FOLLOWER_WAIT", 1.0, high=FEED_MAX_WAIT_SECONDS
+            ),
             follower_page_size=_int_setting(environ, "FOLLOWER_PAGE_SIZE", 500, 1000),
-            follower_linger=_float_setting(environ, "FOLLOWER_LINGER", 0.2),
-            read_wait=_float_setting(environ, "READ_WAIT", 5.0),
+            follower_linger=_seconds_setting(environ, "FOLLOWER_LINGER", 0.2),
+            read_wait=_seconds_setting(environ, "READ_WAIT", 5.0),
             publisher=environ.get("FACTCHECK_PUBLISHER", "").strip() or "factcheck",
             public_url=_optional_url_setting(environ, "FACTCHECK_PUBLIC_URL"),
             sources_api_key=environ.get("SOURCES_API_KEY", "").strip() or None,

@@ -366,7 +366,16 @@ def test_a_replaced_newest_event_is_noticed_and_rebuild_keeps_the_trace(
             refused = claims.post("/admin/rebuild")
             assert refused.status_code == 409, refused.text
             assert "events after this head are missing" in refused.json()["detail"]
-
+            health = httpx.get(f"{sources_url}/health").json()
+            assert health["status"] == "degraded"
+            assert missing in health["writes_refused"]
+            new = {"name": "new", "kind": "wire"}
+            refused = httpx.post(f"{sources_url}/sources", json=new)
+            assert refused.status_code == 503, refused.text
+            assert missing in refused.json()["detail"]
+            assert httpx.get(f"{sources_url}/feed").json()["head"] == head - 1
+        accept_the_loss(database_url)
+        with services.serve_sources() as sources_url:
             written = httpx.post(f"{sources_url}/sources", json={"name": "new", "kind": "wire"})
             assert written.status_code == 201, written.text
             urls = ["--claims-url", claims_url, "--sources-url", sources_url]
@@ -377,6 +386,18 @@ def test_a_replaced_newest_event_is_noticed_and_rebuild_keeps_the_trace(
             refused = claims.post("/admin/rebuild")
             assert refused.status_code == 409, refused.text
             assert "it was replaced" in refused.json()["detail"]
+
+
+def accept_the_loss(database_url: str) -> None:
+    """What docs/audit.md tells an operator to do to take writes again after losing events."""
+    for table in ("source_view", "rating_view", "evidence_view", "correction_view"):
+        run_sql(database_url, f"DROP TABLE {table}", f"DROP TABLE {{schema}}.{table}")
+    run_sql(database_url, "DROP TABLE idempotency_record", "DROP TABLE {schema}.idempotency_record")
+    run_sql(
+        database_url,
+        "DELETE FROM projection_tracking WHERE name = 'sources'",
+        "DELETE FROM {schema}.projection_tracking WHERE name = 'sources'",
+    )
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
@@ -402,3 +423,38 @@ def test_rebuild_refuses_an_altered_claims_log(
     assert refused.status_code == 409, refused.text
     assert "the claims log fails verification" in refused.json()["detail"]
     assert services.claims.get(f"/claims/{claim}").json() == before
+
+
+def test_a_claims_log_missing_its_newest_events_takes_no_writes_until_rebuilt(
+    database_url: str, claims_database_url: str
+) -> None:
+    services = coming_and_going(database_url, claims_database_url)
+    with services.serve_sources():
+        with serving(services.claims_app, services.claims_port) as claims_url:
+            for text in ("first", "newest"):
+                httpx.post(f"{claims_url}/claims", json={"text": text}).raise_for_status()
+            head = httpx.get(f"{claims_url}/feed").json()["head"]
+        run_sql(
+            claims_database_url,
+            "DELETE FROM stored_events WHERE rowid = ?",
+            "DELETE FROM {schema}.claims_events WHERE notification_id = %s",
+            head,
+        )
+        settings = ClaimsSettings(
+            database_url=claims_database_url,
+            sources_url=f"http://127.0.0.1:{services.sources_port}",
+            follower_wait=0.3,
+        )
+        with (
+            serving(create_claims_app(settings)) as claims_url,
+            httpx.Client(base_url=claims_url, timeout=30) as claims,
+        ):
+            health = claims.get("/health").json()
+            assert health["status"] == "degraded"
+            assert "newest events are missing" in health["writes_refused"]
+            refused = claims.post("/claims", json={"text": "would take a lost position"})
+            assert_problem(refused, 503)
+            assert claims.get("/feed").json()["head"] == head - 1
+            assert claims.post("/admin/rebuild").status_code == 200
+            assert claims.get("/health").json()["writes_refused"] is None
+            assert claims.post("/claims", json={"text": "after the rebuild"}).status_code == 201

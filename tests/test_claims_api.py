@@ -12,7 +12,7 @@ from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
 from tests.conftest import Services
-from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, verdict
+from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
 from tests.servers import serving
 from tests.test_sources_rejections import UNKNOWN, assert_problem
 
@@ -262,3 +262,59 @@ def test_questions_with_empty_misspelt_or_today_times(services: Services) -> Non
         services.claims.post(f"/claims/{claim}/rulings", json=future_ruling), 422, "effective_at"
     )
     assert_problem(services.claims.post("/claims", json={"text": "nul\u0000"}), 422, "text")
+
+
+def test_the_history_leaves_out_what_happened_after_evidence_left_the_claim(
+    services: Services,
+) -> None:
+    here, there = new_claim(services), new_claim(services, "another claim")
+    mover, stayer = new_source(services, "mover", "B"), new_source(services, "stayer", "C")
+    moved = post_evidence(services, mover, here, "2024-01-05T00:00:00Z")["id"]
+    post_evidence(services, stayer, here, "2024-01-05T00:00:00Z")
+
+    def correct(changes: dict) -> None:
+        answer = services.sources.post(
+            f"/evidence/{moved}/correction", json={"changes": changes, "reason": "x"}
+        )
+        assert answer.status_code == 201, answer.text
+
+    correct({"strength": "strong"})
+    correct({"claim_id": there})
+    retracted = services.sources.post(
+        f"/evidence/{moved}/retraction",
+        json={"published_at": "2024-01-06T00:00:00Z", "reason": "x"},
+    )
+    assert retracted.status_code == 201, retracted.text
+    rate(services, mover, "A")
+    rate(services, stayer, "B")
+    verdict(services, here)
+
+    def events(claim: str) -> list[tuple[str, str]]:
+        answer = services.claims.get(f"/claims/{claim}/history").json()["events"]
+        names = {mover: "mover", stayer: "stayer", moved: "moved"}
+        return [
+            (names.get(event["stream_id"], "other"), event["type"])
+            for event in answer
+            if event["service"] == "sources"
+        ]
+
+    assert events(here) == [
+        ("mover", "SourceRegistered"),
+        ("mover", "SourceRated"),
+        ("stayer", "SourceRegistered"),
+        ("stayer", "SourceRated"),
+        ("moved", "EvidenceSubmitted"),
+        ("other", "EvidenceSubmitted"),
+        ("moved", "EvidenceCorrected"),
+        ("moved", "EvidenceCorrected"),
+        ("stayer", "SourceRated"),
+    ]
+    assert events(there) == [
+        ("mover", "SourceRegistered"),
+        ("mover", "SourceRated"),
+        ("moved", "EvidenceSubmitted"),
+        ("moved", "EvidenceCorrected"),
+        ("moved", "EvidenceCorrected"),
+        ("moved", "EvidenceRetracted"),
+        ("mover", "SourceRated"),
+    ]

@@ -13,6 +13,12 @@ from tests.test_sources_rejections import UNKNOWN, assert_problem
 JSON = {"content-type": "application/json"}
 
 
+MERGE_PATCH = "application/merge-patch+json"
+LATIN_1 = "application/json; charset=latin-1"
+DEEP = b"[" * 5000 + b"]" * 5000
+"""Deeper than the parser can follow; small enough to pass the body size limit."""
+
+
 def fields(response: httpx.Response) -> list[str]:
     return [error["field"] for error in response.json()["errors"]]
 
@@ -26,6 +32,9 @@ def fields(response: httpx.Response) -> list[str]:
         ('{"name": "a", "kind": "wire"}'.encode("utf-16"), JSON, 422, "body"),
         (b'{"name": "a", "kind": "wire"}', {"content-type": "text/plain"}, 415, "Content-Type"),
         (b"name=a&kind=wire", {"content-type": "application/x-www-form-urlencoded"}, 415, None),
+        (b'{"name": "a", "kind": "wire"}', {"content-type": MERGE_PATCH}, 415, "Content-Type"),
+        (b'{"name": "a", "kind": "wire"}', {"content-type": LATIN_1}, 415, "Content-Type"),
+        (b'{"name": "a", "kind": "wire", "notes": ' + DEEP + b"}", JSON, 422, "body"),
     ],
 )
 async def test_a_body_is_strict_utf8_json(
@@ -40,6 +49,8 @@ async def test_a_body_is_strict_utf8_json(
     assert await head(sources) == 0
     bom = b"\xef\xbb\xbf" + b'{"name": "a", "kind": "wire"}'
     assert (await sources.post("/sources", content=bom, headers=JSON)).status_code == 201
+    unlabelled = await sources.post("/sources", content=b'{"name": "b", "kind": "wire"}')
+    assert unlabelled.status_code == 201, "a body without a Content-Type is read as JSON"
 
 
 @pytest.mark.parametrize(
@@ -104,6 +115,23 @@ async def test_head_answers_like_get_and_405_lists_every_method(
     assert_problem(refused, 405)
     assert refused.headers["allow"] == "GET, HEAD, POST"
     assert (await sources.put("/feed")).headers["allow"] == "GET, HEAD"
+
+
+async def test_an_idempotency_key_is_read_as_utf8_and_printable(
+    sources: httpx.AsyncClient,
+) -> None:
+    body = {"name": "Le Monde", "kind": "newspaper"}
+    for bad in (b"k\x01", b"k\xff", b"\xd0"):
+        refused = await sources.post("/sources", json=body, headers={"Idempotency-Key": bad})
+        assert_problem(refused, 422, "Idempotency-Key")
+    assert await head(sources) == 0
+    key = {"Idempotency-Key": "ключ".encode()}
+    first = await sources.post("/sources", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    assert (await sources.post("/sources", json=body, headers=key)).json() == first.json()
+    item = (await sources.get("/feed")).json()["items"][0]
+    assert item["metadata"]["idempotency_key"] == "ключ"
+    assert await head(sources) == 1
 
 
 async def test_a_request_id_is_recorded_as_sent_in_utf8(

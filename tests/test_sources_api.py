@@ -244,7 +244,13 @@ def _lose_a_race(application: Any, source_id: uuid.UUID) -> None:
 async def test_health(sources: httpx.AsyncClient) -> None:
     await register(sources)
     health = (await sources.get("/health")).json()
-    assert health == {"status": "ok", "service": "sources", "head": 1, "projection_position": 1}
+    assert health == {
+        "status": "ok",
+        "service": "sources",
+        "head": 1,
+        "projection_position": 1,
+        "writes_refused": None,
+    }
 
 
 async def test_request_id_is_echoed_and_recorded(sources: httpx.AsyncClient) -> None:

@@ -141,7 +141,11 @@ async def test_bad_corrections_are_rejected(
     correct = f"/evidence/{origin['id']}/correction"
     cases = [
         ({"changes": {}, "reason": "x"}, "changes"),
-        ({"changes": {"strength": "moderate"}, "reason": "x"}, "changes"),
+        ({"changes": {"strength": "moderate"}, "reason": "x"}, "changes.strength"),
+        (
+            {"changes": {"strength": "moderate", "stance": "refutes"}, "reason": "x"},
+            "changes.strength",
+        ),
         ({"changes": {"summary": None}, "reason": "x"}, "changes.summary"),
         ({"changes": {"colour": "red"}, "reason": "x"}, "changes.colour"),
         ({"changes": {"derived_from": [retelling["id"]]}, "reason": "x"}, "changes.derived_from.0"),
@@ -153,6 +157,11 @@ async def test_bad_corrections_are_rejected(
     ]
     for body, field in cases:
         assert_problem(await sources.post(correct, json=body), 422, field)
+    parents = {"derived_from": [origin["id"], origin["id"]]}
+    same = await sources.post(
+        f"/evidence/{retelling['id']}/correction", json={"changes": parents, "reason": "x"}
+    )
+    assert_problem(same, 422, "changes.derived_from")
     assert await head(sources) == before
 
 

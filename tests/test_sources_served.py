@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shared.settings import ClaimsSettings, SettingError, SourcesSettings
 from tests.conftest import KnownClaims
 from tests.servers import serving
 
@@ -78,3 +79,20 @@ def test_an_unusable_storage_url_fails_in_one_line(url: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "SOURCES_DATABASE_URL" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FOLLOWER_WAIT", "31"),
+        ("FOLLOWER_WAIT", "nan"),
+        ("FOLLOWER_LINGER", "inf"),
+        ("READ_WAIT", "nan"),
+        ("READ_WAIT", "-1"),
+        ("CLAIMS_TIMEOUT", "0"),
+    ],
+)
+def test_an_unusable_number_of_seconds_is_named(name: str, value: str) -> None:
+    with pytest.raises(SettingError, match=f"^{name}="):
+        SourcesSettings.from_env({name: value})
+        ClaimsSettings.from_env({name: value})

@@ -284,6 +284,7 @@ class Health(BaseModel):
     service: str
     head: int
     follower: FollowerOut
+    writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
 
 
 class Rebuilt(BaseModel):
@@ -634,11 +635,13 @@ def rebuild(request: Request) -> Rebuilt:
 @router.get("/health", response_model=Health)
 def health(claims: Claims, follower: Follower) -> Health:
     status = follower.status()
+    healthy = status.connected and status.last_error is None and claims.refusal is None
     return Health(
-        status="ok" if status.connected and status.last_error is None else "degraded",
+        status="ok" if healthy else "degraded",
         service="claims",
         head=claims.head(),
         follower=FollowerOut(**vars(status)),
+        writes_refused=claims.refusal,
     )
 
 

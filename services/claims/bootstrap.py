@@ -35,6 +35,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     claims_projection = ClaimsProjection(engine, application)
     claims_projection.create_tables()
     claims_projection.catch_up_or_log()
+    application.refuse_writes(claims_projection.missing_events())
     claims_projection.follow()
     verdicts = VerdictProjection(engine)
     verdicts.create_tables()
@@ -95,6 +96,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
             )
         with claims_projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
             claims_projection.rebuild()
+        application.refuse_writes(claims_projection.missing_events())
         with verdict_gate.closed(drain=REBUILD_DRAIN_SECONDS):
             progress = follower.replay_from_start(reset)
         with Session(engine) as session:

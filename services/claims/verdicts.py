@@ -17,7 +17,7 @@ from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Result, Table, or_
+from sqlalchemy import Connection, Engine, Result, Table
 from sqlmodel import Session, col, select
 
 from services.claims.confidence import (
@@ -430,6 +430,30 @@ class HistoryEntry:
     metadata: dict[str, Any]
 
 
+class Membership:
+    """Until when each evidence item, and each source through its items, was on one claim
+    (transaction time): what was recorded about them by then shaped the claim."""
+
+    def __init__(self, claim_id: UUID, versions: Iterable[tuple[UUID, UUID, UUID, int]]) -> None:
+        self._until: dict[UUID, float] = {}
+        on_claim: dict[UUID, UUID] = {}
+        """Each item on the claim now, with its source."""
+        for evidence_id, claim, source_id, known_from in versions:
+            if evidence_id in on_claim:
+                for stream_id in (evidence_id, on_claim.pop(evidence_id)):
+                    self._until[stream_id] = max(self._until.get(stream_id, 0), known_from)
+            if claim == claim_id:
+                on_claim[evidence_id] = source_id
+        for evidence_id, source_id in on_claim.items():
+            self._until[evidence_id] = self._until[source_id] = float("inf")
+        self.streams = set(self._until)
+
+    def shaped(self, stream_id: UUID, recorded: int) -> bool:
+        """Whether an event about an item or a source was recorded while or before it was on
+        the claim: an item's move away counts, what followed does not."""
+        return recorded <= self._until.get(stream_id, -1)
+
+
 def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
     """Every recorded event that shaped the claim, from both services, in recorded order."""
     entries = [
@@ -448,21 +472,29 @@ def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
             .order_by(col(ClaimEventView.position))
         )
     ]
-    versions = session.exec(
-        select(EvidenceVersion.evidence_id, EvidenceVersion.source_id).where(
-            EvidenceVersion.claim_id == claim_id
+    evidence_ids = set(
+        session.exec(
+            select(EvidenceVersion.evidence_id).where(EvidenceVersion.claim_id == claim_id)
+        ).all()
+    )
+    if evidence_ids:
+        membership = Membership(
+            claim_id,
+            session.exec(
+                select(
+                    EvidenceVersion.evidence_id,
+                    EvidenceVersion.claim_id,
+                    EvidenceVersion.source_id,
+                    EvidenceVersion.known_from,
+                )
+                .where(col(EvidenceVersion.evidence_id).in_(evidence_ids))
+                .order_by(col(EvidenceVersion.row))
+            ).all(),
         )
-    ).all()
-    evidence_ids = {evidence_id for evidence_id, _ in versions}
-    source_ids = {source_id for _, source_id in versions}
-    if evidence_ids or source_ids:
         upstream = session.exec(
             select(UpstreamEvent)
             .where(
-                or_(
-                    col(UpstreamEvent.stream_id).in_(evidence_ids),
-                    col(UpstreamEvent.stream_id).in_(source_ids),
-                ),
+                col(UpstreamEvent.stream_id).in_(membership.streams),
                 col(UpstreamEvent.rejected).is_(None),
             )
             .order_by(col(UpstreamEvent.position))
@@ -478,6 +510,7 @@ def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
                 row.event_metadata,
             )
             for row in upstream
+            if membership.shaped(row.stream_id, to_micros(row.recorded_at))
         )
     return sorted(entries, key=lambda entry: (entry.recorded_at, entry.service, entry.position))
 

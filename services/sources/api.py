@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Reliability, Stance, Strength
@@ -100,6 +100,14 @@ class RatingWritten(Written):
     rater: str
 
 
+def _distinct(parents: list[UUID]) -> list[UUID]:
+    return list(dict.fromkeys(parents))
+
+
+Parents = Annotated[list[UUID], AfterValidator(_distinct)]
+"""The evidence an item repeats or relies on: a set, kept in the order first given."""
+
+
 class EvidenceIn(Strict):
     source_id: UUID
     claim_id: UUID
@@ -109,7 +117,7 @@ class EvidenceIn(Strict):
     url: Url | None = None
     quote: Paragraph | None = None
     summary: Paragraph
-    derived_from: list[UUID] = Field(default_factory=list, max_length=MAX_DERIVED_FROM)
+    derived_from: Parents = Field(default_factory=list, max_length=MAX_DERIVED_FROM)
 
 
 class EvidenceWritten(Written):
@@ -183,7 +191,7 @@ class EvidenceChanges(Strict):
     url: Url | None = None
     quote: Paragraph | None = None
     summary: Paragraph | None = None
-    derived_from: list[UUID] | None = Field(default=None, max_length=MAX_DERIVED_FROM)
+    derived_from: Parents | None = Field(default=None, max_length=MAX_DERIVED_FROM)
 
     @field_validator(*_REQUIRED_FIELDS)
     @classmethod
@@ -220,6 +228,7 @@ class Health(BaseModel):
     service: str
     head: int
     projection_position: int
+    writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
 
 
 def _source_out(source: SourceView, ratings: list[RatingView]) -> SourceOut:
@@ -318,9 +327,7 @@ async def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> E
         body,
         lambda metadata: sources.submit_evidence(**body.model_dump(), metadata=metadata),
     )
-    fields = body.model_dump()
-    fields["derived_from"] = list(dict.fromkeys(body.derived_from))
-    return EvidenceWritten(**vars(recorded), **fields)
+    return EvidenceWritten(**vars(recorded), **body.model_dump())
 
 
 @router.get("/evidence", response_model=EvidencePage)
@@ -404,8 +411,9 @@ def health(sources: Sources, request: Request) -> Health:
     projection.wait_for_writes(HEALTH_WAIT_SECONDS)
     head, position = sources.head(), projection.position()
     return Health(
-        status="ok" if position >= head else "degraded",
+        status="ok" if position == head and sources.refusal is None else "degraded",
         service="sources",
         head=head,
         projection_position=position,
+        writes_refused=sources.refusal,
     )

@@ -133,6 +133,8 @@ class SourcesApplication(FactcheckApplication):
         expected_version: int | None = None,
     ) -> Recorded:
         checks = Checks()
+        if "derived_from" in changes:
+            changes = {**changes, "derived_from": list(dict.fromkeys(changes["derived_from"]))}
         if "claim_id" in changes:
             with checks.check():
                 self._check_claim(changes["claim_id"], "changes.claim_id")
@@ -142,29 +144,24 @@ class SourcesApplication(FactcheckApplication):
         with self.recording(metadata) as write:
             evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
-            effective = {
-                field: value
-                for field, value in changes.items()
-                if getattr(evidence, field) != value
-            }
-            if not effective:
-                raise Rejected("changes", "every field given already has that value")
-            if "source_id" in effective:
+            for field, value in changes.items():
+                if _unchanged(getattr(evidence, field), value):
+                    checks.reject(f"changes.{field}", "already has that value; name only changes")
+            if "source_id" in changes:
                 with checks.check():
-                    self._check_source(effective["source_id"], "changes.source_id")
-            if "derived_from" in effective:
-                effective["derived_from"] = list(dict.fromkeys(effective["derived_from"]))
+                    self._check_source(changes["source_id"], "changes.source_id")
+            if "derived_from" in changes:
                 with checks.check():
                     self._check_derived_from(
-                        effective["derived_from"], evidence_id, "changes.derived_from"
+                        changes["derived_from"], evidence_id, "changes.derived_from"
                     )
-            published_at = effective.get("published_at", evidence.published_at)
+            published_at = changes.get("published_at", evidence.published_at)
             if evidence.retracted_from is not None and published_at > evidence.retracted_from:
                 checks.reject(
                     "changes.published_at", "would fall after the evidence's own retraction"
                 )
             checks.done()
-            evidence.correct(changes=effective, reason=reason)
+            evidence.correct(changes=changes, reason=reason)
             write.add(evidence)
         return write.recorded
 
@@ -213,6 +210,13 @@ class SourcesApplication(FactcheckApplication):
             seen.add(current)
             stack.extend(self.get_aggregate(Evidence, current, "evidence").derived_from)
         return False
+
+
+def _unchanged(current: Any, value: Any) -> bool:
+    """Whether a correction gives a field the value it holds; `derived_from` is a set."""
+    if isinstance(value, list):
+        return set(current) == set(value)
+    return bool(current == value)
 
 
 def _check_not_future(value: datetime, field: str) -> None:

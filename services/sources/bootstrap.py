@@ -26,6 +26,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     projection = SourcesProjection(engine, application)
     projection.create_tables()
     projection.catch_up_or_log()
+    application.refuse_writes(projection.missing_events())
     projection.follow()
 
     @asynccontextmanager
