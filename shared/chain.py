@@ -16,6 +16,14 @@ from shared.feed import FeedItem
 GENESIS = "0" * 64
 
 
+class UnreadableEvent(ValueError):
+    """A stored event that cannot be decoded: its row was altered behind the service."""
+
+    def __init__(self, position: int, error: Exception) -> None:
+        super().__init__(f"the event at position {position} cannot be read ({error})")
+        self.position = position
+
+
 def canonical(item: FeedItem) -> bytes:
     """The bytes an event's hash covers."""
     body = item.model_dump(mode="json", exclude={"position"})
@@ -45,20 +53,28 @@ class Verification:
 def verify(items: Iterable[FeedItem]) -> Verification:
     """Recompute the chain over `items` in recorded order; name the first position that breaks."""
     previous, count, position = GENESIS, 0, 0
-    for item in items:
-        recorded_prev = item.metadata.get("prev_hash")
-        recorded_hash = item.metadata.get("hash")
-        if recorded_prev != previous:
-            reason = (
-                "prev_hash does not match the hash of the event recorded before it: "
-                "an earlier event is missing, or this link was altered"
-            )
-            return Verification(False, count, previous, position, item.position, reason)
-        if recorded_hash != event_hash(item):
-            reason = "the event's content does not match its recorded hash: it was altered"
-            return Verification(False, count, previous, position, item.position, reason)
-        previous, count, position = recorded_hash, count + 1, item.position
+    try:
+        for item in items:
+            fault = _link_fault(item, previous)
+            if fault is not None:
+                return Verification(False, count, previous, position, item.position, fault)
+            previous, count, position = item.metadata["hash"], count + 1, item.position
+    except UnreadableEvent as error:
+        reason = "the stored event cannot be read: its row was altered"
+        return Verification(False, count, previous, position, error.position, reason)
     return Verification(True, count, previous, position)
+
+
+def _link_fault(item: FeedItem, previous: str) -> str | None:
+    """Why `item` does not follow the event whose hash is `previous`, if it does not."""
+    if item.metadata.get("prev_hash") != previous:
+        return (
+            "prev_hash does not match the hash of the event recorded before it: "
+            "an earlier event is missing, or this link was altered"
+        )
+    if item.metadata.get("hash") != event_hash(item):
+        return "the event's content does not match its recorded hash: it was altered"
+    return None
 
 
 def witness_fault(

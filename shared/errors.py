@@ -27,6 +27,10 @@ class Checks:
         except Rejected as error:
             self._faults.extend(error.faults)
 
+    def passed(self) -> bool:
+        """Whether every check so far passed."""
+        return not self._faults
+
     def reject(self, field: str, reason: str) -> None:
         """Keep a rejection of `field` for `done`."""
         self._faults.append((field, reason))

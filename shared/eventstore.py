@@ -13,10 +13,10 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import RecordConflictError, Recording
+from eventsourcing.persistence import Notification, RecordConflictError, Recording
 from eventsourcing.utils import Environment
 
-from shared.chain import GENESIS, event_hash
+from shared.chain import GENESIS, UnreadableEvent, event_hash
 from shared.errors import NotFound, Unavailable
 from shared.feed import feed_item
 from shared.storage import Storage
@@ -317,7 +317,21 @@ class FactcheckApplication(Application[UUID]):
         self, after: int, limit: int, until: int | None = None
     ) -> list[tuple[int, DomainEventProtocol[UUID]]]:
         """Up to `limit` (position, event) pairs with `after` < position <= `until`."""
+        return list(self.decoded_after(after, limit, until))
+
+    def decoded_after(
+        self, after: int, limit: int, until: int | None = None
+    ) -> Iterator[tuple[int, DomainEventProtocol[UUID]]]:
+        """As `events_after`, each event decoded only when it is reached, so that one that
+        cannot be read stops the iteration there."""
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, stop=until, inclusive_of_start=False
         )
-        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+        for notification in notifications:
+            yield notification.id, self._decoded(notification)
+
+    def _decoded(self, notification: Notification) -> DomainEventProtocol[UUID]:
+        try:
+            return self.mapper.to_domain_event(notification)
+        except Exception as error:
+            raise UnreadableEvent(notification.id, error) from error

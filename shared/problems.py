@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from shared.auth import AuthError
+from shared.chain import UnreadableEvent
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -185,6 +186,12 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
         if error.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(routes, request))
         return Problem(error.status_code, str(error.detail), headers=headers).response(request)
+
+    @app.exception_handler(UnreadableEvent)
+    async def on_unreadable(request: Request, error: UnreadableEvent) -> JSONResponse:
+        logger.error("%s on %s %s", error, request.method, request.url.path)
+        detail = f"{error}; GET /audit/verify names the first event that breaks the log"
+        return Problem(500, detail).response(request)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -29,12 +29,12 @@ def every_item(
 ) -> Iterator[FeedItem]:
     """Every recorded event after `after` (and up to `until`) as a feed item, page by page."""
     while True:
-        events = source.events_after(after, EXPORT_PAGE, until)
-        if not events:
+        last = after
+        for last, event in source.decoded_after(after, EXPORT_PAGE, until):
+            yield feed_item(last, event)
+        if last == after:
             return
-        for position, event in events:
-            yield feed_item(position, event)
-        after = events[-1][0]
+        after = last
 
 
 def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:

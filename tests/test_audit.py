@@ -72,6 +72,28 @@ async def test_an_event_altered_in_the_database_is_named(
     assert result["count"] == 3
 
 
+async def test_an_event_that_cannot_be_read_is_named(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
+) -> None:
+    items = await populate(sources, known_claims)
+    target = items[2]
+    run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST('{not json' AS BLOB) WHERE rowid = ?",
+        "UPDATE {schema}.sources_events SET state = convert_to('{not json', 'UTF8')"
+        " WHERE notification_id = %s",
+        target["position"],
+    )
+    result = (await sources.get("/audit/verify")).json()
+    assert result["ok"] is False
+    assert result["broken_position"] == target["position"]
+    assert "cannot be read" in result["reason"]
+    assert result["count"] == 2
+    feed = await sources.get("/feed")
+    assert feed.status_code == 500
+    assert f"position {target['position']} cannot be read" in feed.json()["detail"]
+
+
 async def test_a_deleted_event_is_detected(
     sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
 ) -> None:

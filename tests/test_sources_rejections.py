@@ -165,6 +165,34 @@ async def test_bad_corrections_are_rejected(
     assert await head(sources) == before
 
 
+async def test_evidence_derives_only_from_evidence_about_its_own_claim(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    claim, other = known_claims.add(), known_claims.add()
+    origin = await submit(sources, evidence_body(source["id"], claim))
+    retelling = await submit(
+        sources, evidence_body(source["id"], claim, derived_from=[origin["id"]])
+    )
+    elsewhere = await submit(sources, evidence_body(source["id"], other))
+    before = await head(sources)
+    across = evidence_body(source["id"], other, derived_from=[elsewhere["id"], origin["id"]])
+    refused = await sources.post("/evidence", json=across)
+    assert_problem(refused, 422, "derived_from.1")
+    assert "another claim" in refused.json()["detail"]
+    correct = f"/evidence/{retelling['id']}/correction"
+    for changes, field in (
+        ({"claim_id": other}, "changes.claim_id"),
+        ({"derived_from": [elsewhere["id"]]}, "changes.derived_from.0"),
+    ):
+        response = await sources.post(correct, json={"changes": changes, "reason": "x"})
+        assert_problem(response, 422, field)
+    assert await head(sources) == before
+    moved = {"claim_id": other, "derived_from": [elsewhere["id"]]}
+    response = await sources.post(correct, json={"changes": moved, "reason": "x"})
+    assert response.status_code == 201, response.text
+
+
 async def test_correction_cannot_move_publication_after_retraction(
     sources: httpx.AsyncClient, known_claims: KnownClaims
 ) -> None:

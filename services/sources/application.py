@@ -75,6 +75,7 @@ class SourcesApplication(FactcheckApplication):
         checks = Checks()
         with checks.check():
             self._check_claim(claim_id, "claim_id")
+        known_claim = checks.passed()
         with checks.check():
             _check_not_future(published_at, "published_at")
         with self.recording(metadata) as write:
@@ -82,7 +83,9 @@ class SourcesApplication(FactcheckApplication):
                 self._check_source(source_id, "source_id")
             derived = list(dict.fromkeys(derived_from or []))
             with checks.check():
-                self._check_derived_from(derived, None, "derived_from")
+                self._check_derived_from(
+                    derived, None, claim_id if known_claim else None, "derived_from"
+                )
             checks.done()
             evidence = Evidence(
                 source_id=source_id,
@@ -138,6 +141,7 @@ class SourcesApplication(FactcheckApplication):
         if "claim_id" in changes:
             with checks.check():
                 self._check_claim(changes["claim_id"], "changes.claim_id")
+        known_claim = checks.passed()
         if "published_at" in changes:
             with checks.check():
                 _check_not_future(changes["published_at"], "changes.published_at")
@@ -150,11 +154,22 @@ class SourcesApplication(FactcheckApplication):
             if "source_id" in changes:
                 with checks.check():
                     self._check_source(changes["source_id"], "changes.source_id")
+            claim_id = changes.get("claim_id", evidence.claim_id) if known_claim else None
             if "derived_from" in changes:
                 with checks.check():
                     self._check_derived_from(
-                        changes["derived_from"], evidence_id, "changes.derived_from"
+                        changes["derived_from"], evidence_id, claim_id, "changes.derived_from"
                     )
+            elif "claim_id" in changes and known_claim:
+                for parent_id in evidence.derived_from:
+                    parent = self.get_aggregate(Evidence, parent_id, "evidence")
+                    if parent.claim_id != claim_id:
+                        checks.reject(
+                            "changes.claim_id",
+                            f"the evidence derives from {parent_id}, which is about another "
+                            "claim; correct derived_from with it",
+                        )
+                        break
             published_at = changes.get("published_at", evidence.published_at)
             if evidence.retracted_from is not None and published_at > evidence.retracted_from:
                 checks.reject(
@@ -179,22 +194,35 @@ class SourcesApplication(FactcheckApplication):
             raise Rejected(field, f"no claim with id {claim_id}")
 
     def _check_derived_from(
-        self, derived_from: list[UUID], evidence_id: UUID | None, field_name: str
+        self,
+        derived_from: list[UUID],
+        evidence_id: UUID | None,
+        claim_id: UUID | None,
+        field_name: str,
     ) -> None:
-        """Every id must be known evidence, and no chain may lead back to `evidence_id`."""
+        """Every id must be known evidence, about `claim_id` when that is known, and no chain
+        may lead back to `evidence_id`."""
         checks = Checks()
         for index, parent_id in enumerate(derived_from):
             with checks.check():
-                self._check_parent(parent_id, evidence_id, f"{field_name}.{index}")
+                self._check_parent(parent_id, evidence_id, claim_id, f"{field_name}.{index}")
         checks.done()
 
-    def _check_parent(self, parent_id: UUID, evidence_id: UUID | None, field: str) -> None:
+    def _check_parent(
+        self, parent_id: UUID, evidence_id: UUID | None, claim_id: UUID | None, field: str
+    ) -> None:
         if parent_id == evidence_id:
             raise Rejected(field, "evidence cannot be derived from itself")
         try:
             parent = self.get_aggregate(Evidence, parent_id, "evidence")
         except NotFound:
             raise Rejected(field, f"no evidence with id {parent_id}") from None
+        if claim_id is not None and parent.claim_id != claim_id:
+            raise Rejected(
+                field,
+                f"evidence {parent_id} is about another claim; an item derives only from "
+                "evidence about its own claim",
+            )
         if evidence_id is not None and self._leads_to(parent, evidence_id):
             raise Rejected(field, f"evidence {parent_id} is itself derived from this one")
 
