@@ -10,14 +10,6 @@ from sqlalchemy.engine import make_url
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
 
 
-WORKER_THREADS = 40
-"""The worker threads the service's `def` routes and dependencies run in (AnyIO's default)."""
-READ_MODEL_POOL: dict[str, int] = {"pool_size": 5, "max_overflow": WORKER_THREADS + 5}
-"""Room for a connection in every worker thread, the follower, the projection and a rebuild.
-With fewer, every worker can wait for a connection that only a session closing in a worker
-thread gives back, and none comes until the pool's timeout: reads and the follower stall."""
-
-
 class StorageConfigError(RuntimeError):
     """A storage URL that cannot be used; the message is one line naming the setting."""
 
@@ -67,7 +59,6 @@ class Storage:
             engine = create_engine(
                 f"sqlite:///{self.sqlite_path}",
                 connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_SECONDS},
-                **READ_MODEL_POOL,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -81,7 +72,7 @@ class Storage:
         connect_args: dict[str, object] = {"connect_timeout": 2}
         if self.schema:
             connect_args["options"] = f"-csearch_path={self.schema}"
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **READ_MODEL_POOL)
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
     def prepare(self) -> None:
         """Create what must exist before the stores open: the SQLite folder or the schema."""
