@@ -1,12 +1,15 @@
 """The route class every service's routes use: the caller is checked before the body is read,
 and a body is read as strict JSON."""
 
+import functools
+import inspect
 import json
 from collections.abc import Callable, Coroutine
 from email.message import Message
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
@@ -66,9 +69,30 @@ class JsonBodyRequest(Request):
         return self.parsed
 
 
+def answered_in_event_loop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain-function endpoint as a coroutine that runs it in a worker thread.
+
+    FastAPI then checks the answer in the event loop, not in a second worker thread. So a
+    route that has returned ends its dependencies, and gives back its database connection,
+    without first waiting for a free worker thread. With every worker thread waiting for a
+    connection, that wait lasted until the connection pool gave up, and the reads failed.
+    """
+    if not inspect.isfunction(endpoint) or inspect.iscoroutinefunction(endpoint):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    async def in_worker_thread(**arguments: Any) -> Any:
+        return await run_in_threadpool(endpoint, **arguments)
+
+    return in_worker_thread
+
+
 class CheckedRoute(APIRoute):
     """Checks the caller's key and role first, then the body's media type and JSON, and only
     then the parameters and the body's fields."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        super().__init__(path, answered_in_event_loop(endpoint), **options)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

@@ -3,7 +3,7 @@
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,15 @@ def claims_database_url(storage_kind: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def services(database_url: str, claims_database_url: str) -> Iterator[Services]:
+    with serve_both(database_url, claims_database_url) as running:
+        yield running
+
+
+@contextmanager
+def serve_both(
+    database_url: str, claims_database_url: str, read_wait: float = 2.0
+) -> Iterator[Services]:
+    """Both services on real uvicorn servers, the claims service following the sources."""
     sources_port, claims_port = free_port(), free_port()
     sources_url = f"http://127.0.0.1:{sources_port}"
     claims_url = f"http://127.0.0.1:{claims_port}"
@@ -108,7 +117,7 @@ def services(database_url: str, claims_database_url: str) -> Iterator[Services]:
             database_url=claims_database_url,
             sources_url=sources_url,
             follower_wait=0.5,
-            read_wait=2.0,
+            read_wait=read_wait,
         )
     )
     with (

@@ -1,8 +1,10 @@
 """Real uvicorn servers on loopback ports, for tests that cross a socket."""
 
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -36,4 +38,16 @@ def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         if thread.is_alive():
-            raise RuntimeError(f"uvicorn on port {port} did not stop within 10 s")
+            raise RuntimeError(
+                f"uvicorn on port {port} did not stop within 10 s; its threads:\n{_stacks()}"
+            )
+
+
+def _stacks() -> str:
+    """Where every thread of this process is, to say what a server that will not stop waits on."""
+    frames = sys._current_frames()
+    return "\n".join(
+        f"{thread.name}:\n{''.join(traceback.format_stack(frames[thread.ident]))}"
+        for thread in threading.enumerate()
+        if thread.ident in frames
+    )

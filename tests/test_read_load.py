@@ -1,0 +1,39 @@
+"""Many reads at once, more than the service has worker threads and database connections."""
+
+import asyncio
+
+import httpx
+
+from tests.conftest import serve_both
+from tests.newsroom import new_claim, new_source, post_evidence
+
+READS = 160
+"""Well over the 40 worker threads and the 15 pooled connections a service has by default."""
+
+
+async def test_more_reads_at_once_than_threads_and_connections_are_all_answered(
+    database_url: str, claims_database_url: str
+) -> None:
+    with serve_both(database_url, claims_database_url, read_wait=30.0) as services:
+        claim = new_claim(services)
+        source = new_source(services, "many readers")
+        coming = services.sources.get("/feed", params={"limit": 1}).json()["head"] + 1
+        async with httpx.AsyncClient(
+            base_url=services.claims_url,
+            timeout=90,
+            limits=httpx.Limits(max_connections=READS),
+        ) as claims:
+            reads = [
+                asyncio.create_task(
+                    claims.get(f"/claims/{claim}/verdict", params={"min_position": coming})
+                )
+                for _ in range(READS)
+            ]
+            written = await asyncio.to_thread(
+                post_evidence, services, source, claim, "2024-01-05T00:00:00Z"
+            )
+            answers = await asyncio.gather(*reads)
+    assert written["position"] == coming
+    failed = [(answer.status_code, answer.text) for answer in answers if answer.status_code != 200]
+    assert not failed, f"{len(failed)} of {READS} reads failed, first: {failed[0]}"
+    assert {answer.json()["supporting_origins"] for answer in answers} == {1}
