@@ -9,7 +9,6 @@ checks, one new eventsourcing aggregate saved per POST in the service's own data
 import sys
 from collections.abc import Mapping
 
-import uvicorn
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
@@ -20,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.claims.bootstrap import create_app as create_claims
 from services.sources.bootstrap import create_app as create_sources
+from shared.server import serve
 from shared.settings import ClaimsSettings, SourcesSettings
 from shared.storage import Storage
 
@@ -91,7 +91,7 @@ def main() -> None:
         service = create_claims(claims)
         storage = claims.storage
     app = by_prefix(service, baseline_app(storage))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    serve(app, "127.0.0.1", port, "warning")
 
 
 if __name__ == "__main__":

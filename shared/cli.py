@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 from rich.progress import Progress
@@ -27,6 +26,7 @@ from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
 from shared.feed import FeedItem
 from shared.scenario import Loaded, Scenario, load, read_scenario, writes_needed
+from shared.server import serve as serve_app
 from shared.settings import (
     DEFAULT_CLAIMS_URL,
     DEFAULT_SOURCES_URL,
@@ -82,7 +82,7 @@ def _serve_one(service: Service, host: str, port: int) -> None:
     except (StorageConfigError, SettingError) as error:
         typer.echo(f"factcheck {service}: {error}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
+    serve_app(api, host, port, "info")
 
 
 @app.command()

@@ -309,9 +309,12 @@ class FactcheckApplication(Application[UUID]):
             return self.head(), recording_clock.now()
 
     def wait_for_events(self, after: int, timeout: float) -> None:
-        """Block until an event past `after` is recorded, or `timeout` seconds pass."""
+        """Block until this process records an event past `after`, or `timeout` seconds pass.
+
+        The wait reads no database while it holds the lock that every write's notice takes.
+        """
         with self._recorded:
-            self._recorded.wait_for(lambda: self.head() > after, timeout=timeout)
+            self._recorded.wait_for(lambda: self.last_position > after, timeout=timeout)
 
     def events_after(
         self, after: int, limit: int, until: int | None = None

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from shared.server import Server
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -22,7 +24,7 @@ def free_port() -> int:
 def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -14,6 +14,7 @@ from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
 from tests.conftest import Services
+from tests.newsroom import verdict
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "kharkiv-2024-01.json"
 
@@ -99,6 +100,7 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     )
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["status"] == "suspected"
+    verdict(services, claim)  # without --known-at, the answer holds what is applied by now
     table = runner.invoke(cli, ["verdict", claim, "--at", "2024-01-07", *urls])
     assert table.exit_code == 0, table.output
     assert "confirmed" in table.output
