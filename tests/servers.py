@@ -20,6 +20,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def started(server: uvicorn.Server) -> threading.Thread:
+    """Run `server` in a thread; return the thread once the server listens."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on port {server.config.port}")
+        time.sleep(0.02)
+    return thread
+
+
 @contextmanager
 def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
@@ -27,13 +39,7 @@ def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
     server = Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"uvicorn did not start on port {port}")
-        time.sleep(0.02)
+    thread = started(server)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -9,7 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.server import Server
-from tests.servers import free_port
+from tests.servers import free_port, started
 
 POLL = b"GET /poll HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -31,11 +31,7 @@ def test_a_connection_accepted_as_the_server_stops_does_not_keep_it_running() ->
 
     port = free_port()
     server = Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
+    thread = started(server)
     holder = threading.Thread(target=httpx.get, args=(f"http://127.0.0.1:{port}/hold",))
     holder.start()
     assert holding.wait(10)
