@@ -1,8 +1,8 @@
 """The two time axes: valid time (`at`) set by clients, transaction time (`known_at`) by the server.
 
 Everything inside the services is a timezone-aware UTC datetime. Client input is parsed strictly:
-an ISO 8601 date-time with an explicit offset, or, where a query allows it, a bare date, which means
-the end of that day in UTC.
+an RFC 3339 date-time (the one ISO 8601 form with an explicit offset), or, where a query allows
+it, a bare date, which means the end of that day in UTC.
 """
 
 import re
@@ -14,54 +14,76 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
+FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+"""RFC 3339's `date-time`, with an upper-case T and Z and at most six decimals."""
+LOCAL_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+)
 FINER_THAN_MICROSECONDS = re.compile(r"[.,][0-9]{7,}")
 BARE_DECIMAL_POINT = re.compile(r"[.,](?![0-9])")
-LEAP_SECOND = re.compile(r"[T ][0-9]{2}:?[0-9]{2}:?60")
+OFFSET_WITH_SECONDS = re.compile(r"[+-][0-9]{2}:?[0-9]{2}:?[0-9]{2}(?:[.,][0-9]+)?$")
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of this server's clock a client's time may be before it counts as future."""
+EXAMPLE = "such as 2024-01-06T12:00:00Z or 2024-01-06T14:00:00+02:00"
 
 
 class TimeParseError(ValueError):
-    """Raised when a client's time value is not a strict, timezone-aware ISO 8601 value."""
+    """Raised when a client's time value is not a strict, timezone-aware RFC 3339 value."""
 
 
 def parse_instant(value: Any, *, allow_date: bool = False) -> datetime:
-    """Parse a client's time value into an aware UTC datetime, or raise TimeParseError."""
+    """Parse a client's time value into an aware UTC datetime, or raise TimeParseError.
+
+    A string must be an RFC 3339 date-time, exactly: no surrounding space, no other ISO 8601
+    form. With `allow_date`, a full date alone (`YYYY-MM-DD`) means the end of that day in UTC.
+    """
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise TimeParseError("must carry a timezone offset, such as Z or +02:00")
         return _in_utc(value)
     if not isinstance(value, str):
-        raise TimeParseError("must be an ISO 8601 date-time string with a timezone offset")
-    text = value.strip()
-    if allow_date and len(text) == 10:
+        raise TimeParseError("must be an RFC 3339 date-time string with a timezone offset")
+    if allow_date and FULL_DATE.fullmatch(value):
         try:
-            return datetime.combine(date.fromisoformat(text), END_OF_DAY)
+            return datetime.combine(date.fromisoformat(value), END_OF_DAY)
         except ValueError:
             raise TimeParseError(f"{value!r} is not a valid date (YYYY-MM-DD)") from None
-    if "T" not in text and " " not in text:
-        expected = "a date-time with a timezone offset" + (" or a date" if allow_date else "")
-        raise TimeParseError(f"{value!r} is not {expected}, such as 2024-01-06T12:00:00Z")
-    if BARE_DECIMAL_POINT.search(text):
-        raise TimeParseError(f"{value!r} has a decimal point without digits after it")
-    if FINER_THAN_MICROSECONDS.search(text):
-        raise TimeParseError(f"{value!r} is finer than a microsecond; give at most six decimals")
+    if not DATE_TIME.fullmatch(value):
+        raise TimeParseError(f"{value!r} {_fault(value, allow_date)}")
+    if value[17:19] == "60":
+        raise TimeParseError(f"{value!r} is a leap second, which cannot be stored; use :59.999999")
+    if value[-1] != "Z" and (int(value[-5:-3]) > 23 or int(value[-2:]) > 59):
+        raise TimeParseError(f"{value!r} has an offset beyond 23:59")
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        if LEAP_SECOND.search(text):
-            raise TimeParseError(
-                f"{value!r} is a leap second, which cannot be stored; use :59.999999"
-            ) from None
-        raise TimeParseError(f"{value!r} is not an ISO 8601 date-time") from None
-    offset = parsed.utcoffset()
-    if offset is None:
-        raise TimeParseError(
-            f"{value!r} has no timezone offset; add Z or +HH:MM, such as 2024-01-06T12:00:00Z"
-        )
-    if offset % timedelta(minutes=1):
-        raise TimeParseError(f"{value!r} has an offset that is not whole minutes (+HH:MM)")
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise TimeParseError(f"{value!r} is not a valid date-time: {error}") from None
     return _in_utc(parsed)
+
+
+def _fault(text: str, allow_date: bool) -> str:
+    """What keeps `text` from being an RFC 3339 date-time, as plainly as it can be told."""
+    if BARE_DECIMAL_POINT.search(text):
+        return "has a decimal point without digits after it"
+    if FINER_THAN_MICROSECONDS.search(text):
+        return "is finer than a microsecond; give at most six decimals"
+    if OFFSET_WITH_SECONDS.search(text):
+        return "has an offset that is not whole minutes (+HH:MM)"
+    if text != text.strip():
+        return f"has space around it; send the time alone, {EXAMPLE}"
+    if "," in text:
+        return "has a decimal comma; RFC 3339 takes a decimal point"
+    if DATE_TIME.fullmatch(f"{text[:10]}T{text[11:].upper()}"):
+        return f"needs an upper-case T between date and time, and Z in upper case, {EXAMPLE}"
+    if LOCAL_DATE_TIME.fullmatch(text):
+        return f"has no timezone offset; add Z or +HH:MM, {EXAMPLE}"
+    if FULL_DATE.fullmatch(text):
+        return f"is a date alone; give a date-time with a timezone offset, {EXAMPLE}"
+    expected = "an RFC 3339 date-time with a timezone offset" + (" or a date" if allow_date else "")
+    return f"is not {expected}, {EXAMPLE}"
 
 
 def _in_utc(value: datetime) -> datetime:

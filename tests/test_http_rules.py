@@ -157,9 +157,22 @@ async def test_a_request_id_is_recorded_as_sent_in_utf8(
         ("2024-01-06T12:00:00+05:30:15", "whole minutes"),
         ("2024-01-06T12:00:00.+00:00", "decimal point without digits"),
         ("2024-01-06T12:00:00,Z", "decimal point without digits"),
+        ("2024-W01-6T12:00:00Z", "not an RFC 3339 date-time"),
+        ("20240106T120000Z", "not an RFC 3339 date-time"),
+        ("2024-01-06T12Z", "not an RFC 3339 date-time"),
+        ("2024-01-06T12:00:00+0200", "not an RFC 3339 date-time"),
+        ("\uff12\uff10\uff12\uff14-01-06T12:00:00Z", "not an RFC 3339 date-time"),
+        ("2024-01-06 12:00:00Z", "upper-case T"),
+        ("2024-01-06t12:00:00z", "upper-case T"),
+        (" 2024-01-06T12:00:00Z", "space around it"),
+        ("2024-01-06T12:00:00Z\n", "space around it"),
+        ("2024-01-06T12:00:00,5Z", "decimal comma"),
+        ("2024-01-06T12:00:00+24:00", "offset beyond 23:59"),
+        ("2024-01-06T12:00:00", "no timezone offset"),
+        ("2024-01-06", "a date alone"),
     ],
 )
-async def test_times_that_cannot_be_kept_exactly_are_refused(
+async def test_a_time_in_a_body_is_an_rfc_3339_date_time_that_can_be_kept_exactly(
     sources: httpx.AsyncClient, known_claims: KnownClaims, published_at: str, reason: str
 ) -> None:
     source = await register(sources)
@@ -167,6 +180,18 @@ async def test_times_that_cannot_be_kept_exactly_are_refused(
     response = await sources.post("/evidence", json=body)
     assert_problem(response, 422, "published_at")
     assert reason in response.json()["detail"]
+    assert await head(sources) == 1
+
+
+def test_a_time_in_a_query_is_an_rfc_3339_date_time_or_a_date(services: Services) -> None:
+    claims = services.claims
+    claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+    for refused in ("2024-01-06 12:00:00Z", "2024-W01-6", " 2024-01-06", "2024-01-06T12:00+02"):
+        response = claims.get(f"/claims/{claim}/verdict", params={"at": refused})
+        assert_problem(response, 422, "at")
+    for taken in ("2024-01-06", "2024-01-06T12:00:00.5+02:00"):
+        response = claims.get(f"/claims/{claim}/verdict", params={"at": taken})
+        assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize("blank", ["\u200b", "\u00a0\u200b ", "\u2060\ufeff"])
