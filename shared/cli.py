@@ -46,6 +46,13 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 ClaimsUrl = Annotated[str, typer.Option(envvar="CLAIMS_URL", help="The claims service.")]
 SourcesUrl = Annotated[str, typer.Option(envvar="SOURCES_URL", help="The sources service.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+MinPosition = Annotated[
+    int | None,
+    typer.Option(
+        help="A sources-feed position the answer must include, such as one `load` printed; "
+        "the claims service waits for its follower to pass it."
+    ),
+]
 ApiKeyOption = Annotated[
     str | None,
     typer.Option("--api-key", envvar="FACTCHECK_API_KEY", help="API key for writes and audits."),
@@ -279,11 +286,12 @@ def verdict(
     claim: Annotated[str, typer.Argument(help="The claim's id.")],
     at: Annotated[str | None, typer.Option(help="Valid time; a date means its end, UTC.")] = None,
     known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
+    min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     as_json: AsJson = False,
 ) -> None:
     """The verdict on a claim at a date, as known at a time."""
-    answer = _ask(claims_url, claim, "verdict", at=at, known_at=known_at)
+    answer = _ask(claims_url, claim, "verdict", at=at, known_at=known_at, min_position=min_position)
     _show(answer, as_json, lambda: verdict_table(answer, {}))
 
 
@@ -291,11 +299,12 @@ def verdict(
 def timeline(
     claim: Annotated[str, typer.Argument(help="The claim's id.")],
     known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
+    min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     as_json: AsJson = False,
 ) -> None:
     """How the verdict moves over valid time, as known at a time."""
-    answer = _ask(claims_url, claim, "timeline", known_at=known_at)
+    answer = _ask(claims_url, claim, "timeline", known_at=known_at, min_position=min_position)
     _show(answer, as_json, lambda: timeline_table(answer, {}, "Timeline"))
 
 
@@ -330,13 +339,14 @@ def verify(
     api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
-    """Recompute both services' hash chains; exit 1 if either is broken.
+    """Recompute both services' hash chains; exit 1 if either is broken, 2 if one cannot be
+    checked (a service cannot be reached, or answers with an error).
 
     The claims service's follower also witnesses the sources log: if it applied a position past
     the log's head, the newest events were deleted; if the log holds another event at the last
     position it applied, that event was replaced.
     """
-    with _client(claims_url, sources_url, api_key) as client:
+    with _client(claims_url, sources_url, api_key, failure_code=2) as client:
         results = {
             name: client.call(service, "GET", "/audit/verify")
             for name, service in (("sources", client.sources), ("claims", client.claims))
@@ -485,8 +495,16 @@ def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[st
 class _client:
     """A FactcheckClient that turns service errors into a one-line exit."""
 
-    def __init__(self, claims_url: str, sources_url: str, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        claims_url: str,
+        sources_url: str,
+        api_key: str | None = None,
+        failure_code: int = 1,
+    ) -> None:
         self.client = FactcheckClient(claims_url, sources_url, api_key=api_key)
+        self.failure_code = failure_code
+        """The exit code when a service cannot be reached or answers with an error."""
 
     def __enter__(self) -> FactcheckClient:
         return self.client
@@ -495,7 +513,7 @@ class _client:
         self.client.close()
         if isinstance(error, ServiceError):
             typer.echo(f"factcheck: {error}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(self.failure_code) from None
 
 
 def _ask(claims_url: str, claim: str, what: str, **params: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from shared.scenario import load, read_scenario
 from shared.settings import ClaimsSettings
 from tests.conftest import Services, coming_and_going
 from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
-from tests.servers import serving
+from tests.servers import free_port, serving
 from tests.test_audit import run_sql
 from tests.test_scenario import SCENARIO
 from tests.test_sources_rejections import assert_problem
@@ -150,6 +150,18 @@ def test_verify_command_reports_both_chains(
     broken = runner.invoke(cli, ["verify", *urls])
     assert broken.exit_code == 1
     assert "sources: BROKEN at position" in broken.output
+
+
+def test_verify_command_tells_a_log_it_could_not_check_from_a_broken_one(
+    services: Services, history: dict
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["verify", "--claims-url", services.claims_url, "--sources-url", unreachable]
+    )
+    assert result.exit_code == 2, result.output
+    assert "BROKEN" not in result.output
 
 
 def test_claimreview_has_the_fields_fact_check_markup_requires(

@@ -14,7 +14,6 @@ from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
 from tests.conftest import Services
-from tests.newsroom import verdict
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "kharkiv-2024-01.json"
 
@@ -100,12 +99,15 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     )
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["status"] == "suspected"
-    verdict(services, claim)  # without --known-at, the answer holds what is applied by now
-    table = runner.invoke(cli, ["verdict", claim, "--at", "2024-01-07", *urls])
+    last = str(result["steps"][-1]["position"])
+    table = runner.invoke(
+        cli, ["verdict", claim, "--at", "2024-01-07", "--min-position", last, *urls]
+    )
     assert table.exit_code == 0, table.output
     assert "confirmed" in table.output
 
-    timeline = json.loads(runner.invoke(cli, ["timeline", claim, *urls, "--json"]).output)
+    timeline_args = ["timeline", claim, "--min-position", last, *urls, "--json"]
+    timeline = json.loads(runner.invoke(cli, timeline_args).output)
     assert [point["status"] for point in timeline["points"]][-1] == "confirmed"
     history = json.loads(runner.invoke(cli, ["history", claim, *urls, "--json"]).output)
     assert len(history["events"]) >= 18
