@@ -31,7 +31,7 @@ from services.sources.application import SourcesApplication
 from services.sources.domain import Evidence
 from services.sources.projections import EvidenceView, SourcesProjection
 from shared.chain import event_hash
-from shared.feed import FeedPage
+from shared.feed import FEED_MAX_LIMIT, FeedPage
 from shared.storage import parse_storage_url
 
 SIZES = [10, 1_000, 100_000]
@@ -202,7 +202,8 @@ def _floor_row(notification: Notification) -> tuple[Any, ...]:
 
 
 def feed_read_rate(running: Services, head: int) -> tuple[float, list[bytes]]:
-    """Events per second read from `GET /feed` and parsed, as the follower must, applying none.
+    """Events per second read from `GET /feed` and parsed, in the pages a rebuild reads,
+    applying none.
 
     No rebuild over the feed can be faster; its ratio to the raw read is the ceiling. The
     pages' bodies are returned for `check_rate`.
@@ -211,7 +212,7 @@ def feed_read_rate(running: Services, head: int) -> tuple[float, list[bytes]]:
     with httpx.Client(base_url=running.sources_url, timeout=600) as sources:
         began, after = time.perf_counter(), 0
         while after < head:
-            answer = sources.get("/feed", params={"after": after, "limit": PAGE})
+            answer = sources.get("/feed", params={"after": after, "limit": FEED_MAX_LIMIT})
             bodies.append(answer.raise_for_status().content)
             after = FeedPage.model_validate_json(bodies[-1]).next_after
         return head / (time.perf_counter() - began), bodies

@@ -12,7 +12,7 @@ import httpx
 from pydantic import ValidationError
 
 from shared.chain import hash_in_page
-from shared.feed import FeedPage
+from shared.feed import FEED_MAX_LIMIT, FeedPage
 
 logger = logging.getLogger("factcheck.follower")
 MAX_BACKOFF_SECONDS = 5.0
@@ -185,7 +185,8 @@ class FeedFollower:
     def replay_from_start(self, reset: Callable[[], Progress]) -> Progress:
         """Hold the follower, let `reset` drop the projection, then read the whole feed again.
 
-        Each next page is read while the last one is applied.
+        Each next page is read while the last one is applied, in the largest pages the feed
+        serves: fewer, larger transactions than following takes.
         """
         with self._applying:
             progress = reset()
@@ -194,19 +195,25 @@ class FeedFollower:
                 self._advanced.notify_all()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-reader") as reader:
                 upcoming: Future[FeedPage] | None = reader.submit(
-                    self._read, progress.position, 0.0
+                    self._read, progress.position, 0.0, limit=FEED_MAX_LIMIT
                 )
                 while upcoming is not None:
                     page = upcoming.result()
                     more = page.next_after < page.head
-                    upcoming = reader.submit(self._read, page.next_after, 0.0) if more else None
+                    upcoming = (
+                        reader.submit(self._read, page.next_after, 0.0, limit=FEED_MAX_LIMIT)
+                        if more
+                        else None
+                    )
                     self._take(page)
             return self._progress
 
-    def _read(self, after: int, wait: float, timeout: float | None = None) -> FeedPage:
+    def _read(
+        self, after: int, wait: float, timeout: float | None = None, limit: int | None = None
+    ) -> FeedPage:
         response = self._client.get(
             "/feed",
-            params={"after": after, "limit": self._page_size, "wait": wait},
+            params={"after": after, "limit": limit or self._page_size, "wait": wait},
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
         response.raise_for_status()
