@@ -317,18 +317,19 @@ class FactcheckApplication(Application[UUID]):
             self._recorded.wait_for(lambda: self.last_position > after, timeout=timeout)
 
     def events_after(
-        self, after: int, limit: int, until: int | None = None
+        self, after: int, limit: int, until: int | None = None, topics: Sequence[str] = ()
     ) -> list[tuple[int, DomainEventProtocol[UUID]]]:
-        """Up to `limit` (position, event) pairs with `after` < position <= `until`."""
-        return list(self.decoded_after(after, limit, until))
+        """Up to `limit` (position, event) pairs with `after` < position <= `until`; only of
+        the event classes named in `topics`, if any are."""
+        return list(self.decoded_after(after, limit, until, topics))
 
     def decoded_after(
-        self, after: int, limit: int, until: int | None = None
+        self, after: int, limit: int, until: int | None = None, topics: Sequence[str] = ()
     ) -> Iterator[tuple[int, DomainEventProtocol[UUID]]]:
         """As `events_after`, each event decoded only when it is reached, so that one that
         cannot be read stops the iteration there."""
         notifications = self.recorder.select_notifications(
-            start=after, limit=limit, stop=until, inclusive_of_start=False
+            start=after, limit=limit, stop=until, topics=topics, inclusive_of_start=False
         )
         for notification in notifications:
             yield notification.id, self._decoded(notification)

@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.sources.application import SourcesApplication
+from shared.errors import Rejected
+from shared.settings import SourcesSettings
 from tests.conftest import KnownClaims
 from tests.test_sources_api import evidence_body, head, register, submit
 
@@ -165,15 +168,24 @@ async def test_bad_corrections_are_rejected(
     assert await head(sources) == before
 
 
-async def test_evidence_derives_only_from_evidence_about_its_own_claim(
+async def a_retelling(
     sources: httpx.AsyncClient, known_claims: KnownClaims
-) -> None:
+) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
+    """A source, another claim, and two items about a first claim, the second retelling the
+    first."""
     source = await register(sources)
     claim, other = known_claims.add(), known_claims.add()
     origin = await submit(sources, evidence_body(source["id"], claim))
     retelling = await submit(
         sources, evidence_body(source["id"], claim, derived_from=[origin["id"]])
     )
+    return source, other, origin, retelling
+
+
+async def test_evidence_derives_only_from_evidence_about_its_own_claim(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source, other, origin, retelling = await a_retelling(sources, known_claims)
     elsewhere = await submit(sources, evidence_body(source["id"], other))
     before = await head(sources)
     across = evidence_body(source["id"], other, derived_from=[elsewhere["id"], origin["id"]])
@@ -191,6 +203,33 @@ async def test_evidence_derives_only_from_evidence_about_its_own_claim(
     moved = {"claim_id": other, "derived_from": [elsewhere["id"]]}
     response = await sources.post(correct, json={"changes": moved, "reason": "x"})
     assert response.status_code == 201, response.text
+
+
+async def test_evidence_another_item_derives_from_stays_on_its_claim(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
+) -> None:
+    _, other, origin, retelling = await a_retelling(sources, known_claims)
+    before = await head(sources)
+    move = {"changes": {"claim_id": other}, "reason": "filed under the wrong claim"}
+    refused = await sources.post(f"/evidence/{origin['id']}/correction", json=move)
+    assert_problem(refused, 422, "changes.claim_id")
+    assert retelling["id"] in refused.json()["detail"]
+    assert await head(sources) == before
+    restarted = SourcesApplication(SourcesSettings(database_url=database_url).storage, known_claims)
+    try:
+        with pytest.raises(Rejected) as rejection:
+            restarted.correct_evidence(uuid.UUID(origin["id"]), {"claim_id": uuid.UUID(other)}, "x")
+        assert [field for field, _ in rejection.value.faults] == ["changes.claim_id"]
+    finally:
+        restarted.close()
+    unlinked = {"changes": {"derived_from": []}, "reason": "told apart"}
+    response = await sources.post(f"/evidence/{retelling['id']}/correction", json=unlinked)
+    assert response.status_code == 201, response.text
+    moved = await sources.post(f"/evidence/{origin['id']}/correction", json=move)
+    assert moved.status_code == 201, moved.text
+    relink = {"changes": {"derived_from": [origin["id"]]}, "reason": "x"}
+    response = await sources.post(f"/evidence/{retelling['id']}/correction", json=relink)
+    assert_problem(response, 422, "changes.derived_from.0")
 
 
 async def test_correction_cannot_move_publication_after_retraction(

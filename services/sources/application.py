@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from services.sources.claims import ClaimDirectory
+from services.sources.derivations import Derivations
 from services.sources.domain import Evidence, Reliability, Source, Stance, Strength
 from shared.errors import Checks, Conflict, NotFound, Rejected, check_version
 from shared.eventstore import (
@@ -28,6 +29,7 @@ class SourcesApplication(FactcheckApplication):
         self.claims = claims
         self._known_sources: set[UUID] = set()
         """Sources found before: a source is never removed, so it need not be read again."""
+        self._derivations = Derivations()
 
     def register_source(
         self,
@@ -170,6 +172,15 @@ class SourcesApplication(FactcheckApplication):
                             "claim; correct derived_from with it",
                         )
                         break
+            if "claim_id" in changes and known_claim:
+                self._store_through()
+                children = self._derivations.children_of(self, evidence_id)
+                if children:
+                    checks.reject(
+                        "changes.claim_id",
+                        f"evidence {children[0]} derives from this one, about this claim; "
+                        "correct its derived_from first",
+                    )
             published_at = changes.get("published_at", evidence.published_at)
             if evidence.retracted_from is not None and published_at > evidence.retracted_from:
                 checks.reject(
