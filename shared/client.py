@@ -56,7 +56,14 @@ class FactcheckClient:
             except ValueError:
                 detail = response.text
             raise ServiceError(f"{method} {path}: {response.status_code} {detail}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise ServiceError(
+                f"{method} {path}: {response.status_code} answered with {kind}, not JSON; "
+                "is this a factcheck service?"
+            ) from None
 
     def pages(self, client: httpx.Client, path: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of a paged listing (`items`, `next_after`)."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from shared.auth import Requires
-from shared.chain import verify
+from shared.chain import UnreadableEvent, verify
 from shared.eventstore import FactcheckApplication
 from shared.feed import (
     FEED_DEFAULT_LIMIT,
@@ -27,11 +27,16 @@ EXPORT_PAGE = 1000
 def every_item(
     source: FactcheckApplication, after: int = 0, until: int | None = None
 ) -> Iterator[FeedItem]:
-    """Every recorded event after `after` (and up to `until`) as a feed item, page by page."""
+    """Every recorded event after `after` (and up to `until`) as a feed item, page by page;
+    UnreadableEvent at the first that cannot be read or rendered."""
     while True:
         last = after
         for last, event in source.decoded_after(after, EXPORT_PAGE, until):
-            yield feed_item(last, event)
+            try:
+                item = feed_item(last, event)
+            except ValueError as error:
+                raise UnreadableEvent(last, error) from error
+            yield item
         if last == after:
             return
         after = last

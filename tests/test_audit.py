@@ -3,12 +3,17 @@
 import hashlib
 import json
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import psycopg
 
+from services.sources.bootstrap import create_app as create_sources_app
+from shared.settings import SourcesSettings
 from tests.conftest import KnownClaims
 from tests.test_sources_api import evidence_body, register, submit
+from tests.test_sources_rejections import assert_problem
 
 
 async def populate(sources: httpx.AsyncClient, known_claims: KnownClaims) -> list[dict]:
@@ -32,6 +37,14 @@ def run_sql(database_url: str, sqlite_sql: str, postgres_sql: str, *params: obje
     base, _, schema = database_url.partition("?schema=")
     with psycopg.connect(base) as connection:
         return connection.execute(postgres_sql.replace("{schema}", schema), params).rowcount
+
+
+async def assert_broken_at(sources: httpx.AsyncClient, position: int, reason: str) -> None:
+    """The log's verification breaks at `position`, for a reason that says `reason`."""
+    result = (await sources.get("/audit/verify")).json()
+    assert result["ok"] is False
+    assert result["broken_position"] == position
+    assert reason in result["reason"]
 
 
 async def test_an_untouched_log_verifies(
@@ -106,10 +119,7 @@ async def test_a_deleted_event_is_detected(
         deleted["position"],
     )
     assert touched == 1
-    result = (await sources.get("/audit/verify")).json()
-    assert result["ok"] is False
-    assert result["broken_position"] == after["position"]
-    assert "missing" in result["reason"]
+    await assert_broken_at(sources, after["position"], "missing")
 
 
 async def test_the_export_carries_a_chain_anyone_can_recompute(
@@ -158,3 +168,106 @@ async def test_the_chain_continues_across_a_restart(
     finally:
         again.state.sources.close()
         again.state.engine.dispose()
+
+
+async def test_an_event_that_can_no_longer_be_rendered_is_named(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
+) -> None:
+    items = await populate(sources, known_claims)
+    target = items[2]
+    touched = run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '+00:00', '')"
+        " AS BLOB) WHERE rowid = ?",
+        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
+        " 'UTF8'), '+00:00', ''), 'UTF8') WHERE notification_id = %s",
+        target["position"],
+    )
+    assert touched == 1
+    await assert_broken_at(sources, target["position"], "cannot be read")
+    assert (await sources.post("/admin/rebuild")).status_code == 409
+
+
+async def test_a_rebuild_restores_sources_read_models_edited_behind_the_service(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
+) -> None:
+    items = await populate(sources, known_claims)
+    evidence_id = items[-1]["stream_id"]
+    source_id = items[0]["stream_id"]
+    honest = {
+        "evidence": (await sources.get("/evidence")).json(),
+        "source": (await sources.get(f"/sources/{source_id}")).json(),
+    }
+    edited = run_sql(
+        database_url,
+        "UPDATE evidence_view SET strength = 'strong', summary = 'edited' WHERE id = ?",
+        "UPDATE {schema}.evidence_view SET strength = 'strong', summary = 'edited' WHERE id = %s",
+        evidence_id.replace("-", "") if database_url.startswith("sqlite") else evidence_id,
+    )
+    assert edited == 1
+    run_sql(database_url, "DELETE FROM rating_view", "DELETE FROM {schema}.rating_view")
+    assert (await sources.get(f"/evidence/{evidence_id}")).json()["summary"] == "edited"
+    rebuilt = await sources.post("/admin/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json() == {"position": items[-1]["position"], "evidence": 3}
+    assert (await sources.get("/evidence")).json() == honest["evidence"]
+    assert (await sources.get(f"/sources/{source_id}")).json() == honest["source"]
+    assert (await sources.get("/feed")).json()["items"] == items
+
+
+async def test_a_sources_rebuild_refuses_an_altered_log_and_keeps_serving(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
+) -> None:
+    await populate(sources, known_claims)
+    before = (await sources.get("/evidence")).json()
+    run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), 'moderate',"
+        " 'strong') AS BLOB)",
+        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
+        " 'UTF8'), 'moderate', 'strong'), 'UTF8')",
+    )
+    refused = await sources.post("/admin/rebuild")
+    assert refused.status_code == 409, refused.text
+    assert "the sources log fails verification" in refused.json()["detail"]
+    assert (await sources.get("/evidence")).json() == before
+
+
+async def test_a_sources_log_missing_its_newest_events_takes_writes_once_rebuilt(
+    known_claims: KnownClaims, database_url: str
+) -> None:
+    async with sources_service(database_url, known_claims) as sources:
+        await register(sources)
+        newest = await register(sources)
+        assert len((await sources.get("/sources")).json()) == 2, "the read models hold both"
+    run_sql(
+        database_url,
+        "DELETE FROM stored_events WHERE rowid = ?",
+        "DELETE FROM {schema}.sources_events WHERE notification_id = %s",
+        newest["position"],
+    )
+    async with sources_service(database_url, known_claims) as sources:
+        health = (await sources.get("/health")).json()
+        assert "newest events are missing" in health["writes_refused"]
+        assert_problem(await sources.post("/sources", json={"name": "n", "kind": "k"}), 503)
+        rebuilt = await sources.post("/admin/rebuild")
+        assert rebuilt.status_code == 200, rebuilt.text
+        assert rebuilt.json()["position"] == newest["position"] - 1
+        assert (await sources.get("/health")).json()["writes_refused"] is None
+        taken = await register(sources)
+        assert taken["position"] >= newest["position"]
+
+
+@asynccontextmanager
+async def sources_service(
+    database_url: str, known_claims: KnownClaims
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A sources service on the store, started afresh, with a client on it."""
+    app = create_sources_app(SourcesSettings(database_url=database_url), claims=known_claims)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sources") as client:
+            yield client
+    finally:
+        app.state.sources.close()
+        app.state.engine.dispose()

@@ -2,8 +2,11 @@
 
 import json
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
@@ -155,13 +158,40 @@ def test_verify_command_reports_both_chains(
 def test_verify_command_tells_a_log_it_could_not_check_from_a_broken_one(
     services: Services, history: dict
 ) -> None:
-    unreachable = f"http://127.0.0.1:{free_port()}"
     runner = CliRunner()
-    result = runner.invoke(
-        cli, ["verify", "--claims-url", services.claims_url, "--sources-url", unreachable]
-    )
-    assert result.exit_code == 2, result.output
-    assert "BROKEN" not in result.output
+    with not_a_service() as web_page:
+        for elsewhere in (f"http://127.0.0.1:{free_port()}", web_page):
+            result = runner.invoke(
+                cli, ["verify", "--claims-url", services.claims_url, "--sources-url", elsewhere]
+            )
+            assert result.exit_code == 2, result.output
+            assert "BROKEN" not in result.output
+
+
+@contextmanager
+def not_a_service() -> Iterator[str]:
+    """A web server on loopback that answers every request 200 with an HTML page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = HTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_claimreview_has_the_fields_fact_check_markup_requires(

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from services.sources.application import SourcesApplication
+from services.sources.domain import Evidence
 from shared.errors import Rejected
 from shared.settings import SourcesSettings
 from tests.conftest import KnownClaims
@@ -230,6 +232,34 @@ async def test_evidence_another_item_derives_from_stays_on_its_claim(
     relink = {"changes": {"derived_from": [origin["id"]]}, "reason": "x"}
     response = await sources.post(f"/evidence/{retelling['id']}/correction", json=relink)
     assert_problem(response, 422, "changes.derived_from.0")
+
+
+def test_an_item_moved_from_its_retellings_before_this_rule_may_move_back(
+    database_url: str, known_claims: KnownClaims
+) -> None:
+    storage = SourcesSettings(database_url=database_url).storage
+    storage.prepare()
+    application = SourcesApplication(storage, known_claims)
+    try:
+        source = application.register_source("wire", "wire").id
+        claim, other = uuid.UUID(known_claims.add()), uuid.UUID(known_claims.add())
+        published = datetime(2024, 1, 5, tzinfo=UTC)
+        origin = application.submit_evidence(
+            source, claim, "supports", "moderate", published, "first-hand"
+        ).id
+        application.submit_evidence(
+            source, claim, "supports", "moderate", published, "retold", derived_from=[origin]
+        )
+        with application.recording() as write:
+            evidence = application.get_aggregate(Evidence, origin, "evidence")
+            evidence.correct(
+                changes={"claim_id": other}, reason="as logs from before the rule hold"
+            )
+            write.add(evidence)
+        back = application.correct_evidence(origin, {"claim_id": claim}, "back with its retelling")
+        assert back.version == 3
+    finally:
+        application.close()
 
 
 async def test_correction_cannot_move_publication_after_retraction(

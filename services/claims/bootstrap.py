@@ -12,18 +12,15 @@ from services.claims.api import router
 from services.claims.application import ClaimsApplication
 from services.claims.projections import ClaimsProjection, ClaimView, VerdictProjection
 from services.claims.verdicts import VerdictIndex
-from shared.chain import verify, witness_fault
+from shared.chain import witness_fault
 from shared.errors import Conflict, Unavailable
 from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress
 from shared.projection import ReadGate
-from shared.routes import every_item
+from shared.rebuild import REBUILD_DRAIN_SECONDS, rebuild_from_own_log
 from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import open_store
-
-REBUILD_DRAIN_SECONDS = 30.0
-"""How long a rebuild waits for reads in progress to end before it gives up."""
 
 
 def create_app(settings: ClaimsSettings) -> FastAPI:
@@ -88,15 +85,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
                 "the sources log fails verification at position "
                 f"{checked.get('broken_position')}: {checked.get('reason')}; nothing was rebuilt"
             )
-        own = verify(every_item(application))
-        if not own.ok:
-            raise Conflict(
-                f"the claims log fails verification at position {own.broken_position}: "
-                f"{own.reason}; nothing was rebuilt"
-            )
-        with claims_projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
-            claims_projection.rebuild()
-        application.refuse_writes(claims_projection.missing_events())
+        rebuild_from_own_log(claims_projection, "claims")
         with verdict_gate.closed(drain=REBUILD_DRAIN_SECONDS):
             progress = follower.replay_from_start(reset)
         with Session(engine) as session:

@@ -231,6 +231,11 @@ class Health(BaseModel):
     writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
 
 
+class Rebuilt(BaseModel):
+    position: int = Field(description="The feed position the rebuilt read models hold.")
+    evidence: int = Field(description="Evidence items in the rebuilt read models.")
+
+
 def _source_out(source: SourceView, ratings: list[RatingView]) -> SourceOut:
     return SourceOut(
         **source.model_dump(),
@@ -399,6 +404,12 @@ async def correct_evidence(
         ),
     )
     return CorrectionWritten(**vars(recorded), changes=changes, reason=body.reason)
+
+
+@router.post("/admin/rebuild", response_model=Rebuilt, dependencies=[Depends(Requires("admin"))])
+def rebuild(request: Request) -> Rebuilt:
+    """Verify the event log, drop every read model and rebuild it from the events alone."""
+    return Rebuilt(**request.app.state.rebuild())
 
 
 HEALTH_WAIT_SECONDS = 1.0

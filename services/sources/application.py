@@ -174,7 +174,11 @@ class SourcesApplication(FactcheckApplication):
                         break
             if "claim_id" in changes and known_claim:
                 self._store_through()
-                children = self._derivations.children_of(self, evidence_id)
+                children = [
+                    child
+                    for child in self._derivations.children_of(self, evidence_id)
+                    if self.get_aggregate(Evidence, child, "evidence").claim_id == evidence.claim_id
+                ]
                 if children:
                     checks.reject(
                         "changes.claim_id",

@@ -4,11 +4,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlmodel import Session, func, select
 
 from services.sources.api import router
 from services.sources.application import SourcesApplication
 from services.sources.claims import ClaimDirectory, HttpClaimDirectory
-from services.sources.projections import SourcesProjection
+from services.sources.projections import EvidenceView, SourcesProjection
+from shared.rebuild import rebuild_from_own_log
 from shared.service import service_app
 from shared.settings import SourcesSettings
 from shared.startup import open_store
@@ -29,6 +31,12 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     application.refuse_writes(projection.missing_events())
     projection.follow()
 
+    def rebuild() -> dict[str, int]:
+        position = rebuild_from_own_log(projection, "sources")
+        with Session(engine) as session:
+            evidence = session.exec(select(func.count()).select_from(EvidenceView)).one()
+        return {"position": position, "evidence": evidence}
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -47,4 +55,5 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         gate=gate,
         engine=engine,
         projection=projection,
+        rebuild=rebuild,
     )

@@ -1,0 +1,27 @@
+"""Rebuilding a service's own read models from its event log, once the log verifies."""
+
+from shared.chain import verify
+from shared.errors import Conflict
+from shared.projection import Projection
+from shared.routes import every_item
+
+REBUILD_DRAIN_SECONDS = 30.0
+"""How long a rebuild waits for reads in progress to end before it gives up."""
+
+
+def rebuild_from_own_log(projection: Projection, log_name: str) -> int:
+    """Verify the projection's event log, then rebuild its read models while reads are held
+    off; return the position applied. Conflict, with nothing rebuilt, if the log is broken.
+
+    A log found missing its newest events then refuses writes, as it does at start.
+    """
+    own = verify(every_item(projection.application))
+    if not own.ok:
+        raise Conflict(
+            f"the {log_name} log fails verification at position {own.broken_position}: "
+            f"{own.reason}; nothing was rebuilt"
+        )
+    with projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
+        position = projection.rebuild()
+    projection.application.refuse_writes(projection.missing_events())
+    return position
