@@ -321,15 +321,26 @@ def history(
 
 @app.command()
 def rebuild(
+    service: Annotated[
+        Service, typer.Option(help="Whose read models; all rebuilds sources, then claims.")
+    ] = Service.claims,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Drop the claims service's read models and rebuild them from the events alone."""
-    with _client(claims_url, DEFAULT_SOURCES_URL, api_key) as client:
-        result = client.call(client.claims, "POST", "/admin/rebuild", timeout=600)
-    console.print(
-        f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}"
-    )
+    """Drop a service's read models and rebuild them from the events alone."""
+    with _client(claims_url, sources_url, api_key) as client:
+        if service in (Service.sources, Service.all):
+            result = client.call(client.sources, "POST", "/admin/rebuild", timeout=600)
+            console.print(
+                f"rebuilt sources: {result['evidence']} evidence items, "
+                f"log applied to {result['position']}"
+            )
+        if service in (Service.claims, Service.all):
+            result = client.call(client.claims, "POST", "/admin/rebuild", timeout=600)
+            console.print(
+                f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}"
+            )
 
 
 @app.command()

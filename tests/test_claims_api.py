@@ -224,6 +224,12 @@ def test_rebuild_gives_identical_read_models(services: Services) -> None:
     assert f"applied to {before['basis']['position']}" in result.output
     with Session(engine) as session:
         assert digest_rows(session) == digest_before
+    urls = ["--claims-url", services.claims_url, "--sources-url", services.sources_url]
+    both = CliRunner().invoke(cli, ["rebuild", "--service", "all", *urls])
+    assert both.exit_code == 0, both.output
+    assert "rebuilt sources: 2 evidence items" in both.output
+    assert f"sources feed applied to {before['basis']['position']}" in both.output
+    assert services.sources.get(f"/evidence/{first['id']}").json()["strength"] == "strong"
 
 
 def test_health_reports_the_follower(services: Services) -> None:
