@@ -74,14 +74,8 @@ def feed_item(position: int, event: DomainEventProtocol[UUID]) -> FeedItem:
     )
 
 
-def feed_page(
-    events: list[tuple[int, DomainEventProtocol[UUID]]],
-    after: int,
-    head: int,
-    head_known_at: datetime,
-) -> FeedPage:
-    """A page from (position, event) pairs read after `after`."""
-    items = [feed_item(position, event) for position, event in events]
+def feed_page(items: list[FeedItem], after: int, head: int, head_known_at: datetime) -> FeedPage:
+    """A page of the items read after `after`."""
     return FeedPage(
         items=items,
         next_after=items[-1].position if items else after,

@@ -3,7 +3,9 @@
 import json
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
+from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
@@ -32,14 +34,18 @@ def every_item(
     while True:
         last = after
         for last, event in source.decoded_after(after, EXPORT_PAGE, until):
-            try:
-                item = feed_item(last, event)
-            except ValueError as error:
-                raise UnreadableEvent(last, error) from error
-            yield item
+            yield stored_item(last, event)
         if last == after:
             return
         after = last
+
+
+def stored_item(position: int, event: DomainEventProtocol[UUID]) -> FeedItem:
+    """A stored event as its feed item; UnreadableEvent if it cannot be rendered as one."""
+    try:
+        return feed_item(position, event)
+    except ValueError as error:
+        raise UnreadableEvent(position, error) from error
 
 
 def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
@@ -58,7 +64,11 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
         if wait:
             source.wait_for_events(after, wait)
         head, head_known_at = source.head_and_time()
-        return feed_page(source.events_after(after, limit, head), after, head, head_known_at)
+        items = [
+            stored_item(position, event)
+            for position, event in source.events_after(after, limit, head)
+        ]
+        return feed_page(items, after, head, head_known_at)
 
 
 def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:

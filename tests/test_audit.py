@@ -186,6 +186,10 @@ async def test_an_event_that_can_no_longer_be_rendered_is_named(
     assert touched == 1
     await assert_broken_at(sources, target["position"], "cannot be read")
     assert (await sources.post("/admin/rebuild")).status_code == 409
+    feed = await sources.get("/feed")
+    assert feed.status_code == 500
+    assert feed.headers["content-type"] == "application/problem+json"
+    assert f"the event at position {target['position']} cannot be read" in feed.json()["detail"]
 
 
 async def test_a_rebuild_restores_sources_read_models_edited_behind_the_service(
