@@ -147,6 +147,8 @@ class SourcesApplication(FactcheckApplication):
         if "published_at" in changes:
             with checks.check():
                 _check_not_future(changes["published_at"], "changes.published_at")
+        if "claim_id" in changes and known_claim:
+            self._derivations.catch_up(self)
         with self.recording(metadata) as write:
             evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
