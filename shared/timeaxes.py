@@ -14,14 +14,13 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
-FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+FULL_DATE = re.compile(_DATE)
 DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+    _DATE + r"T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 """RFC 3339's `date-time`, with an upper-case T and Z and at most six decimals."""
-LOCAL_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
-)
+LOCAL_DATE_TIME = re.compile(_DATE + r"[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?")
 FINER_THAN_MICROSECONDS = re.compile(r"[.,][0-9]{7,}")
 BARE_DECIMAL_POINT = re.compile(r"[.,](?![0-9])")
 OFFSET_WITH_SECONDS = re.compile(r"[+-][0-9]{2}:?[0-9]{2}:?[0-9]{2}(?:[.,][0-9]+)?$")

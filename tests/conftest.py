@@ -3,7 +3,7 @@
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,18 +63,34 @@ def known_claims() -> KnownClaims:
     return KnownClaims()
 
 
+@contextmanager
+def sources_service(database_url: str, known_claims: KnownClaims) -> Iterator[FastAPI]:
+    """The sources service on the store, started afresh; closed on leaving."""
+    app = create_sources_app(SourcesSettings(database_url=database_url), claims=known_claims)
+    try:
+        yield app
+    finally:
+        app.state.sources.close()
+        app.state.engine.dispose()
+
+
+@asynccontextmanager
+async def in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that calls the sources service `app` in process, with no socket."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sources") as client:
+        yield client
+
+
 @pytest.fixture
 def sources_app(database_url: str, known_claims: KnownClaims) -> Iterator[FastAPI]:
-    app = create_sources_app(SourcesSettings(database_url=database_url), claims=known_claims)
-    yield app
-    app.state.sources.close()
-    app.state.engine.dispose()
+    with sources_service(database_url, known_claims) as app:
+        yield app
 
 
 @pytest.fixture
 async def sources(sources_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=sources_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sources") as client:
+    async with in_process(sources_app) as client:
         yield client
 
 

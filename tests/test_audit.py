@@ -3,15 +3,11 @@
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import psycopg
 
-from services.sources.bootstrap import create_app as create_sources_app
-from shared.settings import SourcesSettings
-from tests.conftest import KnownClaims
+from tests.conftest import KnownClaims, in_process, sources_service
 from tests.test_sources_api import evidence_body, register, submit
 from tests.test_sources_rejections import assert_problem
 
@@ -151,23 +147,14 @@ async def test_the_export_carries_a_chain_anyone_can_recompute(
 async def test_the_chain_continues_across_a_restart(
     sources_app, database_url: str, known_claims: KnownClaims
 ) -> None:
-    from services.sources.bootstrap import create_app
-    from shared.settings import SourcesSettings
-
     sources_app.state.sources.register_source("before restart", "test")
     sources_app.state.sources.close()
-    again = create_app(SourcesSettings(database_url=database_url), claims=known_claims)
-    try:
+    with sources_service(database_url, known_claims) as again:
         again.state.sources.register_source("after restart", "test")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=again), base_url="http://sources"
-        ) as client:
+        async with in_process(again) as client:
             result = (await client.get("/audit/verify")).json()
         assert result["ok"] is True
         assert result["count"] == 2
-    finally:
-        again.state.sources.close()
-        again.state.engine.dispose()
 
 
 async def test_an_event_that_can_no_longer_be_rendered_is_named(
@@ -240,38 +227,25 @@ async def test_a_sources_rebuild_refuses_an_altered_log_and_keeps_serving(
 async def test_a_sources_log_missing_its_newest_events_takes_writes_once_rebuilt(
     known_claims: KnownClaims, database_url: str
 ) -> None:
-    async with sources_service(database_url, known_claims) as sources:
-        await register(sources)
-        newest = await register(sources)
-        assert len((await sources.get("/sources")).json()) == 2, "the read models hold both"
+    with sources_service(database_url, known_claims) as app:
+        async with in_process(app) as sources:
+            await register(sources)
+            newest = await register(sources)
+            assert len((await sources.get("/sources")).json()) == 2, "the read models hold both"
     run_sql(
         database_url,
         "DELETE FROM stored_events WHERE rowid = ?",
         "DELETE FROM {schema}.sources_events WHERE notification_id = %s",
         newest["position"],
     )
-    async with sources_service(database_url, known_claims) as sources:
-        health = (await sources.get("/health")).json()
-        assert "newest events are missing" in health["writes_refused"]
-        assert_problem(await sources.post("/sources", json={"name": "n", "kind": "k"}), 503)
-        rebuilt = await sources.post("/admin/rebuild")
-        assert rebuilt.status_code == 200, rebuilt.text
-        assert rebuilt.json()["position"] == newest["position"] - 1
-        assert (await sources.get("/health")).json()["writes_refused"] is None
-        taken = await register(sources)
-        assert taken["position"] >= newest["position"]
-
-
-@asynccontextmanager
-async def sources_service(
-    database_url: str, known_claims: KnownClaims
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A sources service on the store, started afresh, with a client on it."""
-    app = create_sources_app(SourcesSettings(database_url=database_url), claims=known_claims)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sources") as client:
-            yield client
-    finally:
-        app.state.sources.close()
-        app.state.engine.dispose()
+    with sources_service(database_url, known_claims) as app:
+        async with in_process(app) as sources:
+            health = (await sources.get("/health")).json()
+            assert "newest events are missing" in health["writes_refused"]
+            assert_problem(await sources.post("/sources", json={"name": "n", "kind": "k"}), 503)
+            rebuilt = await sources.post("/admin/rebuild")
+            assert rebuilt.status_code == 200, rebuilt.text
+            assert rebuilt.json()["position"] == newest["position"] - 1
+            assert (await sources.get("/health")).json()["writes_refused"] is None
+            taken = await register(sources)
+            assert taken["position"] >= newest["position"]

@@ -2,15 +2,14 @@
 
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from typer.testing import CliRunner
 
 from services.claims.bootstrap import create_app as create_claims_app
@@ -159,7 +158,7 @@ def test_verify_command_tells_a_log_it_could_not_check_from_a_broken_one(
     services: Services, history: dict
 ) -> None:
     runner = CliRunner()
-    with not_a_service() as web_page:
+    with serving(a_sign_in_page()) as web_page:
         for elsewhere in (f"http://127.0.0.1:{free_port()}", web_page):
             result = runner.invoke(
                 cli, ["verify", "--claims-url", services.claims_url, "--sources-url", elsewhere]
@@ -168,30 +167,15 @@ def test_verify_command_tells_a_log_it_could_not_check_from_a_broken_one(
             assert "BROKEN" not in result.output
 
 
-@contextmanager
-def not_a_service() -> Iterator[str]:
-    """A web server on loopback that answers every request 200 with an HTML page."""
+def a_sign_in_page() -> FastAPI:
+    """An app that answers every GET 200 with an HTML page, as a proxy's sign-in page does."""
+    page = FastAPI()
 
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"<html><body>sign in</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    @page.get("/{path:path}", response_class=HTMLResponse)
+    def sign_in(path: str) -> str:
+        return "<html><body>sign in</body></html>"
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = HTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return page
 
 
 def test_claimreview_has_the_fields_fact_check_markup_requires(
