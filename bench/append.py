@@ -14,6 +14,8 @@ PHASES = ("baseline", "evidence", "evidence", "baseline") * 2
 """The order of the measured phases: each target is measured as often early as late, so a
 machine that slows or speeds up during the run moves both alike."""
 PHASE_WARMUP_SECONDS = 0.5
+NOOP_SECONDS = 3.0
+"""The no-op route only shows that the driver outpaces the baseline: a short run will do."""
 
 
 def prepare(running: Services) -> dict[str, str]:
@@ -66,7 +68,7 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
 
     url = running.sources_url
     watch = tuple(process.pid for process in running.processes.values())
-    driver = await drive(url, noop, CONCURRENCY, warmup, duration, watch)
+    driver = await drive(url, noop, CONCURRENCY, PHASE_WARMUP_SECONDS, NOOP_SECONDS, watch)
     targets = {"baseline": post_note, "evidence": post_evidence}
     phase_seconds = duration / PHASES.count("evidence")
     loads: list[tuple[str, Load]] = []
@@ -83,6 +85,7 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
         "run_seconds": duration,
         "phases": len(PHASES),
         "phase_warmup_seconds": PHASE_WARMUP_SECONDS,
+        "noop_seconds": NOOP_SECONDS,
         "phase_seconds": phase_seconds,
         "driver_noop": summary(driver, running),
         "baseline": summary(baseline, running),

@@ -334,13 +334,21 @@ def rebuild(
             result = client.call(client.sources, "POST", "/admin/rebuild", timeout=600)
             console.print(
                 f"rebuilt sources: {result['evidence']} evidence items, "
-                f"log applied to {result['position']}"
+                f"log applied to {result['position']}{_took(result)}"
             )
         if service in (Service.claims, Service.all):
             result = client.call(client.claims, "POST", "/admin/rebuild", timeout=600)
             console.print(
-                f"rebuilt: {result['claims']} claims, sources feed applied to {result['position']}"
+                f"rebuilt: {result['claims']} claims, sources feed applied to "
+                f"{result['position']}{_took(result)}"
             )
+
+
+def _took(rebuilt: dict[str, Any]) -> str:
+    return (
+        f" (verified in {rebuilt['verify_seconds']:.1f} s, "
+        f"rebuilt in {rebuilt['rebuild_seconds']:.1f} s)"
+    )
 
 
 @app.command()

@@ -1,5 +1,8 @@
 """Rebuilding a service's own read models from its event log, once the log verifies."""
 
+import time
+from dataclasses import dataclass
+
 from shared.chain import verify
 from shared.errors import Conflict
 from shared.projection import Projection
@@ -9,19 +12,30 @@ REBUILD_DRAIN_SECONDS = 30.0
 """How long a rebuild waits for reads in progress to end before it gives up."""
 
 
-def rebuild_from_own_log(projection: Projection, log_name: str) -> int:
+@dataclass(frozen=True)
+class Rebuilt:
+    """Where a rebuild got to, and how long it spent verifying and then rebuilding."""
+
+    position: int
+    verify_seconds: float
+    rebuild_seconds: float
+
+
+def rebuild_from_own_log(projection: Projection, log_name: str) -> Rebuilt:
     """Verify the projection's event log, then rebuild its read models while reads are held
-    off; return the position applied. Conflict, with nothing rebuilt, if the log is broken.
+    off. Conflict, with nothing rebuilt, if the log is broken.
 
     A log found missing its newest events then refuses writes, as it does at start.
     """
+    began = time.monotonic()
     own = verify(every_item(projection.application))
     if not own.ok:
         raise Conflict(
             f"the {log_name} log fails verification at position {own.broken_position}: "
             f"{own.reason}; nothing was rebuilt"
         )
+    verified = time.monotonic()
     with projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
         position = projection.rebuild()
     projection.application.refuse_writes(projection.missing_events())
-    return position
+    return Rebuilt(position, verified - began, time.monotonic() - verified)

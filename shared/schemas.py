@@ -90,6 +90,18 @@ class Written(BaseModel):
     recorded_at: UtcDatetime = Field(description="Transaction time of the write.")
 
 
+class RebuildAnswer(BaseModel):
+    """What both services' `POST /admin/rebuild` answers besides their own counts."""
+
+    position: int = Field(description="The feed position the rebuilt read models hold.")
+    verify_seconds: float = Field(
+        description="Seconds spent verifying the event logs, before anything was dropped."
+    )
+    rebuild_seconds: float = Field(
+        description="Seconds the read models took to rebuild; reads answered 503 meanwhile."
+    )
+
+
 def _query_names(dependant: Dependant) -> set[str]:
     names = {param.alias for param in dependant.query_params}
     for dependency in dependant.dependencies:

@@ -1,5 +1,6 @@
 """The claims service's own endpoints, its checks on the sources service, and its follower."""
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -209,9 +210,13 @@ def test_rebuild_gives_identical_read_models(services: Services) -> None:
     with Session(engine) as session:
         digest_before = digest_rows(session)
 
+    asked = time.monotonic()
     rebuilt = services.claims.post("/admin/rebuild")
+    took = time.monotonic() - asked
     assert rebuilt.status_code == 200, rebuilt.text
     assert rebuilt.json()["position"] == before["basis"]["position"]
+    times = rebuilt.json()["verify_seconds"], rebuilt.json()["rebuild_seconds"]
+    assert min(times) >= 0 and sum(times) <= took
     with Session(engine) as session:
         assert digest_rows(session) == digest_before
     after = verdict(services, claim, at="2024-01-07")
@@ -228,6 +233,7 @@ def test_rebuild_gives_identical_read_models(services: Services) -> None:
     both = CliRunner().invoke(cli, ["rebuild", "--service", "all", *urls])
     assert both.exit_code == 0, both.output
     assert "rebuilt sources: 2 evidence items" in both.output
+    assert "verified in " in both.output and "rebuilt in " in both.output
     assert f"sources feed applied to {before['basis']['position']}" in both.output
     assert services.sources.get(f"/evidence/{first['id']}").json()["strength"] == "strong"
 

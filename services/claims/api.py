@@ -44,6 +44,7 @@ from shared.schemas import (
     Line,
     MinPositionQuery,
     Paragraph,
+    RebuildAnswer,
     Strict,
     Written,
 )
@@ -287,9 +288,8 @@ class Health(BaseModel):
     writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
 
 
-class Rebuilt(BaseModel):
-    position: int
-    claims: int
+class Rebuilt(RebuildAnswer):
+    claims: int = Field(description="Claims in the rebuilt read models.")
 
 
 def _claim_out(claim: ClaimView, session: Session) -> ClaimOut:

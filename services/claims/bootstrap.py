@@ -1,6 +1,7 @@
 """The one place where the claims service's parts are wired together."""
 
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,7 +64,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
 
     rebuilding = threading.Lock()
 
-    def rebuild() -> dict[str, int]:
+    def rebuild() -> dict[str, float]:
         if not rebuilding.acquire(blocking=False):
             raise Conflict("a rebuild is already running")
         try:
@@ -73,7 +74,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         finally:
             rebuilding.release()
 
-    def rebuild_from_sources() -> dict[str, int]:
+    def rebuild_from_sources() -> dict[str, float]:
+        began = time.monotonic()
         checked = follower.verify_source()
         if checked.get("ok"):
             applied = follower.progress
@@ -85,12 +87,20 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
                 "the sources log fails verification at position "
                 f"{checked.get('broken_position')}: {checked.get('reason')}; nothing was rebuilt"
             )
-        rebuild_from_own_log(claims_projection, "claims")
+        verified = time.monotonic() - began
+        own = rebuild_from_own_log(claims_projection, "claims")
+        replaying = time.monotonic()
         with verdict_gate.closed(drain=REBUILD_DRAIN_SECONDS):
             progress = follower.replay_from_start(reset)
+        replayed = time.monotonic() - replaying
         with Session(engine) as session:
             claims = session.exec(select(func.count()).select_from(ClaimView)).one()
-        return {"position": progress.position, "claims": claims}
+        return {
+            "position": progress.position,
+            "claims": claims,
+            "verify_seconds": verified + own.verify_seconds,
+            "rebuild_seconds": own.rebuild_seconds + replayed,
+        }
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -28,6 +28,7 @@ from shared.schemas import (
     ExpectedVersion,
     Line,
     Paragraph,
+    RebuildAnswer,
     Strict,
     Url,
     Written,
@@ -231,8 +232,7 @@ class Health(BaseModel):
     writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
 
 
-class Rebuilt(BaseModel):
-    position: int = Field(description="The feed position the rebuilt read models hold.")
+class Rebuilt(RebuildAnswer):
     evidence: int = Field(description="Evidence items in the rebuilt read models.")
 
 

@@ -31,11 +31,11 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     application.refuse_writes(projection.missing_events())
     projection.follow()
 
-    def rebuild() -> dict[str, int]:
-        position = rebuild_from_own_log(projection, "sources")
+    def rebuild() -> dict[str, float]:
+        rebuilt = rebuild_from_own_log(projection, "sources")
         with Session(engine) as session:
             evidence = session.exec(select(func.count()).select_from(EvidenceView)).one()
-        return {"position": position, "evidence": evidence}
+        return {**vars(rebuilt), "evidence": evidence}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
