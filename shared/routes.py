@@ -2,11 +2,13 @@
 
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
+from anyio import CapacityLimiter, to_thread
 from eventsourcing.domain import DomainEventProtocol
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from shared.auth import Requires
@@ -24,6 +26,15 @@ from shared.feed import (
 from shared.schemas import AfterQuery, UntilQuery
 
 EXPORT_PAGE = 1000
+FEED_READERS = 16
+"""Feed reads, long polls among them, run at most this many at once, apart from the worker
+threads every other route shares: a follower's read never queues behind a backlog of writes,
+and long polls waiting for news never hold threads that writes need."""
+
+
+def feed_readers() -> CapacityLimiter:
+    """A fresh limit for one app's feed reads; put it in `app.state.feed_readers`."""
+    return CapacityLimiter(FEED_READERS)
 
 
 def every_item(
@@ -52,7 +63,8 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
     """Add `GET /feed` for the application that the dependency `application` returns."""
 
     @router.get("/feed", response_model=FeedPage, tags=["feed"])
-    def read_feed(
+    async def read_feed(
+        request: Request,
         source: Annotated[FactcheckApplication, Depends(application)],
         after: AfterQuery = 0,
         limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
@@ -61,14 +73,21 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
         ] = 0,
     ) -> FeedPage:
         """This service's events in recorded order; see docs/feed.md."""
-        if wait:
-            source.wait_for_events(after, wait)
-        head, head_known_at = source.head_and_time()
-        items = [
-            stored_item(position, event)
-            for position, event in source.events_after(after, limit, head)
-        ]
-        return feed_page(items, after, head, head_known_at)
+        return await to_thread.run_sync(
+            partial(feed_page_of, source, after, limit, wait),
+            limiter=request.app.state.feed_readers,
+        )
+
+
+def feed_page_of(source: FactcheckApplication, after: int, limit: int, wait: float) -> FeedPage:
+    """The page after `after`, once there is news or `wait` seconds have passed."""
+    if wait:
+        source.wait_for_events(after, wait)
+    head, head_known_at = source.head_and_time()
+    items = [
+        stored_item(position, event) for position, event in source.events_after(after, limit, head)
+    ]
+    return feed_page(items, after, head, head_known_at)
 
 
 def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:

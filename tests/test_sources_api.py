@@ -1,5 +1,6 @@
 """The sources service over HTTP: every endpoint, every rejection, the feed's paging."""
 
+import asyncio
 import itertools
 import uuid
 from typing import Any
@@ -261,3 +262,20 @@ async def test_request_id_is_echoed_and_recorded(sources: httpx.AsyncClient) -> 
     assert item["metadata"]["request_id"] == "abc-1"
     generated = await sources.get("/health")
     assert uuid.UUID(generated.headers["X-Request-ID"])
+
+
+async def test_long_polls_of_the_feed_leave_threads_for_writes(
+    sources: httpx.AsyncClient,
+) -> None:
+    """More long polls than the worker threads every other route shares: a write still gets
+    through at once, so every poll ends with the write's event rather than empty."""
+    start = await head(sources)
+    polls = [
+        asyncio.create_task(sources.get("/feed", params={"after": start, "wait": 5}))
+        for _ in range(48)
+    ]
+    await asyncio.sleep(0.5)
+    written = await register(sources)
+    pages = [(await poll).json() for poll in polls]
+    assert {page["next_after"] for page in pages} == {written["position"]}
+    assert {page["items"][0]["stream_id"] for page in pages} == {written["id"]}
