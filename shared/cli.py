@@ -334,17 +334,20 @@ def rebuild(
             result = client.call(client.sources, "POST", "/admin/rebuild", timeout=600)
             console.print(
                 f"rebuilt sources: {result['evidence']} evidence items, "
-                f"log applied to {result['position']}{_took(result)}"
+                f"log applied to {result['position']}{_timings(result)}"
             )
         if service in (Service.claims, Service.all):
             result = client.call(client.claims, "POST", "/admin/rebuild", timeout=600)
             console.print(
                 f"rebuilt: {result['claims']} claims, sources feed applied to "
-                f"{result['position']}{_took(result)}"
+                f"{result['position']}{_timings(result)}"
             )
 
 
-def _took(rebuilt: dict[str, Any]) -> str:
+def _timings(rebuilt: dict[str, Any]) -> str:
+    """How long a rebuild verified and then rebuilt, as its answer says, if it says."""
+    if "verify_seconds" not in rebuilt or "rebuild_seconds" not in rebuilt:
+        return ""
     return (
         f" (verified in {rebuilt['verify_seconds']:.1f} s, "
         f"rebuilt in {rebuilt['rebuild_seconds']:.1f} s)"

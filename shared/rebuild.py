@@ -34,8 +34,9 @@ def rebuild_from_own_log(projection: Projection, log_name: str) -> Rebuilt:
             f"the {log_name} log fails verification at position {own.broken_position}: "
             f"{own.reason}; nothing was rebuilt"
         )
-    verified = time.monotonic()
+    rebuilding = time.monotonic()
     with projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
         position = projection.rebuild()
+    rebuilt = time.monotonic()
     projection.application.refuse_writes(projection.missing_events())
-    return Rebuilt(position, verified - began, time.monotonic() - verified)
+    return Rebuilt(position, rebuilding - began, rebuilt - rebuilding)

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterator
-from functools import partial
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -27,14 +27,19 @@ from shared.schemas import AfterQuery, UntilQuery
 
 EXPORT_PAGE = 1000
 FEED_READERS = 16
-"""Feed reads, long polls among them, run at most this many at once, apart from the worker
-threads every other route shares: a follower's read never queues behind a backlog of writes,
-and long polls waiting for news never hold threads that writes need."""
+"""Feed pages read at once, in threads apart from the worker threads every other route
+shares: a follower's read never waits for a worker thread behind a backlog of writes."""
+FEED_WAITERS = 64
+"""Long polls waiting for news at once, apart from both: a wait holds no thread that a read
+or a write needs."""
 
 
-def feed_readers() -> CapacityLimiter:
-    """A fresh limit for one app's feed reads; put it in `app.state.feed_readers`."""
-    return CapacityLimiter(FEED_READERS)
+@dataclass(frozen=True)
+class FeedLimits:
+    """One app's limits on feed requests; `service_app` puts them in `app.state.feed_limits`."""
+
+    waiting: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(FEED_WAITERS))
+    reading: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(FEED_READERS))
 
 
 def every_item(
@@ -73,16 +78,14 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
         ] = 0,
     ) -> FeedPage:
         """This service's events in recorded order; see docs/feed.md."""
-        return await to_thread.run_sync(
-            partial(feed_page_of, source, after, limit, wait),
-            limiter=request.app.state.feed_readers,
-        )
+        limits: FeedLimits = request.app.state.feed_limits
+        if wait:
+            await to_thread.run_sync(source.wait_for_events, after, wait, limiter=limits.waiting)
+        return await to_thread.run_sync(read_page, source, after, limit, limiter=limits.reading)
 
 
-def feed_page_of(source: FactcheckApplication, after: int, limit: int, wait: float) -> FeedPage:
-    """The page after `after`, once there is news or `wait` seconds have passed."""
-    if wait:
-        source.wait_for_events(after, wait)
+def read_page(source: FactcheckApplication, after: int, limit: int) -> FeedPage:
+    """Up to `limit` items after `after`, with the head they were read against."""
     head, head_known_at = source.head_and_time()
     items = [
         stored_item(position, event) for position, event in source.events_after(after, limit, head)

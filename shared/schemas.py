@@ -98,7 +98,11 @@ class RebuildAnswer(BaseModel):
         description="Seconds spent verifying the event logs, before anything was dropped."
     )
     rebuild_seconds: float = Field(
-        description="Seconds the read models took to rebuild; reads answered 503 meanwhile."
+        description=(
+            "Seconds spent rebuilding: waiting for reads in progress to end, then refilling "
+            "the read models while their reads answered 503. The claims service rebuilds in "
+            "two steps and gives their sum."
+        )
     )
 
 

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Requires
 from shared.problems import ERROR_RESPONSES, PROBLEM_JSON, install_problem_handlers
-from shared.routes import feed_readers
+from shared.routes import FeedLimits
 from shared.routing import CheckedRoute
 from shared.schemas import RequestIds, reject_unknown_query
 
@@ -34,7 +34,7 @@ def service_app(
         version=VERSION,
         lifespan=lifespan,
     )
-    app.state.feed_readers = feed_readers()
+    app.state.feed_limits = FeedLimits()
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app, router.routes)

@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from anyio import to_thread
 
+from shared.routes import FEED_READERS
 from tests.conftest import KnownClaims
 
 PROSECUTOR = {
@@ -264,17 +266,22 @@ async def test_request_id_is_echoed_and_recorded(sources: httpx.AsyncClient) -> 
     assert uuid.UUID(generated.headers["X-Request-ID"])
 
 
-async def test_long_polls_of_the_feed_leave_threads_for_writes(
+async def test_long_polls_of_the_feed_leave_threads_for_reads_and_writes(
     sources: httpx.AsyncClient,
 ) -> None:
-    """More long polls than the worker threads every other route shares: a write still gets
-    through at once, so every poll ends with the write's event rather than empty."""
+    """More long polls than the worker threads every other route shares, and than pages read
+    at once: a page is still read, and a write still gets through, while they wait; so every
+    poll ends with the write's event rather than empty."""
     start = await head(sources)
+    shared_threads = to_thread.current_default_thread_limiter().total_tokens
     polls = [
         asyncio.create_task(sources.get("/feed", params={"after": start, "wait": 5}))
-        for _ in range(48)
+        for _ in range(max(int(shared_threads), FEED_READERS) + 8)
     ]
     await asyncio.sleep(0.5)
+    page = await sources.get("/feed", params={"after": 0})
+    assert page.json()["head"] == start
+    assert not any(poll.done() for poll in polls)
     written = await register(sources)
     pages = [(await poll).json() for poll in polls]
     assert {page["next_after"] for page in pages} == {written["position"]}

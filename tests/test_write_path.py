@@ -1,5 +1,7 @@
 """The write path under retries and contention: idempotency keys, If-Match, 16 writers."""
 
+import bisect
+import itertools
 import threading
 import time
 import uuid
@@ -9,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from eventsourcing.persistence import RecordConflictError
+from fastapi import FastAPI
 
 from services.claims.replay import replay_verdict
 from services.sources.application import SourcesApplication
@@ -263,3 +266,40 @@ def test_writes_stored_together_fail_one_by_one_on_a_conflict(sources_app: Any) 
         writes[2].recorded.position,
     ]
     assert verify(feed_item(p, e) for p, e in sources.events_after(0, 100)).ok
+
+
+def test_every_feed_head_covers_each_event_recorded_by_its_time(sources_app: FastAPI) -> None:
+    """While four writers record as fast as they can, each (head, head_known_at) the feed
+    would answer covers every event recorded at or before head_known_at: none of them is
+    stored past that head later."""
+    application: SourcesApplication = sources_app.state.sources
+    stop = threading.Event()
+    heads: list[tuple[int, datetime]] = []
+
+    def write() -> None:
+        while not stop.is_set():
+            application.register_source(name="wire", kind="agency")
+
+    def read() -> None:
+        while not stop.is_set():
+            heads.append(application.head_and_time())
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    threads.append(threading.Thread(target=read))
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while (len(heads) < 300 or application.last_position < 300) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    recorded = sorted(
+        (event.timestamp, position) for position, event in application.events_after(0, 100_000)
+    )
+    times = [at for at, _ in recorded]
+    furthest = list(itertools.accumulate((position for _, position in recorded), max))
+    assert len(heads) >= 300 and len(recorded) >= 300
+    for head, known_at in heads:
+        covered = bisect.bisect_right(times, known_at)
+        assert covered == 0 or furthest[covered - 1] <= head, (head, known_at)

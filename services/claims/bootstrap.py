@@ -87,7 +87,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
                 "the sources log fails verification at position "
                 f"{checked.get('broken_position')}: {checked.get('reason')}; nothing was rebuilt"
             )
-        verified = time.monotonic() - began
+        verify_seconds = time.monotonic() - began
         own = rebuild_from_own_log(claims_projection, "claims")
         replaying = time.monotonic()
         with verdict_gate.closed(drain=REBUILD_DRAIN_SECONDS):
@@ -98,7 +98,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         return {
             "position": progress.position,
             "claims": claims,
-            "verify_seconds": verified + own.verify_seconds,
+            "verify_seconds": verify_seconds + own.verify_seconds,
             "rebuild_seconds": own.rebuild_seconds + replayed,
         }
 

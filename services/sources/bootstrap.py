@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 from fastapi import FastAPI
 from sqlmodel import Session, func, select
@@ -35,7 +36,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         rebuilt = rebuild_from_own_log(projection, "sources")
         with Session(engine) as session:
             evidence = session.exec(select(func.count()).select_from(EvidenceView)).one()
-        return {**vars(rebuilt), "evidence": evidence}
+        return {**asdict(rebuilt), "evidence": evidence}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
