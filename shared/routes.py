@@ -1,6 +1,7 @@
 """Routes both services offer the same way: the public feed and the audit of the event log."""
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -26,20 +27,22 @@ from shared.feed import (
 from shared.schemas import AfterQuery, UntilQuery
 
 EXPORT_PAGE = 1000
+FEED_THREADS = 64
+"""Feed requests served at once, long polls waiting for news among them, in threads apart from
+the worker threads every other route shares: a follower's read never waits for a worker thread
+behind a backlog of writes, and a long poll never holds a thread that a write needs."""
 FEED_READERS = 16
-"""Feed pages read at once, in threads apart from the worker threads every other route
-shares: a follower's read never waits for a worker thread behind a backlog of writes."""
-FEED_WAITERS = 64
-"""Long polls waiting for news at once, apart from both: a wait holds no thread that a read
-or a write needs."""
+"""Of those, pages read at once: however many polls wait for news, a page can still be read."""
 
 
 @dataclass(frozen=True)
 class FeedLimits:
     """One app's limits on feed requests; `service_app` puts them in `app.state.feed_limits`."""
 
-    waiting: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(FEED_WAITERS))
-    reading: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(FEED_READERS))
+    threads: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(FEED_THREADS))
+    reading: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(FEED_READERS)
+    )
 
 
 def every_item(
@@ -79,9 +82,24 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
     ) -> FeedPage:
         """This service's events in recorded order; see docs/feed.md."""
         limits: FeedLimits = request.app.state.feed_limits
-        if wait:
-            await to_thread.run_sync(source.wait_for_events, after, wait, limiter=limits.waiting)
-        return await to_thread.run_sync(read_page, source, after, limit, limiter=limits.reading)
+        return await to_thread.run_sync(
+            feed_page_of, source, after, limit, wait, limits.reading, limiter=limits.threads
+        )
+
+
+def feed_page_of(
+    source: FactcheckApplication,
+    after: int,
+    limit: int,
+    wait: float,
+    reading: threading.BoundedSemaphore,
+) -> FeedPage:
+    """The page after `after`, once there is news or `wait` seconds have passed; read while
+    holding `reading`, so that only so many pages are read at once."""
+    if wait:
+        source.wait_for_events(after, wait)
+    with reading:
+        return read_page(source, after, limit)
 
 
 def read_page(source: FactcheckApplication, after: int, limit: int) -> FeedPage:
