@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy import Column, Engine, MetaData, Table
 
@@ -87,17 +87,8 @@ def raw_read_rate(sources_database: str) -> dict[str, float]:
     storage = parse_storage_url("SOURCES_DATABASE_URL", sources_database)
     application = SourcesApplication(storage, bulk.EveryClaim())
     try:
-        recorder = application.recorder
-        began, after, count = time.perf_counter(), 0, 0
-        while page := recorder.select_notifications(after, PAGE, inclusive_of_start=False):
-            after, count = page[-1].id, count + len(page)
-        raw = count / (time.perf_counter() - began)
-        began, after, sampled = time.perf_counter(), 0, 0
-        while page := recorder.select_notifications(
-            after, PAGE, stop=SAMPLE, inclusive_of_start=False
-        ):
-            after, sampled = page[-1].id, sampled + len(page)
-        raw_sample = sampled / (time.perf_counter() - began)
+        count, raw = _raw_read(application.recorder)
+        _, raw_sample = _raw_read(application.recorder, SAMPLE)
         began, after, decoded = time.perf_counter(), 0, 0
         while events := application.events_after(after, PAGE, SAMPLE):
             after, decoded = events[-1][0], decoded + len(events)
@@ -111,6 +102,14 @@ def raw_read_rate(sources_database: str) -> dict[str, float]:
         "raw_sample_per_second": round(raw_sample),
         "decoded_per_second": round(decoded_rate),
     }
+
+
+def _raw_read(recorder: ApplicationRecorder, stop: int | None = None) -> tuple[int, float]:
+    """How many notifications the store holds up to `stop`, and how many a second it reads."""
+    began, after, count = time.perf_counter(), 0, 0
+    while page := recorder.select_notifications(after, PAGE, stop=stop, inclusive_of_start=False):
+        after, count = page[-1].id, count + len(page)
+    return count, count / (time.perf_counter() - began)
 
 
 @contextmanager
@@ -295,13 +294,13 @@ def run(kind: str, warmup: int, requests: int, sizes: list[int] = SIZES) -> dict
         raw["feed_per_second"] = round(feed_rate)
         raw["checked_per_second"] = round(check_rate(bodies))
     p50 = {name: statistics.median(values) for name, values in timings.items()}
+    p99 = {name: percentile(values, 0.99) for name, values in timings.items()}
     replay_rate = head / (rebuilt["seconds"] - rebuilt["of_which_verify_seconds"])
 
     def sampled_ratio(rate: str, digits: int) -> float:
         """A ceiling measured on the first SAMPLE events, against the raw read of those."""
         return round(raw[rate] / raw["raw_sample_per_second"], digits)
 
-    p99 = {name: percentile(values, 0.99) for name, values in timings.items()}
     smallest, largest = str(min(sizes)), str(max(sizes))
     return {
         "events": head,

@@ -99,15 +99,9 @@ def feed_page_of(
     if wait:
         source.wait_for_events(after, wait)
     with reading:
-        return read_page(source, after, limit)
-
-
-def read_page(source: FactcheckApplication, after: int, limit: int) -> FeedPage:
-    """Up to `limit` items after `after`, with the head they were read against."""
-    head, head_known_at = source.head_and_time()
-    items = [
-        stored_item(position, event) for position, event in source.events_after(after, limit, head)
-    ]
+        head, head_known_at = source.head_and_time()
+        events = source.events_after(after, limit, head)
+        items = [stored_item(position, event) for position, event in events]
     return feed_page(items, after, head, head_known_at)
 
 
