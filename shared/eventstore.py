@@ -298,6 +298,12 @@ class FactcheckApplication(Application[UUID]):
         with self._recorded:
             self._recorded.notify_all()
 
+    @property
+    def events_table(self) -> str:
+        """The table the store keeps its events in."""
+        table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
+        return table
+
     def head(self) -> int:
         """The highest feed position recorded so far (0 when empty)."""
         return self.recorder.max_notification_id() or 0

@@ -15,13 +15,14 @@ from eventsourcing.domain import DomainEventProtocol
 from fastapi import Header, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 from sqlmodel import Field, Session, SQLModel
 
 from shared.columns import UtcDateTime
 from shared.errors import Rejected
 from shared.eventstore import FactcheckApplication, Recorded
 from shared.schemas import header_text, request_metadata
+from shared.stored import StoredEvents
 
 HEADER = "Idempotency-Key"
 
@@ -126,6 +127,26 @@ def record_of(position: int, event: DomainEventProtocol[UUID]) -> IdempotencyRec
         version=event.originator_version,
         position=position,
         recorded_at=event.timestamp,
+    )
+
+
+def fill_records(connection: Connection, stored: StoredEvents, head: int) -> None:
+    """Insert the row `record_of` gives for each event up to `head`, inside the database;
+    where a key was used again, the first use's."""
+    key = stored.text("metadata", "idempotency_key")
+    actor = f"coalesce({stored.text('metadata', 'actor')}, 'anonymous')"
+    columns = "actor, key, request_hash, stream_id, version, position, recorded_at"
+    connection.execute(
+        text(
+            f"INSERT INTO {IdempotencyRecord.__tablename__} ({columns}) SELECT {columns} FROM ("
+            f"SELECT {actor} AS actor, {key} AS key, "
+            f"{stored.text('metadata', 'request_hash')} AS request_hash, "
+            f"stream_id, version, position, {stored.instant('timestamp')} AS recorded_at, "
+            f"row_number() OVER (PARTITION BY {actor}, {key} ORDER BY position) AS nth "
+            f"FROM {stored.rows(containing=True)} WHERE {key} IS NOT NULL) AS keyed "
+            "WHERE nth = 1"
+        ),
+        {"head": head, "containing": '"idempotency_key"'},
     )
 
 

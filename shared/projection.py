@@ -9,12 +9,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlmodel import Field, Session, SQLModel
 
 from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
-from shared.idempotency import IdempotencyRecord, record_of
+from shared.idempotency import IdempotencyRecord, fill_records, record_of
+from shared.stored import StoredEvents
 
 BATCH_SIZE = 500
 READ_MODEL_WAIT_SECONDS = 5.0
@@ -228,6 +229,16 @@ class Projection(ABC):
         after any failure the position is read again from the database."""
         if self._position is None:
             self._position = self.position()
+        if self._position == 0:
+            try:
+                self._fill()
+            except Exception:
+                self.inserts.clear()
+                logger.warning(
+                    "projection %s: filling the read models failed; applying events one by one",
+                    self.name,
+                    exc_info=True,
+                )
         while events := self.application.events_after(self._position, BATCH_SIZE):
             with self.application.database_writes(), Session(self.engine) as session:
                 for position, domain_event in events:
@@ -241,6 +252,47 @@ class Projection(ABC):
             self._applied_up_to(applied)
         self._applied_up_to(self._position)
         return self._position
+
+    def _fill(self) -> None:
+        """Bring empty read models up to the head in one transaction: what `fill_in_database`
+        fills there, then the events it leaves, applied one by one, in recorded order.
+
+        If it fails, nothing is filled, and the catch-up applies every event one by one: up
+        to an event that cannot be applied, if that was the cause."""
+        head = self.application.head()
+        if not head:
+            return
+        with self.application.database_writes(), Session(self.engine) as session:
+            connection = session.connection()
+            stored = StoredEvents(connection.dialect.name, self.application.events_table)
+            topics = self.fill_in_database(connection, stored, head)
+            if topics is None:
+                session.rollback()
+                return
+            fill_records(connection, stored, head)
+            after = 0
+            while events := self.application.events_after(after, BATCH_SIZE, head, topics):
+                for position, domain_event in events:
+                    self.apply(session, position, domain_event)
+                after = events[-1][0]
+            self.inserts.write(session)
+            self._track(session, head)
+            session.commit()
+        self._position = head
+        self._applied_up_to(head)
+
+    def fill_in_database(
+        self, connection: Connection, stored: StoredEvents, head: int
+    ) -> Sequence[str] | None:
+        """Fill the empty read models from the events up to `head` inside the database, as
+        `apply` would, and answer the topics of the events still to apply one by one, in
+        recorded order; None, with nothing filled, to apply every event one by one.
+
+        The filled events are applied before the others rather than among them: only events
+        that add rows which no other event reads before changing them may be filled.
+        Idempotency records are filled for every event.
+        """
+        return None
 
     def _record_key(self, session: Session, record: IdempotencyRecord | None) -> None:
         """Keep the write an idempotency key first caused. A later event with the same key,

@@ -30,10 +30,13 @@ def storage_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(storage_kind: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database for one service: a SQLite file, or a PostgreSQL schema."""
-    yield from _database_url(storage_kind, tmp_path, "sources")
+    with fresh_database(storage_kind, tmp_path, "sources") as url:
+        yield url
 
 
-def _database_url(storage_kind: str, tmp_path: Path, name: str) -> Iterator[str]:
+@contextmanager
+def fresh_database(storage_kind: str, tmp_path: Path, name: str) -> Iterator[str]:
+    """A new, empty database's URL, removed on leaving if it is a PostgreSQL schema."""
     if storage_kind == "sqlite":
         yield f"sqlite:///{tmp_path / f'{name}.db'}"
         return
@@ -108,7 +111,8 @@ class Services:
 
 @pytest.fixture
 def claims_database_url(storage_kind: str, tmp_path: Path) -> Iterator[str]:
-    yield from _database_url(storage_kind, tmp_path, "claims")
+    with fresh_database(storage_kind, tmp_path, "claims") as url:
+        yield url
 
 
 @pytest.fixture
