@@ -77,10 +77,11 @@ class StoredEvents:
         """A list of tagged UUIDs, as a JSON column holds a list of their hyphenated texts,
         spaced as Python's `json` spaces them."""
         if self.dialect == "postgresql":
+            listed = f"{ALIAS}.event #> '{{{','.join(path)}}}'"
             return (
-                "(SELECT coalesce(json_agg((element ->> '_data_')::uuid::text ORDER BY n), "
-                f"'[]'::json) FROM jsonb_array_elements({ALIAS}.event #> '{{{','.join(path)}}}') "
-                "WITH ORDINALITY AS elements(element, n))"
+                f"(CASE WHEN {listed} = '[]'::jsonb THEN '[]'::json ELSE (SELECT "
+                "json_agg((element ->> '_data_')::uuid::text ORDER BY n) FROM "
+                f"jsonb_array_elements({listed}) WITH ORDINALITY AS elements(element, n)) END)"
             )
         hex_ = "json_extract(value, '$._data_')"
         hyphenated = " || '-' || ".join(
