@@ -128,6 +128,9 @@ class Projection(ABC):
         self._thread: threading.Thread | None = None
         self.gate = ReadGate()
         """Readers of these read models hold it; close it around a rebuild."""
+        self.fills_in_database = True
+        """Whether empty read models are filled inside the database: False once a fill has
+        failed, until the next rebuild, so that a failing fill is not run at every catch-up."""
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(
@@ -229,16 +232,18 @@ class Projection(ABC):
         after any failure the position is read again from the database."""
         if self._position is None:
             self._position = self.position()
-        if self._position == 0:
+        if self._position == 0 and self.fills_in_database:
             try:
                 self._fill()
             except Exception:
                 self.inserts.clear()
+                self.fills_in_database = False
                 logger.warning(
                     "projection %s: filling the read models failed; applying events one by one",
                     self.name,
                     exc_info=True,
                 )
+                self._position = self.position()
         while events := self.application.events_after(self._position, BATCH_SIZE):
             with self.application.database_writes(), Session(self.engine) as session:
                 for position, domain_event in events:
@@ -258,7 +263,8 @@ class Projection(ABC):
         fills there, then the events it leaves, applied one by one, in recorded order.
 
         If it fails, nothing is filled, and the catch-up applies every event one by one: up
-        to an event that cannot be applied, if that was the cause."""
+        to an event that cannot be applied, if that was the cause. A commit that failed may
+        have landed, so the position is read again."""
         head = self.application.head()
         if not head:
             return
@@ -341,6 +347,7 @@ class Projection(ABC):
                 session.commit()
             self.create_tables()
             self._applied_up_to(0)
+            self.fills_in_database = True
         return self.catch_up()
 
     @abstractmethod

@@ -48,9 +48,9 @@ class OneByOne(SourcesProjection):
 
 
 class Counted(SourcesProjection):
-    """The sources projection, counting the events it fills."""
+    """The sources projection, keeping the head up to which it last began a fill."""
 
-    filled = 0
+    filled: int = 0
 
     def fill_in_database(
         self, connection: Connection, stored: StoredEvents, head: int
@@ -84,6 +84,7 @@ FIXED = ("sources", "claims", "evidence")
 
 
 def pick(items: list[uuid.UUID], index: int) -> uuid.UUID:
+    """One of `items`, chosen by `index`; a new id, which no write accepts, if there are none."""
     return items[index % len(items)] if items else uuid.uuid4()
 
 
@@ -183,6 +184,7 @@ def read_models(projection: SourcesProjection) -> dict[str, list[tuple[Any, ...]
 
 @contextmanager
 def application_on(storage_kind: str, folder: Path) -> Iterator[SourcesApplication]:
+    """A sources application on a new, empty store, knowing two claims."""
     with fresh_database(storage_kind, folder, f"fill_{uuid.uuid4().hex[:8]}") as url:
         storage = parse_storage_url("SOURCES_DATABASE_URL", url)
         storage.prepare()
@@ -222,6 +224,7 @@ def test_filled_read_models_equal_those_applied_one_by_one(
             head = application.head()
             assert filled.catch_up() == head
             assert filled.filled == head
+            assert filled.fills_in_database, "the fill ran to its end, with no fallback"
             run(application, seen, after)
             assert filled.catch_up() == application.head()
             expected = OneByOne(engine, application)
@@ -259,5 +262,10 @@ def test_a_fill_that_fails_leaves_the_batches_before_an_unreadable_event_applied
                 projection.catch_up()
             assert projection.filled == application.head(), "the fill was tried first"
             assert projection.position() == BATCH_SIZE
+            assert not projection.fills_in_database
+            projection.filled = 0
+            with pytest.raises(UnreadableEvent):
+                projection.catch_up()
+            assert projection.filled == 0, "a fill that failed is not tried at every catch-up"
         finally:
             engine.dispose()
