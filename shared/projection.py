@@ -249,10 +249,8 @@ class Projection(ABC):
                 for position, domain_event in events:
                     self.apply(session, position, domain_event)
                     self._record_key(session, record_of(position, domain_event))
-                self.inserts.write(session)
                 applied = events[-1][0]
-                self._track(session, applied)
-                session.commit()
+                self._commit_through(session, applied)
             self._position = applied
             self._applied_up_to(applied)
         self._applied_up_to(self._position)
@@ -281,9 +279,7 @@ class Projection(ABC):
                 for position, domain_event in events:
                     self.apply(session, position, domain_event)
                 after = events[-1][0]
-            self.inserts.write(session)
-            self._track(session, head)
-            session.commit()
+            self._commit_through(session, head)
         self._position = head
         self._applied_up_to(head)
 
@@ -299,6 +295,12 @@ class Projection(ABC):
         Idempotency records are filled for every event.
         """
         return None
+
+    def _commit_through(self, session: Session, position: int) -> None:
+        """Write the queued rows and record `position` as applied, in one commit."""
+        self.inserts.write(session)
+        self._track(session, position)
+        session.commit()
 
     def _record_key(self, session: Session, record: IdempotencyRecord | None) -> None:
         """Keep the write an idempotency key first caused. A later event with the same key,
