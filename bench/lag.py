@@ -13,7 +13,7 @@ import statistics
 from typing import Any
 
 from bench.append import evidence_body, prepare
-from bench.harness import Connections, Request, Services, percentile
+from bench.harness import Connections, Request, Services, cpu_seconds, percentile
 
 RATE = 200
 WATCHED = 4
@@ -52,8 +52,22 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
             return
         lags.append(loop.time() - returned)
 
+    cpu: dict[str, float] = {}
+
+    async def meter() -> None:
+        """Each service's CPU use over the measured window, in cores."""
+        await asyncio.sleep(measured_from - loop.time())
+        before = {name: cpu_seconds(running.pid(name)) for name in running.processes}
+        await asyncio.sleep(duration)
+        cpu.update(
+            {
+                name: round((cpu_seconds(running.pid(name)) - before[name]) / duration, 2)
+                for name in before
+            }
+        )
+
     try:
-        await asyncio.gather(*(one(n) for n in range(total)))
+        await asyncio.gather(meter(), *(one(n) for n in range(total)))
     finally:
         sources.close()
         claims.close()
@@ -68,6 +82,7 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
         "lag_p99_ms": round(percentile(lags, 0.99) * 1000, 1),
         "lag_max_ms": round(max(lags) * 1000, 1),
         "post_p50_ms": round(statistics.median(posted) * 1000, 1),
+        "cpu": cpu,
     }
 
 

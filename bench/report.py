@@ -128,6 +128,8 @@ def details(kind: str, run: dict[str, Any]) -> list[str]:
     sample = read["sample"]
     sources = verdicts["sources_rebuild"]
     load = lag["rate_per_second"] / append["evidence"]["per_second"]
+    baseline = append["baseline"]
+    baseline_cpu_ms = baseline["cpu"]["sources"] * 1000 / baseline["per_second"]
     lines = [
         "",
         f"## {kind}",
@@ -268,10 +270,19 @@ def details(kind: str, run: dict[str, Any]) -> list[str]:
         "feed's reads, though they have threads of their own, share the CPU, the event loop "
         "and the interpreter lock with them.",
         "",
-        "| samples | p50 | p99 | max | POST p50 | errors |",
-        "|---|---|---|---|---|---|",
+        "| samples | p50 | p99 | max | POST p50 | errors | sources CPU | claims CPU |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {lag['samples']} | {lag['lag_p50_ms']:.0f} ms | **{lag['lag_p99_ms']:.0f} ms** | "
-        f"{lag['lag_max_ms']:.0f} ms | {lag['post_p50_ms']:.0f} ms | {lag['errors']} |",
+        f"{lag['lag_max_ms']:.0f} ms | {lag['post_p50_ms']:.0f} ms | {lag['errors']} | "
+        f"{lag['cpu']['sources']:.2f} | {lag['cpu']['claims']:.2f} |",
+        "",
+        "How busy the sources process was: at this rate it used "
+        f"{lag['cpu']['sources'] * 1000 / lag['rate_per_second']:.1f} ms of CPU per evidence "
+        "item. The bare baseline of section 1 used "
+        f"{baseline_cpu_ms:.1f} ms per save, so it alone would need "
+        f"{baseline_cpu_ms * lag['rate_per_second'] / 1000:.2f} of a core at this rate; the "
+        "process's Python code runs on one core at a time, under the interpreter lock. The "
+        "claims process's CPU includes the verdict reads that measure the lag.",
         "",
         "### 5. Memory",
         "",

@@ -8,6 +8,10 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
+READ_MODEL_CONNECTIONS = 15
+"""Connections the read models' pool opens at most, and keeps once opened: a burst of reads does
+not open and close connections, on PostgreSQL each a new server process."""
+READ_MODEL_POOL = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
 
 
 class StorageConfigError(RuntimeError):
@@ -59,6 +63,7 @@ class Storage:
             engine = create_engine(
                 f"sqlite:///{self.sqlite_path}",
                 connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_SECONDS},
+                **READ_MODEL_POOL,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -72,7 +77,7 @@ class Storage:
         connect_args: dict[str, object] = {"connect_timeout": 2}
         if self.schema:
             connect_args["options"] = f"-csearch_path={self.schema}"
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **READ_MODEL_POOL)
 
     def prepare(self) -> None:
         """Create what must exist before the stores open: the SQLite folder or the schema."""

@@ -3,7 +3,9 @@
 import asyncio
 
 import httpx
+from sqlalchemy import event
 
+from shared.storage import READ_MODEL_CONNECTIONS
 from tests.conftest import serve_both
 from tests.newsroom import new_claim, new_source, post_evidence
 
@@ -37,3 +39,29 @@ async def test_more_reads_at_once_than_threads_and_connections_are_all_answered(
     failed = [(answer.status_code, answer.text) for answer in answers if answer.status_code != 200]
     assert not failed, f"{len(failed)} of {READS} reads failed, first: {failed[0]}"
     assert {answer.json()["supporting_origins"] for answer in answers} == {1}
+
+
+async def test_a_second_burst_of_reads_opens_no_new_connection(
+    database_url: str, claims_database_url: str
+) -> None:
+    with serve_both(database_url, claims_database_url) as services:
+        claim = new_claim(services)
+        opened: list[object] = []
+        event.listen(services.claims_app.state.engine, "connect", lambda *_: opened.append(1))
+
+        async def burst() -> None:
+            async with httpx.AsyncClient(
+                base_url=services.claims_url,
+                timeout=90,
+                limits=httpx.Limits(max_connections=READS),
+            ) as claims:
+                answers = await asyncio.gather(
+                    *(claims.get(f"/claims/{claim}/verdict") for _ in range(READS))
+                )
+            assert [answer.status_code for answer in answers] == [200] * READS
+
+        await burst()
+        first = len(opened)
+        await burst()
+    assert first <= READ_MODEL_CONNECTIONS
+    assert len(opened) == first, f"the second burst opened {len(opened) - first} connections"
