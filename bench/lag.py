@@ -57,11 +57,13 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
     async def meter() -> None:
         """Each service's CPU use over the measured window, in cores."""
         await asyncio.sleep(measured_from - loop.time())
+        began = loop.time()
         before = {name: cpu_seconds(running.pid(name)) for name in running.processes}
-        await asyncio.sleep(duration)
+        await asyncio.sleep(measured_from + duration - loop.time())
+        seconds = loop.time() - began
         cpu.update(
             {
-                name: round((cpu_seconds(running.pid(name)) - before[name]) / duration, 2)
+                name: round((cpu_seconds(running.pid(name)) - before[name]) / seconds, 2)
                 for name in before
             }
         )

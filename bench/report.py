@@ -277,12 +277,13 @@ def details(kind: str, run: dict[str, Any]) -> list[str]:
         f"{lag['cpu']['sources']:.2f} | {lag['cpu']['claims']:.2f} |",
         "",
         "How busy the sources process was: at this rate it used "
-        f"{lag['cpu']['sources'] * 1000 / lag['rate_per_second']:.1f} ms of CPU per evidence "
-        "item. The bare baseline of section 1 used "
-        f"{baseline_cpu_ms:.1f} ms per save, so it alone would need "
-        f"{baseline_cpu_ms * lag['rate_per_second'] / 1000:.2f} of a core at this rate; the "
-        "process's Python code runs on one core at a time, under the interpreter lock. The "
-        "claims process's CPU includes the verdict reads that measure the lag.",
+        f"{lag['cpu']['sources'] * 1000 / lag['achieved_per_second']:.1f} ms of CPU per "
+        "evidence item, the feed pages it served the claims follower included. The bare "
+        f"baseline of section 1 used {baseline_cpu_ms:.1f} ms per save at its full rate, so it "
+        f"alone would need about {baseline_cpu_ms * lag['rate_per_second'] / 1000:.2f} of a "
+        "core at this rate; the process's Python code runs on one core at a time, under the "
+        "interpreter lock. The claims process's CPU includes the verdict reads that measure "
+        "the lag.",
         "",
         "### 5. Memory",
         "",

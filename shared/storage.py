@@ -11,7 +11,7 @@ SQLITE_LOCK_TIMEOUT_SECONDS = 30
 READ_MODEL_CONNECTIONS = 15
 """Connections the read models' pool opens at most, and keeps once opened: a burst of reads does
 not open and close connections, on PostgreSQL each a new server process."""
-READ_MODEL_POOL = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
+READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
 
 
 class StorageConfigError(RuntimeError):
