@@ -12,6 +12,7 @@ from eventsourcing.domain import DomainEventProtocol
 from sqlalchemy import Connection, Engine, Table
 from sqlmodel import Field, Session, SQLModel
 
+from shared.bulk import insert_rows
 from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, fill_records, record_of
@@ -82,7 +83,7 @@ class ReadGate:
 
 
 class Inserts:
-    """New rows, queued to go in one statement per table, past the ORM's unit of work.
+    """New rows, queued to go in one bulk insert per table, past the ORM's unit of work.
 
     Queued rows are not in the database until `write`: write them before anything reads or
     updates their tables.
@@ -100,7 +101,7 @@ class Inserts:
         connection = session.connection()
         for table, rows in self._rows.items():
             if rows:
-                connection.execute(table.insert(), rows)
+                insert_rows(connection, table, rows)
         self._rows.clear()
 
     def clear(self) -> None:
