@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from sqlalchemy import JSON, Column, DateTime, Engine, Integer, String, Table, Uuid
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
@@ -92,3 +94,27 @@ def test_every_table_stores_the_same_rows_either_way(
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_failed_bulk_insert_raises_sqlalchemys_error_and_stores_nothing(
+    database_url: str,
+) -> None:
+    storage = parse_storage_url("DATABASE_URL", database_url)
+    storage.prepare()
+    engine = storage.create_engine()
+    table = services.claims.projections.TallyPoint.__table__
+    SQLModel.metadata.create_all(engine, tables=[table])
+    rows = [{column.name: sample(column, n) for column in table.columns} for n in range(3)]
+    try:
+        with Session(engine) as session:
+            insert_rows(session.connection(), table, rows)
+            with pytest.raises(IntegrityError):
+                insert_rows(session.connection(), table, rows[2:])
+            session.rollback()
+        with Session(engine) as session:
+            without_key = [{k: v for k, v in rows[0].items() if k != "row"}]
+            with pytest.raises(ValueError, match="'row'"):
+                insert_rows(session.connection(), table, without_key)
+        assert stored(engine, table) == []
+    finally:
+        engine.dispose()
