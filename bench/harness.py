@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +182,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def cpu_between(pids: Iterable[int], start: float, stop: float) -> dict[int, float]:
+    """Each process's CPU use, in cores, between two times of the running event loop."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(start - loop.time())
+    began = loop.time()
+    before = {pid: cpu_seconds(pid) for pid in pids}
+    await asyncio.sleep(stop - loop.time())
+    seconds = loop.time() - began
+    return {pid: (cpu_seconds(pid) - used) / seconds for pid, used in before.items()}
+
+
 @dataclass(frozen=True)
 class Request:
     """One HTTP/1.1 request, encoded once."""
@@ -297,10 +308,7 @@ async def drive(
             connection.close()
 
     async def meter() -> None:
-        await asyncio.sleep(start - loop.time())
-        before = {pid: cpu_seconds(pid) for pid in watch}
-        await asyncio.sleep(stop - loop.time())
-        cpu.update({pid: (cpu_seconds(pid) - before[pid]) / duration for pid in watch})
+        cpu.update(await cpu_between(watch, start, stop))
 
     await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
     return Load(

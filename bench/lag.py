@@ -13,7 +13,7 @@ import statistics
 from typing import Any
 
 from bench.append import evidence_body, prepare
-from bench.harness import Connections, Request, Services, cpu_seconds, percentile
+from bench.harness import Connections, Request, Services, cpu_between, percentile
 
 RATE = 200
 WATCHED = 4
@@ -56,17 +56,9 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
 
     async def meter() -> None:
         """Each service's CPU use over the measured window, in cores."""
-        await asyncio.sleep(measured_from - loop.time())
-        began = loop.time()
-        before = {name: cpu_seconds(running.pid(name)) for name in running.processes}
-        await asyncio.sleep(measured_from + duration - loop.time())
-        seconds = loop.time() - began
-        cpu.update(
-            {
-                name: round((cpu_seconds(running.pid(name)) - before[name]) / seconds, 2)
-                for name in before
-            }
-        )
+        names = {running.pid(name): name for name in running.processes}
+        used = await cpu_between(names, measured_from, measured_from + duration)
+        cpu.update({names[pid]: round(cores, 2) for pid, cores in used.items()})
 
     try:
         await asyncio.gather(meter(), *(one(n) for n in range(total)))
