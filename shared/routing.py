@@ -50,7 +50,7 @@ def parse_json_body(raw: bytes) -> Any:
 def is_json(content_type: str | None) -> bool:
     """Whether a Content-Type is application/json, in UTF-8 if it names a charset; none at
     all counts as JSON."""
-    if not content_type:
+    if not content_type or content_type == "application/json":
         return True
     message = Message()
     message["content-type"] = content_type

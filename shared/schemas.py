@@ -116,6 +116,8 @@ def _query_names(dependant: Dependant) -> set[str]:
 async def reject_unknown_query(request: Request) -> None:
     """Refuse query parameters the route does not take, so a misspelt one never passes, and
     any given twice, which no route takes."""
+    if not request.scope.get("query_string"):
+        return
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
