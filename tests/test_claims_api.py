@@ -15,6 +15,7 @@ from shared.eventstore import FactcheckAggregate
 from tests.conftest import Services
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
 from tests.servers import serving
+from tests.test_projection_replay import DECLARED_INDEXES, verdict_indexes
 from tests.test_sources_rejections import UNKNOWN, assert_problem
 
 
@@ -219,6 +220,7 @@ def test_rebuild_gives_identical_read_models(services: Services) -> None:
     assert min(times) > 0 and sum(times) <= took
     with Session(engine) as session:
         assert digest_rows(session) == digest_before
+    assert verdict_indexes(engine) == DECLARED_INDEXES
     after = verdict(services, claim, at="2024-01-07")
     assert {key: after[key] for key in ("probability", "status", "evidence")} == {
         key: before[key] for key in ("probability", "status", "evidence")

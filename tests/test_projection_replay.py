@@ -1,4 +1,5 @@
-"""The verdict projection answers exactly what a from-scratch replay answers, for any times."""
+"""The verdict projection answers exactly what a from-scratch replay answers, for any times;
+refilled, it ends with every index it declares."""
 
 import uuid
 from collections.abc import Iterator
@@ -8,11 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from services.claims.confidence import Verdict
-from services.claims.projections import VerdictProjection
+from services.claims.projections import VERDICT_TABLES, VerdictProjection
 from services.claims.replay import replay_verdict
 from services.claims.verdicts import VerdictIndex, evidence_as_known, judge, timeline, verdict
 from shared.chain import GENESIS, event_hash
@@ -200,3 +201,27 @@ def test_projection_equals_replay(
                 before = replay_verdict(items, claim, point.at - ONE_MICROSECOND, known_at)
                 assert point.assessment == there.assessment
                 assert change_key(before) != change_key(there), "every point changes something"
+
+
+DECLARED_INDEXES = {str(index.name) for table in VERDICT_TABLES for index in table.indexes}
+
+
+def verdict_indexes(engine: Engine) -> set[str]:
+    """The indexes the database holds on the verdict read models."""
+    inspector = inspect(engine)
+    return {
+        str(index["name"])
+        for table in VERDICT_TABLES
+        for index in inspector.get_indexes(table.name)
+    }
+
+
+def test_readers_indexes_are_left_out_while_refilling_and_restored(engine: Engine) -> None:
+    verdicts = VerdictProjection(engine)
+    verdicts.create_tables()
+    assert len(DECLARED_INDEXES) == 9
+    assert verdict_indexes(engine) == DECLARED_INDEXES
+    verdicts.drop()
+    assert verdict_indexes(engine) == {"ix_evidence_current_origin", "ix_origin_current_source_id"}
+    verdicts.create_tables()
+    assert verdict_indexes(engine) == DECLARED_INDEXES

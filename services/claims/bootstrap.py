@@ -91,7 +91,10 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         own = rebuild_from_own_log(claims_projection, "claims")
         replaying = time.monotonic()
         with verdict_gate.closed(drain=REBUILD_DRAIN_SECONDS):
-            progress = follower.replay_from_start(reset)
+            try:
+                progress = follower.replay_from_start(reset)
+            finally:
+                verdicts.create_reading_indexes()
         replayed = time.monotonic() - replaying
         with Session(engine) as session:
             claims = session.exec(select(func.count()).select_from(ClaimView)).one()

@@ -291,6 +291,19 @@ VERDICT_TABLES = (
     TallyPoint.__table__,
 )
 
+APPLYING_INDEXES = frozenset({"ix_evidence_current_origin", "ix_origin_current_source_id"})
+"""The indexes that applying the feed reads through; every other one serves only readers."""
+
+
+def reading_indexes() -> list[Index]:
+    """The verdict read models' indexes that only readers use: a rebuild fills without them."""
+    return [
+        index
+        for table in VERDICT_TABLES
+        for index in sorted(table.indexes, key=lambda index: str(index.name))
+        if index.name not in APPLYING_INDEXES
+    ]
+
 
 class ItemRejected(ValueError):
     """A feed item this projection cannot use; it is kept with the reason and skipped."""
@@ -475,17 +488,27 @@ class VerdictProjection:
         session.add(row)
 
     def create_tables(self) -> None:
+        """Create what is missing: tables, and the readers' indexes a rebuild broke off without."""
         SQLModel.metadata.create_all(
             self.engine, tables=[FeedTracking.__table__, FeedChain.__table__, *VERDICT_TABLES]
         )
+        self.create_reading_indexes()
+
+    def create_reading_indexes(self) -> None:
+        for index in reading_indexes():
+            index.create(self.engine, checkfirst=True)
 
     def drop(self) -> None:
-        """Drop every verdict read model and forget the feed position."""
+        """Drop every verdict read model and forget the feed position; the tables come back
+        empty, without the readers' indexes, which `create_reading_indexes` restores once
+        they are filled."""
         SQLModel.metadata.drop_all(
             self.engine,
             tables=[FeedTracking.__table__, FeedChain.__table__, *reversed(VERDICT_TABLES)],
         )
         self.create_tables()
+        for index in reading_indexes():
+            index.drop(self.engine)
 
     def progress(self) -> Progress:
         with Session(self.engine) as session:
