@@ -1,8 +1,9 @@
 """Inserting many new rows at once by the driver's own bulk path, with each value bound exactly
 as SQLAlchemy binds it: COPY on PostgreSQL, one prepared statement run per row on SQLite."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import psycopg
@@ -50,7 +51,11 @@ def _statement(table: Table, dialect: Dialect) -> str:
     return str(table.insert().compile(dialect=dialect))
 
 
-def _bound(row: dict[str, Any], column: BoundColumn) -> Any:
+Row = Mapping[str, Any] | tuple[Any, ...]
+"""A new row: its columns by key, or a named tuple whose fields are named as every column is."""
+
+
+def _bound(row: Mapping[str, Any], column: BoundColumn) -> Any:
     """The column's value as SQLAlchemy sends it."""
     value = row.get(column.key, column.default)
     if value is REQUIRED:
@@ -60,17 +65,53 @@ def _bound(row: dict[str, Any], column: BoundColumn) -> Any:
     return value if column.bind is None else column.bind(value)
 
 
-def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` (columns by key; one left out takes its default, or NULL, as with
-    SQLAlchemy's insert) into `table` in the connection's transaction.
+@lru_cache(maxsize=256)
+def _reader(table: Table, dialect: Dialect) -> Callable[[Row], Sequence[Any]]:
+    """How a row's values, in table order, go to the driver.
+
+    A row that gives every column is read in one call, and only the columns that have a bind
+    function pass through it; a row that leaves some out is read value by value.
+    """
+    columns = _columns(table, dialect)
+
+    def by_value(row: Row) -> Sequence[Any]:
+        if isinstance(row, tuple):
+            row = row._asdict()  # type: ignore[attr-defined]
+        return tuple(_bound(row, column) for column in columns)
+
+    if len(columns) < 2:
+        return by_value
+    keys = [column.key for column in columns]
+    by_key, by_field = itemgetter(*keys), attrgetter(*keys)
+    binds = [(index, column.bind) for index, column in enumerate(columns) if column.bind]
+
+    def read(row: Row) -> Sequence[Any]:
+        try:
+            given = by_field(row) if isinstance(row, tuple) else by_key(row)
+        except KeyError:
+            return by_value(row)
+        if not binds:
+            return given
+        values = list(given)
+        for index, bind in binds:
+            values[index] = bind(values[index])
+        return tuple(values)
+
+    return read
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+    """Insert `rows` (columns by key, one left out taking its default, or NULL, as with
+    SQLAlchemy's insert; or named tuples that give every column) into `table` in the
+    connection's transaction.
 
     The driver's errors are raised as SQLAlchemy's, as its own statements raise them.
     """
     if not rows:
         return
     dialect = connection.dialect
-    columns = _columns(table, dialect)
-    values = [tuple(_bound(row, column) for column in columns) for row in rows]
+    read = _reader(table, dialect)
+    values = [read(row) for row in rows]
     statement = _statement(table, dialect)
     if dialect.name != "postgresql":
         connection.exec_driver_sql(statement, values)

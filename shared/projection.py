@@ -5,14 +5,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from sqlalchemy import Connection, Engine, Table
 from sqlmodel import Field, Session, SQLModel
 
-from shared.bulk import insert_rows
+from shared.bulk import Row, insert_rows
 from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, fill_records, record_of
@@ -90,10 +89,10 @@ class Inserts:
     """
 
     def __init__(self) -> None:
-        self._rows: dict[Table, list[dict[str, Any]]] = {}
+        self._rows: dict[Table, list[Row]] = {}
 
-    def add(self, model: type[SQLModel], values: dict[str, Any]) -> None:
-        """Queue a new row of `model`'s table: every column, by name."""
+    def add(self, model: type[SQLModel], values: Row) -> None:
+        """Queue a new row of `model`'s table: its columns by name, or a named tuple of them."""
         self._rows.setdefault(model.__table__, []).append(values)  # type: ignore[attr-defined]
 
     def write(self, session: Session) -> None:

@@ -1,8 +1,9 @@
 """The bulk insert stores, in every read-model table, exactly what SQLAlchemy's insert stores,
-with every column given or with the optional ones left out."""
+with every column given, with the optional ones left out, or as named tuples."""
 
 import itertools
 import uuid
+from collections import namedtuple
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -80,15 +81,24 @@ def test_every_table_stores_the_same_rows_either_way(
                     for n in range(ROWS, 2 * ROWS)
                 )
             ]
-            for rows in (given, left_out):
+            named = [
+                {column.name: sample(column, n) for column in table.columns}
+                for n in range(2 * ROWS, 3 * ROWS)
+            ]
+            as_tuple = namedtuple("Row", [column.key for column in table.columns])
+            for rows, bulk_rows in (
+                (given, given),
+                (left_out, left_out),
+                (named, [as_tuple(**row) for row in named]),
+            ):
                 with Session(by_sqlalchemy) as session:
                     session.connection().execute(table.insert(), rows)
                     session.commit()
                 with Session(by_bulk) as session:
-                    insert_rows(session.connection(), table, rows)
+                    insert_rows(session.connection(), table, bulk_rows)
                     session.commit()
             expected, found = stored(by_sqlalchemy, table), stored(by_bulk, table)
-            assert len(found) == 2 * ROWS, table.name
+            assert len(found) == 3 * ROWS, table.name
             for want, got in itertools.zip_longest(expected, found):
                 assert got == want, table.name
     finally:

@@ -608,7 +608,7 @@ class VerdictProjection:
         source.reliability = data.reliability
         self._add(session, source, item.stream_id)
         rating = RatingRow(item.position, item.stream_id, known, data.reliability)
-        self._inserts.add(RatingVersion, rating._asdict())
+        self._inserts.add(RatingVersion, rating)
         changes.ratings.append(rating)
         origins = session.exec(
             select(OriginCurrent)
@@ -637,7 +637,7 @@ class VerdictProjection:
             retracted=None,
             position=item.position,
         )
-        self._inserts.add(EvidenceCurrent, evidence._asdict())
+        self._inserts.add(EvidenceCurrent, evidence)
         self._absent.discard(evidence.id)
         self._new_evidence.add(evidence.id)
         self._version(session, evidence, known)
@@ -783,7 +783,7 @@ class VerdictProjection:
             known_from=known,
             steps=steps_to_json(new),
         )
-        self._inserts.add(OriginVersion, version._asdict())
+        self._inserts.add(OriginVersion, version)
         changes.origins.append(version)
 
     def _points(
@@ -796,7 +796,7 @@ class VerdictProjection:
     ) -> None:
         for at, delta in deltas:
             point = PointRow(self._number(session, TallyPoint), claim_id, known, at, *delta)
-            self._inserts.add(TallyPoint, point._asdict())
+            self._inserts.add(TallyPoint, point)
             changes.points.append(point)
 
 
