@@ -94,7 +94,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
             try:
                 progress = follower.replay_from_start(reset)
             finally:
-                verdicts.create_reading_indexes()
+                with application.database_writes():
+                    verdicts.create_reading_indexes()
         replayed = time.monotonic() - replaying
         with Session(engine) as session:
             claims = session.exec(select(func.count()).select_from(ClaimView)).one()
