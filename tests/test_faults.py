@@ -1,5 +1,6 @@
 """Faults: the database refusing connections, and the sources service going away."""
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -8,11 +9,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.exc import NoSuchTableError
 from sqlmodel import Session, select
 
+from bench.bulk import fill
 from services.claims.application import ClaimsApplication
 from services.claims.bootstrap import create_app as create_claims_app
-from services.claims.projections import ClaimsProjection, ClaimView
+from services.claims.projections import APPLYING_INDEXES, ClaimsProjection, ClaimView
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.settings import ClaimsSettings, SourcesSettings
 from shared.storage import parse_storage_url
@@ -21,6 +26,7 @@ from tests.conftest import POSTGRES_URL, coming_and_going
 from tests.newsroom import KHARKIV_CLAIM
 from tests.servers import free_port, serving
 from tests.tcpproxy import Proxy
+from tests.test_projection_replay import DECLARED_INDEXES, verdict_indexes
 
 
 @pytest.fixture
@@ -31,6 +37,18 @@ def proxy() -> Iterator[Proxy]:
 
 def _through(proxy: Proxy, url: str) -> str:
     return url.replace(f":{urlsplit(POSTGRES_URL).port or 5432}/", f":{proxy.port}/", 1)
+
+
+def _claims_through(proxy: Proxy, claims_database_url: str, sources_port: int) -> FastAPI:
+    """A claims service whose database connections pass through `proxy`."""
+    return create_claims_app(
+        ClaimsSettings(
+            database_url=_through(proxy, claims_database_url),
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            follower_wait=0.5,
+            read_wait=1.0,
+        )
+    )
 
 
 def _eventually(call: "callable", expected: int, timeout: float = 30.0) -> httpx.Response:  # type: ignore[valid-type]
@@ -47,14 +65,7 @@ def test_database_down_answers_503_then_serves_again(
     proxy: Proxy, database_url: str, claims_database_url: str
 ) -> None:
     sources_port, claims_port = free_port(), free_port()
-    claims_app = create_claims_app(
-        ClaimsSettings(
-            database_url=_through(proxy, claims_database_url),
-            sources_url=f"http://127.0.0.1:{sources_port}",
-            follower_wait=0.5,
-            read_wait=1.0,
-        )
-    )
+    claims_app = _claims_through(proxy, claims_database_url, sources_port)
     sources_app = create_sources_app(
         SourcesSettings(
             database_url=_through(proxy, database_url),
@@ -150,6 +161,68 @@ def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
             assert health["status"] == "ok"
             assert health["follower"]["lag"] == 0
     assert uuid.UUID(claim)
+
+
+def _indexes_between_drops(engine: Engine) -> set[str]:
+    """The verdict read models' indexes, or none while a rebuild has dropped the tables."""
+    try:
+        return verdict_indexes(engine)
+    except NoSuchTableError:
+        return set()
+
+
+@pytest.mark.parametrize("storage_kind", ["postgres"])
+def test_a_rebuild_cut_off_by_the_database_gets_the_readers_indexes_back_once_it_returns(
+    proxy: Proxy, database_url: str, claims_database_url: str
+) -> None:
+    """The refollow breaks off with the readers' indexes left out; following builds them."""
+    loaded = fill(database_url, claims_database_url, [4000])
+    claim = loaded.claims[4000]
+    watcher = parse_storage_url("CLAIMS_DATABASE_URL", claims_database_url).create_engine()
+    sources_port, claims_port = free_port(), free_port()
+    claims_app = _claims_through(proxy, claims_database_url, sources_port)
+    sources_app = create_sources_app(
+        SourcesSettings(database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}")
+    )
+    question = {
+        "at": "2024-12-31T00:00:00Z",
+        "known_at": datetime.now(UTC).isoformat(),
+        "min_position": loaded.events,
+    }
+    answers: list[httpx.Response] = []
+    try:
+        with (
+            serving(sources_app, sources_port),
+            serving(claims_app, claims_port) as claims_url,
+            httpx.Client(base_url=claims_url, timeout=60) as claims,
+        ):
+            before = _eventually(
+                lambda: claims.get(f"/claims/{claim}/verdict", params=question), 200
+            )
+            assert before.status_code == 200, before.text
+            rebuild = threading.Thread(target=lambda: answers.append(claims.post("/admin/rebuild")))
+            rebuild.start()
+            deadline = time.monotonic() + 60
+            while _indexes_between_drops(watcher) != APPLYING_INDEXES:
+                assert time.monotonic() < deadline, "the rebuild never dropped the read models"
+                time.sleep(0.005)
+            proxy.cut()
+            rebuild.join()
+            assert answers[0].status_code == 503, answers[0].text
+            assert answers[0].headers["content-type"] == "application/problem+json"
+            assert verdict_indexes(watcher) == APPLYING_INDEXES, "cut off before they were built"
+
+            proxy.restore()
+            after = _eventually(
+                lambda: claims.get(f"/claims/{claim}/verdict", params=question), 200
+            )
+            assert after.json() == before.json()
+            deadline = time.monotonic() + 30
+            while verdict_indexes(watcher) != DECLARED_INDEXES and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert verdict_indexes(watcher) == DECLARED_INDEXES
+    finally:
+        watcher.dispose()
 
 
 def test_a_projection_recovers_from_a_commit_that_landed_but_did_not_answer(

@@ -41,8 +41,12 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     verdict_gate = ReadGate()
     """Readers of the verdict read models hold it; a rebuild closes it while it refollows."""
 
+    rebuilding = threading.Lock()
+
     def apply(page: FeedPage) -> Progress:
         with application.database_writes():
+            if not (verdicts.readers_indexed or rebuilding.locked()):
+                verdicts.create_reading_indexes()
             progress, changes = verdicts.apply_page(page)
         index.extend(changes)
         return progress
@@ -61,8 +65,6 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         verdicts.drop()
         index.clear()
         return verdicts.progress()
-
-    rebuilding = threading.Lock()
 
     def rebuild() -> dict[str, float]:
         if not rebuilding.acquire(blocking=False):

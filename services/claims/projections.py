@@ -430,6 +430,8 @@ class VerdictProjection:
         """New rows, written before a read needs them and at the page's end."""
         self._last_row: dict[Table, int] = {}
         """The last row number given in each numbered table."""
+        self.readers_indexed = False
+        """Whether the readers' indexes were last seen built: `drop` leaves them out."""
 
     def _find(self, session: Session, model: type[M], key: Any) -> M | None:
         """The row with `key`, added by this page or stored, without flushing the page."""
@@ -497,6 +499,7 @@ class VerdictProjection:
     def create_reading_indexes(self) -> None:
         for index in reading_indexes():
             index.create(self.engine, checkfirst=True)
+        self.readers_indexed = True
 
     def drop(self) -> None:
         """Drop every verdict read model and forget the feed position; the tables come back
@@ -507,6 +510,7 @@ class VerdictProjection:
             tables=[FeedTracking.__table__, FeedChain.__table__, *reversed(VERDICT_TABLES)],
         )
         self.create_tables()
+        self.readers_indexed = False
         for index in reading_indexes():
             index.drop(self.engine)
 
