@@ -3,8 +3,9 @@
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,9 +47,10 @@ class FeedFollower:
 
     `apply(page)` must commit the page's effects together with its new position; `progress()`
     reads that committed position back, so a restart resumes where the last commit left off.
-    After a page that was not full it lingers, so that the next page carries more items and
-    a stream of writes costs fewer, larger transactions; a read waiting for a position or a
-    time the follower has not reached cuts the linger short.
+    Behind the head, it reads each next page while it applies the last. After a page that
+    was not full it lingers, so that the next page carries more items and a stream of writes
+    costs fewer, larger transactions; a read waiting for a position or a time the follower
+    has not reached cuts the linger short.
     """
 
     def __init__(
@@ -161,6 +163,11 @@ class FeedFollower:
         """
         after = self._progress.position
         page = self._read(after, wait, timeout)
+        return self._take_if_at(after, page, timeout)
+
+    def _take_if_at(self, after: int, page: FeedPage, timeout: float | None = None) -> int:
+        """Apply `page`, read after `after`, if that is still the position; return how many
+        items it held, or 0 if it was not applied."""
         if not self._applying.acquire(timeout=-1 if timeout is None else timeout):
             return 0
         try:
@@ -169,6 +176,19 @@ class FeedFollower:
             return self._take(page)
         finally:
             self._applying.release()
+
+    def _catch_up(self) -> int:
+        """Apply every page up to the head, each next one read while the last is applied;
+        return how many items the last page held. A page read after a position that has
+        moved meanwhile, by a rebuild for instance, ends it unapplied."""
+        after, taken = self._progress.position, 0
+        with closing(self._pages(after, self._page_size)) as pages:
+            for page in pages:
+                taken = self._take_if_at(after, page)
+                if self._progress.position != page.next_after or self._stopping.is_set():
+                    break
+                after = page.next_after
+        return taken
 
     def hash_at(self, position: int) -> str | None:
         """The hash the followed feed holds at `position`, if it holds that position."""
@@ -193,20 +213,23 @@ class FeedFollower:
             with self._advanced:
                 self._progress = progress
                 self._advanced.notify_all()
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-reader") as reader:
-                upcoming: Future[FeedPage] | None = reader.submit(
-                    self._read, progress.position, 0.0, limit=FEED_MAX_LIMIT
-                )
-                while upcoming is not None:
-                    page = upcoming.result()
-                    more = page.next_after < page.head
-                    upcoming = (
-                        reader.submit(self._read, page.next_after, 0.0, limit=FEED_MAX_LIMIT)
-                        if more
-                        else None
-                    )
+            with closing(self._pages(progress.position, FEED_MAX_LIMIT)) as pages:
+                for page in pages:
                     self._take(page)
             return self._progress
+
+    def _pages(self, after: int, limit: int) -> Iterator[FeedPage]:
+        """The feed's pages of `limit` items from `after` to its head, each next one read
+        while the caller takes the last."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-reader") as reader:
+            upcoming: Future[FeedPage] | None = reader.submit(self._read, after, 0.0, limit=limit)
+            while upcoming is not None:
+                page = upcoming.result()
+                more = page.next_after < page.head
+                upcoming = (
+                    reader.submit(self._read, page.next_after, 0.0, limit=limit) if more else None
+                )
+                yield page
 
     def _read(
         self, after: int, wait: float, timeout: float | None = None, limit: int | None = None
@@ -236,7 +259,7 @@ class FeedFollower:
                 self._wanted.clear()
                 if self._stopping.is_set():
                     break
-                read = self.poll_once(wait=self._wait if caught_up else 0.0)
+                read = self.poll_once(wait=self._wait) if caught_up else self._catch_up()
                 self._connected = True
                 self._last_error = None
                 backoff = 0.1

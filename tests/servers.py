@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from shared.server import Server
 
@@ -33,7 +33,7 @@ def started(server: uvicorn.Server) -> threading.Thread:
 
 
 @contextmanager
-def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
+def serving(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
     port = port or free_port()
     server = Server(
