@@ -45,8 +45,9 @@ class FollowerStatus:
 class FeedFollower:
     """Reads `GET {base_url}/feed` with a long poll and applies each page exactly once.
 
-    `apply(page)` must commit the page's effects together with its new position; `progress()`
-    reads that committed position back, so a restart resumes where the last commit left off.
+    `apply(page)` must commit the page's effects together with its new position, and pass
+    over items at or below the position it has committed; `progress()` reads that committed
+    position back, so a restart resumes where the last commit left off.
     Behind the head, it reads each next page while it applies the last. After a page that
     was not full it lingers, so that the next page carries more items and a stream of writes
     costs fewer, larger transactions; a read waiting for a position or a time the follower
@@ -206,13 +207,14 @@ class FeedFollower:
         """Hold the follower, let `reset` drop the projection, then read the whole feed again.
 
         Each next page is read while the last one is applied, in the largest pages the feed
-        serves: fewer, larger transactions than following takes.
+        serves: fewer, larger transactions than following takes. The position is the start
+        from before `reset` runs: if it fails part-way, readers do not take the projection to
+        hold what it may have dropped, and following goes on from what it has committed.
         """
         with self._applying:
+            self._publish(Progress(position=0, known_through=None))
             progress = reset()
-            with self._advanced:
-                self._progress = progress
-                self._advanced.notify_all()
+            self._publish(progress)
             with closing(self._pages(progress.position, FEED_MAX_LIMIT)) as pages:
                 for page in pages:
                     self._take(page)
@@ -245,11 +247,16 @@ class FeedFollower:
     def _take(self, page: FeedPage) -> int:
         """Apply the page and publish the new position; return how many items it held."""
         progress = self._apply(page)
+        self._publish(progress, page.head)
+        return len(page.items)
+
+    def _publish(self, progress: Progress, head: int | None = None) -> None:
+        """Make `progress` the position readers wait on, with the feed's head if read."""
         with self._advanced:
             self._progress = progress
-            self._head = page.head
+            if head is not None:
+                self._head = head
             self._advanced.notify_all()
-        return len(page.items)
 
     def _run(self) -> None:
         backoff = 0.1

@@ -210,7 +210,7 @@ def test_a_rebuild_cut_off_by_the_database_gets_the_readers_indexes_back_once_it
             rebuild.join()
             assert answers[0].status_code == 503, answers[0].text
             assert answers[0].headers["content-type"] == "application/problem+json"
-            assert verdict_indexes(watcher) == APPLYING_INDEXES, "cut off before they were built"
+            assert verdict_indexes(watcher) < DECLARED_INDEXES, "cut off before all were built"
 
             proxy.restore()
             after = _eventually(

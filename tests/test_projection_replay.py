@@ -221,10 +221,10 @@ def test_readers_indexes_are_left_out_while_refilling_and_restored(engine: Engin
     verdicts.create_tables()
     assert len(DECLARED_INDEXES) == 9
     assert verdict_indexes(engine) == DECLARED_INDEXES
-    assert verdicts.readers_indexed
+    assert verdicts.whole
     verdicts.drop()
     assert verdict_indexes(engine) == {"ix_evidence_current_origin", "ix_origin_current_source_id"}
-    assert not verdicts.readers_indexed
+    assert not verdicts.whole
     verdicts.create_tables()
     assert verdict_indexes(engine) == DECLARED_INDEXES
-    assert verdicts.readers_indexed
+    assert verdicts.whole

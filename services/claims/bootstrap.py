@@ -45,8 +45,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
 
     def apply(page: FeedPage) -> Progress:
         with application.database_writes():
-            if not (verdicts.readers_indexed or rebuilding.locked()):
-                verdicts.create_reading_indexes()
+            if not (verdicts.whole or rebuilding.locked()):
+                verdicts.create_tables()
             progress, changes = verdicts.apply_page(page)
         index.extend(changes)
         return progress
@@ -97,7 +97,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
                 progress = follower.replay_from_start(reset)
             finally:
                 with application.database_writes():
-                    verdicts.create_reading_indexes()
+                    verdicts.create_tables()
         replayed = time.monotonic() - replaying
         with Session(engine) as session:
             claims = session.exec(select(func.count()).select_from(ClaimView)).one()

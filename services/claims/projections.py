@@ -295,6 +295,10 @@ APPLYING_INDEXES = frozenset({"ix_evidence_current_origin", "ix_origin_current_s
 """The indexes that applying the feed reads through; every other one serves only readers."""
 
 
+_REBUILT_TABLES = [FeedTracking.__table__, FeedChain.__table__, *VERDICT_TABLES]
+"""Every table a rebuild drops and refills: the feed position, its last hash, the read models."""
+
+
 def reading_indexes() -> list[Index]:
     """The verdict read models' indexes that only readers use: a rebuild fills without them."""
     return [
@@ -430,8 +434,9 @@ class VerdictProjection:
         """New rows, written before a read needs them and at the page's end."""
         self._last_row: dict[Table, int] = {}
         """The last row number given in each numbered table."""
-        self.readers_indexed = False
-        """Whether the readers' indexes were last seen built: `drop` leaves them out."""
+        self.whole = False
+        """Whether every table and index is known to be there: not from a `drop` until the
+        next `create_tables` has ended."""
 
     def _find(self, session: Session, model: type[M], key: Any) -> M | None:
         """The row with `key`, added by this page or stored, without flushing the page."""
@@ -491,26 +496,18 @@ class VerdictProjection:
 
     def create_tables(self) -> None:
         """Create what is missing: tables, and the readers' indexes a rebuild broke off without."""
-        SQLModel.metadata.create_all(
-            self.engine, tables=[FeedTracking.__table__, FeedChain.__table__, *VERDICT_TABLES]
-        )
-        self.create_reading_indexes()
-
-    def create_reading_indexes(self) -> None:
+        SQLModel.metadata.create_all(self.engine, tables=_REBUILT_TABLES)
         for index in reading_indexes():
             index.create(self.engine, checkfirst=True)
-        self.readers_indexed = True
+        self.whole = True
 
     def drop(self) -> None:
         """Drop every verdict read model and forget the feed position; the tables come back
-        empty, without the readers' indexes, which `create_reading_indexes` restores once
-        they are filled."""
-        SQLModel.metadata.drop_all(
-            self.engine,
-            tables=[FeedTracking.__table__, FeedChain.__table__, *reversed(VERDICT_TABLES)],
-        )
-        self.create_tables()
-        self.readers_indexed = False
+        empty, without the readers' indexes, which `create_tables` restores once they are
+        filled."""
+        self.whole = False
+        SQLModel.metadata.drop_all(self.engine, tables=_REBUILT_TABLES[::-1])
+        SQLModel.metadata.create_all(self.engine, tables=_REBUILT_TABLES)
         for index in reading_indexes():
             index.drop(self.engine)
 
