@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from sqlalchemy import Connection, Engine, Table
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, delete
 
 from shared.bulk import Row, insert_rows
 from shared.errors import Conflict, Unavailable
@@ -34,6 +34,21 @@ class ProjectionTracking(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     position: int = 0
+
+
+@contextmanager
+def schema_change(engine: Engine) -> Iterator[Connection]:
+    """A connection whose statements, schema changes among them, commit together or not at all.
+
+    Python's sqlite3 runs each schema statement in a transaction of its own unless one was
+    begun explicitly: a drop that failed part-way would leave some tables dropped and the rest
+    holding rows that a refill would count again.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection
+        connection.commit()
 
 
 class ReadGate:
@@ -132,14 +147,14 @@ class Projection(ABC):
         """Whether empty read models are filled inside the database: False once a fill has
         failed, until the next rebuild, so that a failing fill is not run at every catch-up."""
 
-    def create_tables(self) -> None:
+    def create_tables(self, bind: Engine | Connection | None = None) -> None:
         SQLModel.metadata.create_all(
-            self.engine,
+            self.engine if bind is None else bind,
             tables=[ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables],
         )
 
-    def drop_tables(self) -> None:
-        SQLModel.metadata.drop_all(self.engine, tables=[IdempotencyRecord.__table__, *self.tables])
+    def drop_tables(self, connection: Connection) -> None:
+        SQLModel.metadata.drop_all(connection, tables=[IdempotencyRecord.__table__, *self.tables])
 
     def position(self) -> int:
         with Session(self.engine) as session:
@@ -341,13 +356,12 @@ class Projection(ABC):
         with self.application.writing(), self._lock:
             self._position = None
             """Read again from the database, however far the swap got."""
-            self.drop_tables()
-            with Session(self.engine) as session:
-                tracking = session.get(ProjectionTracking, self.name)
-                if tracking is not None:
-                    session.delete(tracking)
-                session.commit()
-            self.create_tables()
+            with schema_change(self.engine) as connection:
+                self.drop_tables(connection)
+                connection.execute(
+                    delete(ProjectionTracking).where(col(ProjectionTracking.name) == self.name)
+                )
+                self.create_tables(connection)
             self._applied_up_to(0)
             self.fills_in_database = True
         return self.catch_up()

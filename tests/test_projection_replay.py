@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, event, inspect
 from sqlmodel import Session
 
 from services.claims.confidence import Verdict
-from services.claims.projections import VERDICT_TABLES, VerdictProjection
+from services.claims.projections import VERDICT_TABLES, FeedTracking, TallyPoint, VerdictProjection
 from services.claims.replay import replay_verdict
 from services.claims.verdicts import VerdictIndex, evidence_as_known, judge, timeline, verdict
 from shared.chain import GENESIS, event_hash
@@ -228,3 +228,47 @@ def test_readers_indexes_are_left_out_while_refilling_and_restored(engine: Engin
     verdicts.create_tables()
     assert verdict_indexes(engine) == DECLARED_INDEXES
     assert verdicts.whole
+
+
+def test_a_drop_that_fails_part_way_leaves_every_table_as_it_was(engine: Engine) -> None:
+    verdicts = VerdictProjection(engine)
+    verdicts.create_tables()
+    claim = uuid.uuid4()
+    with Session(engine) as session:
+        session.add(FeedTracking(name="sources", position=7))
+        session.add(
+            TallyPoint(
+                row=1,
+                claim_id=claim,
+                known_from=1,
+                at_from=1,
+                units=0,
+                supporting=0,
+                refuting=0,
+                weighty_supporting=0,
+                weighty_refuting=0,
+                items=1,
+            )
+        )
+        session.commit()
+    drops: list[str] = []
+
+    def fail_at_the_fifth_drop(*args: Any) -> None:
+        statement = str(args[2]).strip()
+        if statement.startswith("DROP TABLE"):
+            drops.append(statement)
+            if len(drops) == 5:
+                raise OSError("the disk failed during the drop")
+
+    event.listen(engine, "before_cursor_execute", fail_at_the_fifth_drop)
+    try:
+        with pytest.raises(OSError, match="disk failed"):
+            verdicts.drop()
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_at_the_fifth_drop)
+    assert len(drops) == 5
+    assert not verdicts.whole
+    assert set(inspect(engine).get_table_names()) >= {table.name for table in VERDICT_TABLES}
+    with Session(engine) as session:
+        assert session.get_one(FeedTracking, "sources").position == 7
+        assert session.get_one(TallyPoint, 1).claim_id == claim

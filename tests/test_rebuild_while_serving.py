@@ -6,11 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel, select
 
 from services.claims.application import ClaimsApplication
-from services.claims.projections import ClaimsProjection
+from services.claims.projections import ClaimsProjection, ClaimView
 from shared.errors import Conflict, Unavailable
 from shared.idempotency import IdempotencyRecord
 from shared.projection import ReadGate
@@ -173,7 +174,10 @@ def test_a_rebuild_that_fails_leaves_the_read_models_serving(claims_database_url
     engine = storage.create_engine()
 
     class Locked(ClaimsProjection):
-        def drop_tables(self) -> None:
+        """Its drop fails part-way: the first table is gone when the database refuses more."""
+
+        def drop_tables(self, connection: Connection) -> None:
+            SQLModel.metadata.drop_all(connection, tables=self.tables[:1])
             raise OperationalError("DROP TABLE", {}, Exception("database is locked"))
 
     try:
@@ -184,6 +188,8 @@ def test_a_rebuild_that_fails_leaves_the_read_models_serving(claims_database_url
         with pytest.raises(OperationalError):
             projection.rebuild()
         assert projection.wait_for_writes(timeout=0.5), "what was applied still counts"
+        with Session(engine) as session:
+            assert [claim.text for claim in session.exec(select(ClaimView))] == ["a claim"]
         application.register_claim("another claim")
         assert projection.catch_up() == head + 1
     finally:

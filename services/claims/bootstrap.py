@@ -80,7 +80,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         began = time.monotonic()
         checked = follower.verify_source()
         if checked.get("ok"):
-            applied = follower.progress
+            applied = verdicts.progress()
             fault = witness_fault(checked, applied.position, applied.last_hash, follower.hash_at)
             if fault is not None:
                 checked.update(ok=False, broken_position=fault[0], reason=fault[1])

@@ -37,7 +37,7 @@ from shared.chain import GENESIS, event_hash
 from shared.columns import UtcDateTime
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
-from shared.projection import Inserts, Projection
+from shared.projection import Inserts, Projection, schema_change
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
 FEED_NAME = "sources-feed"
@@ -506,8 +506,9 @@ class VerdictProjection:
         empty, without the readers' indexes, which `create_tables` restores once they are
         filled."""
         self.whole = False
-        SQLModel.metadata.drop_all(self.engine, tables=_REBUILT_TABLES[::-1])
-        SQLModel.metadata.create_all(self.engine, tables=_REBUILT_TABLES)
+        with schema_change(self.engine) as connection:
+            SQLModel.metadata.drop_all(connection, tables=_REBUILT_TABLES)
+            SQLModel.metadata.create_all(connection, tables=_REBUILT_TABLES)
         for index in reading_indexes():
             index.drop(self.engine)
 
