@@ -513,16 +513,20 @@ class VerdictProjection:
             index.drop(self.engine)
 
     def progress(self) -> Progress:
+        """The committed position with its hash, read in one statement so that both are of
+        the same page while the follower applies more."""
+        query = (
+            select(FeedTracking.position, FeedTracking.known_through, FeedChain.last_hash)
+            .outerjoin(FeedChain, col(FeedChain.name) == col(FeedTracking.name))
+            .where(col(FeedTracking.name) == FEED_NAME)
+        )
         with Session(self.engine) as session:
-            tracking = session.get(FeedTracking, FEED_NAME)
-            chain = session.get(FeedChain, FEED_NAME)
-        if tracking is None:
+            row = session.exec(query).first()
+        if row is None:
             return Progress(position=0, known_through=None)
-        through = tracking.known_through
+        position, through, last_hash = row
         return Progress(
-            tracking.position,
-            None if through is None else from_micros(through),
-            "" if chain is None else chain.last_hash,
+            position, None if through is None else from_micros(through), last_hash or ""
         )
 
     def apply_page(self, page: FeedPage) -> tuple[Progress, Changes]:
