@@ -509,8 +509,8 @@ class VerdictProjection:
         with schema_change(self.engine) as connection:
             SQLModel.metadata.drop_all(connection, tables=_REBUILT_TABLES)
             SQLModel.metadata.create_all(connection, tables=_REBUILT_TABLES)
-        for index in reading_indexes():
-            index.drop(self.engine)
+            for index in reading_indexes():
+                index.drop(connection)
 
     def progress(self) -> Progress:
         """The committed position with its hash, read in one statement so that both are of
