@@ -212,7 +212,7 @@ def details(kind: str, run: dict[str, Any]) -> list[str]:
         "last applied "
         f"({verdicts['rebuild']['of_which_verify_seconds']:.1f} s), "
         "drops its read models, follows the whole feed again over HTTP, 1,000 items a "
-        "page (the feed's largest; following takes 500), and only then builds the indexes "
+        "page (the feed's largest, as following takes too), and only then builds the indexes "
         "that serve readers alone. It is "
         "asked once the claims service, started on the filled stores, has followed the whole "
         f"feed a first time ({verdicts['first_follow_seconds']:.1f} s from its launch, "

@@ -61,7 +61,7 @@ class FeedFollower:
         progress: Callable[[], Progress],
         *,
         wait: float = 1.0,
-        page_size: int = 500,
+        page_size: int = FEED_MAX_LIMIT,
         linger: float = 0.2,
         timeout: float = 10.0,
         api_key: str | None = None,

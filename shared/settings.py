@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from shared.auth import Gate, parse_keys
-from shared.feed import FEED_MAX_WAIT_SECONDS
+from shared.feed import FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS
 from shared.storage import Storage, parse_storage_url
 
 DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
@@ -133,7 +133,7 @@ class ClaimsSettings:
     sources_url: str = DEFAULT_SOURCES_URL
     follow: bool = True
     follower_wait: float = 1.0
-    follower_page_size: int = 500
+    follower_page_size: int = FEED_MAX_LIMIT
     follower_linger: float = 0.2
     read_wait: float = 5.0
     publisher: str = "factcheck"
@@ -154,7 +154,9 @@ class ClaimsSettings:
             follower_wait=_seconds_setting(
                 environ, "FOLLOWER_WAIT", 1.0, high=FEED_MAX_WAIT_SECONDS
             ),
-            follower_page_size=_int_setting(environ, "FOLLOWER_PAGE_SIZE", 500, 1000),
+            follower_page_size=_int_setting(
+                environ, "FOLLOWER_PAGE_SIZE", FEED_MAX_LIMIT, FEED_MAX_LIMIT
+            ),
             follower_linger=_seconds_setting(environ, "FOLLOWER_LINGER", 0.2),
             read_wait=_seconds_setting(environ, "READ_WAIT", 5.0),
             publisher=environ.get("FACTCHECK_PUBLISHER", "").strip() or "factcheck",
