@@ -84,7 +84,10 @@ class Gate:
         self.public_reads = public_reads
 
     def caller(self, request: Request) -> ApiKey | None:
-        header = request.headers.get("authorization", "")
+        given = request.headers.getlist("authorization")
+        if len(given) > 1:
+            raise AuthError(401, "send one Authorization header, not several")
+        header = given[0] if given else ""
         scheme, _, token = header.partition(" ")
         if not header:
             return None

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from fastapi import Header, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Field, Session, SQLModel
 
@@ -150,15 +150,28 @@ def fill_records(connection: Connection, stored: StoredEvents, head: int) -> Non
     )
 
 
+KEY_MAX_BYTES = 200
+
+
+def _key(header: str | None) -> str | None:
+    """The key as sent: 1 to 200 bytes (HTTP hands them over one character each), then read
+    as printable UTF-8."""
+    if header is None:
+        return None
+    if not 1 <= len(header) <= KEY_MAX_BYTES:
+        raise ValueError(f"must be 1 to {KEY_MAX_BYTES} bytes long, not {len(header)}")
+    return header_text(header)
+
+
 IdempotencyKey = Annotated[
     str | None,
-    AfterValidator(lambda key: None if key is None else header_text(key)),
+    AfterValidator(_key),
     Header(
         alias=HEADER,
-        min_length=1,
-        max_length=200,
-        description="Retry-safe writes: the same key with the same body records once.",
+        description="Retry-safe writes: the same key with the same body records once. "
+        f"1 to {KEY_MAX_BYTES} bytes of printable UTF-8.",
     ),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": KEY_MAX_BYTES}),
 ]
 
 

@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from fastapi import Header, Query, Request
@@ -106,29 +106,33 @@ class RebuildAnswer(BaseModel):
     )
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
+def _names(dependant: Dependant, kind: Literal["query_params", "header_params"]) -> set[str]:
+    """The names of the route's parameters of one kind, its dependencies' included."""
+    names = {param.alias for param in getattr(dependant, kind)}
     for dependency in dependant.dependencies:
-        names |= _query_names(dependency)
+        names |= _names(dependency, kind)
     return names
 
 
-async def reject_unknown_query(request: Request) -> None:
+async def reject_unclear_parameters(request: Request) -> None:
     """Refuse query parameters the route does not take, so a misspelt one never passes, and
-    any given twice, which no route takes."""
-    if not request.scope.get("query_string"):
-        return
+    any query parameter or header of the route given twice, which would leave it unclear
+    which one counts."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    unknown = sorted(set(request.query_params) - _query_names(dependant))
-    if unknown:
-        raise Rejected(unknown[0], "is not a parameter of this endpoint")
-    names = [name for name, _ in request.query_params.multi_items()]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise Rejected(repeated[0], "is given more than once")
+    if request.scope.get("query_string"):
+        unknown = sorted(set(request.query_params) - _names(dependant, "query_params"))
+        if unknown:
+            raise Rejected(unknown[0], "is not a parameter of this endpoint")
+        names = [name for name, _ in request.query_params.multi_items()]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise Rejected(repeated[0], "is given more than once")
+    for header in sorted(_names(dependant, "header_params")):
+        if len(request.headers.getlist(header)) > 1:
+            raise Rejected(header, "is given more than once")
 
 
 VERSION_TAG = re.compile(r'([1-9][0-9]{0,17})|"([1-9][0-9]{0,17})"', re.ASCII)
@@ -187,7 +191,8 @@ def _given_id(header: str) -> str | None:
 
 
 class RequestIds:
-    """Take X-Request-ID from the request, or make one, and echo it on the response."""
+    """Take X-Request-ID from the request if it is sent once and readable, or make one, and
+    echo it on the response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -196,7 +201,8 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        sent = Headers(scope=scope).getlist(REQUEST_ID_HEADER)
+        header = sent[0] if len(sent) == 1 else ""
         given = _given_id(header)
         request_id = given or str(uuid4())
         scope.setdefault("state", {})["request_id"] = request_id

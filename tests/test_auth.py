@@ -83,6 +83,8 @@ def test_roles_decide_who_may_write_edit_audit_and_rebuild(open_reads: Guarded) 
         sources.post("/sources", json=source, headers={"Authorization": "Bearer x"}), 401
     )
     assert_problem(sources.post("/sources", json=source, headers={"Authorization": "Basic x"}), 401)
+    two_keys = [("Authorization", bearer(name)["Authorization"]) for name in ("auditor", "desk")]
+    assert_problem(sources.post("/sources", json=source, headers=two_keys), 401)
 
     created = sources.post("/sources", json=source, headers=bearer("desk"))
     assert created.status_code == 201, created.text

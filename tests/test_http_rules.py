@@ -136,6 +136,45 @@ async def test_an_idempotency_key_is_read_as_utf8_and_printable(
     assert await head(sources) == 1
 
 
+async def test_an_idempotency_key_is_1_to_200_bytes_whatever_its_characters(
+    sources: httpx.AsyncClient,
+) -> None:
+    body = {"name": "Le Monde", "kind": "newspaper"}
+    for bad in ("", "é" * 101, "k" * 201):
+        refused = await sources.post(
+            "/sources", json=body, headers={"Idempotency-Key": bad.encode()}
+        )
+        assert_problem(refused, 422, "Idempotency-Key")
+        assert "bytes" in refused.json()["errors"][0]["reason"]
+    assert await head(sources) == 0
+    for longest in ("é" * 100, "k" * 200):
+        key = {"Idempotency-Key": longest.encode()}
+        assert (await sources.post("/sources", json=body, headers=key)).status_code == 201
+    assert await head(sources) == 2
+
+
+async def test_a_header_given_twice_is_refused_by_name(sources: httpx.AsyncClient) -> None:
+    source = await register(sources)
+    before = await head(sources)
+    body = {"name": "Le Monde", "kind": "newspaper"}
+    two_keys = [("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+    assert_problem(
+        await sources.post("/sources", json=body, headers=two_keys), 422, "Idempotency-Key"
+    )
+    rating = {"reliability": "B", "rationale": "checked"}
+    url = f"/sources/{source['id']}/ratings"
+    two_versions = [("If-Match", "99"), ("If-Match", "1")]
+    assert_problem(await sources.post(url, json=rating, headers=two_versions), 422, "If-Match")
+    assert await head(sources) == before
+    two_ids = [("X-Request-ID", "first"), ("X-Request-ID", "second")]
+    answered = await sources.post("/sources", json=body, headers=two_ids)
+    assert answered.status_code == 201, answered.text
+    made = answered.headers["X-Request-ID"]
+    assert made not in ("first", "second")
+    item = (await sources.get("/feed", params={"after": before})).json()["items"][0]
+    assert item["metadata"]["request_id"] == made
+
+
 async def test_a_request_id_is_recorded_as_sent_in_utf8(
     sources: httpx.AsyncClient,
 ) -> None:
@@ -191,6 +230,9 @@ def test_a_time_in_a_query_is_an_rfc_3339_date_time_or_a_date(services: Services
     for refused in ("2024-01-06 12:00:00Z", "2024-W01-6", " 2024-01-06", "2024-01-06T12:00+02"):
         response = claims.get(f"/claims/{claim}/verdict", params={"at": refused})
         assert_problem(response, 422, "at")
+    unencoded = claims.get(f"/claims/{claim}/verdict?at=2024-01-06T12:00:00.5+02:00")
+    assert_problem(unencoded, 422, "at")
+    assert "%2B" in unencoded.json()["detail"]
     for taken in ("2024-01-06", "2024-01-06T12:00:00.5+02:00"):
         response = claims.get(f"/claims/{claim}/verdict", params={"at": taken})
         assert response.status_code == 200, response.text
