@@ -36,7 +36,7 @@ from shared.settings import (
 )
 from shared.storage import StorageConfigError
 from shared.tables import history_table, timeline_table, verdict_table
-from shared.timeaxes import TimeParseError, parse_instant
+from shared.timeaxes import TimeParseError, format_instant, parse_instant
 
 app = typer.Typer(
     help="factcheck: event-sourced claims, evidence and verdicts.", no_args_is_help=True
@@ -141,7 +141,8 @@ def serve(
             console.print(
                 f"development API key (role admin): {development_key}\n"
                 f"  curl -H 'Authorization: Bearer {development_key}' ...   "
-                f"or export FACTCHECK_API_KEY={development_key}"
+                f"or export FACTCHECK_API_KEY={development_key}",
+                soft_wrap=True,
             )
         console.print("Ctrl-C stops both services.")
         while all(child.poll() is None for child in children):
@@ -218,7 +219,7 @@ def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) ->
     loaded = _load_with_progress(client, scenario)
     labels = loaded.labels(scenario)
     at = max(item.published_at for item in scenario.evidence).date().isoformat()
-    out.print(f"\n[bold]{scenario.claim.text}[/bold]  (claim {loaded.claim_id})")
+    out.print(f"\n[bold]{scenario.claim.text}[/bold]  (claim {loaded.claim_id})", soft_wrap=True)
     out.print(
         f"{scenario.name}: {loaded.recorded} new writes"
         + ("" if loaded.recorded else " (already loaded)")
@@ -226,7 +227,7 @@ def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) ->
     )
     for step in loaded.steps[:-1]:
         timeline = client.claim_answer(
-            loaded.claim_id, "timeline", known_at=step.known_at.isoformat()
+            loaded.claim_id, "timeline", known_at=format_instant(step.known_at)
         )
         out.print(timeline_table(timeline, labels, f"Timeline {step.label}"))
     head = loaded.steps[-1].position
@@ -234,7 +235,7 @@ def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) ->
     out.print(timeline_table(now, labels, "Timeline as known now"))
     for step in loaded.steps:
         verdict = client.claim_answer(
-            loaded.claim_id, "verdict", at=at, known_at=step.known_at.isoformat()
+            loaded.claim_id, "verdict", at=at, known_at=format_instant(step.known_at)
         )
         out.print(
             f"Verdict at {at}, {step.label}: [bold]{verdict['status']}[/bold], "
@@ -267,17 +268,22 @@ def load_command(
         "recorded": loaded.recorded,
         "evidence": loaded.evidence_ids,
         "steps": [
-            {"label": step.label, "known_at": step.known_at.isoformat(), "position": step.position}
+            {
+                "label": step.label,
+                "known_at": format_instant(step.known_at),
+                "position": step.position,
+            }
             for step in loaded.steps
         ],
     }
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    console.print(f"claim {loaded.claim_id}: {loaded.recorded} new writes")
+    console.print(f"claim {loaded.claim_id}: {loaded.recorded} new writes", soft_wrap=True)
     for step in result["steps"]:
         console.print(
-            f"  {step['label']}: known at {step['known_at']}, position {step['position']}"
+            f"  {step['label']}: known at {step['known_at']}, position {step['position']}",
+            soft_wrap=True,
         )
 
 
@@ -462,10 +468,10 @@ def replay(
         for claim in replay_claims(sources_items, claims_items, when, known)
     ]
     if as_json:
-        answer = {"at": when.isoformat(), "known_at": known.isoformat(), "claims": rows}
+        answer = {"at": format_instant(when), "known_at": format_instant(known), "claims": rows}
         typer.echo(json.dumps(answer, indent=2))
         return
-    table = Table(title=f"Verdicts at {when.isoformat()}, as known at {known.isoformat()}")
+    table = Table(title=f"Verdicts at {format_instant(when)}, as known at {format_instant(known)}")
     for column in ("claim", "status", "probability", "for/against", "ruling"):
         table.add_column(column)
     for row in rows:

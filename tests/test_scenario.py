@@ -1,6 +1,7 @@
 """The Kharkiv scenario through the loader and the command line, against both real services."""
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,15 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     result = json.loads(loaded.output)
     claim = result["claim_id"]
     known = result["steps"][0]["known_at"]
+    again = runner.invoke(
+        cli, ["load", str(SCENARIO), *urls, "--sources-url", services.sources_url]
+    )
+    assert again.exit_code == 0, again.output
+    printed = re.findall(r"known at (\S+),", again.output)
+    assert printed == [step["known_at"] for step in result["steps"]]
+    for known_at in printed:
+        pasted = services.claims.get(f"/claims/{claim}/verdict?at=2024-01-07&known_at={known_at}")
+        assert pasted.status_code == 200, "a printed time works pasted into a URL as it is"
 
     as_json = runner.invoke(
         cli, ["verdict", claim, "--at", "2024-01-07", "--known-at", known, *urls, "--json"]
