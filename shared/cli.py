@@ -402,7 +402,8 @@ def verify(
             if result["ok"]:
                 console.print(
                     f"{name}: ok, {result['count']} events, head {result['head_hash']} "
-                    f"at position {result['head_position']}"
+                    f"at position {result['head_position']}",
+                    soft_wrap=True,
                 )
             else:
                 console.print(

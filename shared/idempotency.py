@@ -154,8 +154,8 @@ KEY_MAX_BYTES = 200
 
 
 def _key(header: str | None) -> str | None:
-    """The key as sent: 1 to 200 bytes (HTTP hands them over one character each), then read
-    as printable UTF-8."""
+    """The key as sent: 1 to KEY_MAX_BYTES bytes (HTTP hands them over one character each),
+    then read as printable UTF-8."""
     if header is None:
         return None
     if not 1 <= len(header) <= KEY_MAX_BYTES:

@@ -15,13 +15,14 @@ from starlette.exceptions import HTTPException
 
 from shared.auth import Requires
 from shared.errors import Rejected
+from shared.schemas import REPEATED, ClearParameters
 
 
 def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
         repeated = next(name for name in names if names.count(name) > 1)
-        raise Rejected(repeated, "is given more than once")
+        raise Rejected(repeated, REPEATED)
     return dict(pairs)
 
 
@@ -88,8 +89,9 @@ def answered_in_event_loop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class CheckedRoute(APIRoute):
-    """Checks the caller's key and role first, then the body's media type and JSON, and only
-    then the parameters and the body's fields."""
+    """Checks the caller's key and role first, then the names of the query parameters and
+    headers, then the body's media type and JSON, and only then the parameters' and the body's
+    fields."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         super().__init__(path, answered_in_event_loop(endpoint), **options)
@@ -101,11 +103,13 @@ class CheckedRoute(APIRoute):
             for dependency in self.dependant.dependencies
             if isinstance(dependency.call, Requires)
         ]
+        parameters = ClearParameters(self.dependant)
         takes_body = self.body_field is not None
 
         async def checked(request: Request) -> Response:
             for permission in permissions:
                 permission.check(request)
+            parameters.check(request)
             if takes_body:
                 request = await _json_body(request)
             return await handle(request)

@@ -19,7 +19,7 @@ from pydantic import (
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import Rejected
+from shared.errors import Checks
 from shared.feed import POSITION_MAX
 from shared.timeaxes import UtcDatetime
 
@@ -106,33 +106,41 @@ class RebuildAnswer(BaseModel):
     )
 
 
-def _names(dependant: Dependant, kind: Literal["query_params", "header_params"]) -> set[str]:
-    """The names of the route's parameters of one kind, its dependencies' included."""
+REPEATED = "is given more than once"
+
+
+def parameter_names(
+    dependant: Dependant, kind: Literal["query_params", "header_params"]
+) -> set[str]:
+    """The names of a route's parameters of one kind, its dependencies' included."""
     names = {param.alias for param in getattr(dependant, kind)}
     for dependency in dependant.dependencies:
-        names |= _names(dependency, kind)
+        names |= parameter_names(dependency, kind)
     return names
 
 
-async def reject_unclear_parameters(request: Request) -> None:
-    """Refuse query parameters the route does not take, so a misspelt one never passes, and
-    any query parameter or header of the route given twice, which would leave it unclear
-    which one counts."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
-    if request.scope.get("query_string"):
-        unknown = sorted(set(request.query_params) - _names(dependant, "query_params"))
-        if unknown:
-            raise Rejected(unknown[0], "is not a parameter of this endpoint")
-        names = [name for name, _ in request.query_params.multi_items()]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise Rejected(repeated[0], "is given more than once")
-    for header in sorted(_names(dependant, "header_params")):
-        if len(request.headers.getlist(header)) > 1:
-            raise Rejected(header, "is given more than once")
+class ClearParameters:
+    """Refuses query parameters a route does not take, so that a misspelt one never passes, and
+    any query parameter or header of the route given twice, which would leave unclear which
+    one counts."""
+
+    def __init__(self, dependant: Dependant) -> None:
+        self.query = parameter_names(dependant, "query_params")
+        self.headers = sorted(parameter_names(dependant, "header_params"))
+
+    def check(self, request: Request) -> None:
+        """Rejected, naming every such parameter, if there is one."""
+        checks = Checks()
+        if request.scope.get("query_string"):
+            for name in sorted(set(request.query_params) - self.query):
+                checks.reject(name, "is not a parameter of this endpoint")
+            names = [name for name, _ in request.query_params.multi_items()]
+            for name in sorted({name for name in names if names.count(name) > 1}):
+                checks.reject(name, REPEATED)
+        for header in self.headers:
+            if len(request.headers.getlist(header)) > 1:
+                checks.reject(header, REPEATED)
+        checks.done()
 
 
 VERSION_TAG = re.compile(r'([1-9][0-9]{0,17})|"([1-9][0-9]{0,17})"', re.ASCII)

@@ -13,7 +13,7 @@ from shared.auth import Requires
 from shared.problems import ERROR_RESPONSES, PROBLEM_JSON, install_problem_handlers
 from shared.routes import FeedLimits
 from shared.routing import CheckedRoute
-from shared.schemas import RequestIds, reject_unclear_parameters
+from shared.schemas import RequestIds
 
 VERSION = "0.1.0"
 MAX_BODY_BYTES = 64 * 1024
@@ -115,10 +115,10 @@ class BodyLimit:
 
 
 def service_router() -> APIRouter:
-    """The router every service's routes hang on: known query parameters only, reads gated,
-    errors documented as problem+json."""
+    """The router every service's routes hang on: parameters checked by the route class, reads
+    gated, errors documented as problem+json."""
     return APIRouter(
-        dependencies=[Depends(reject_unclear_parameters), Depends(Requires("read"))],
+        dependencies=[Depends(Requires("read"))],
         responses=ERROR_RESPONSES,
         route_class=CheckedRoute,
         strict_content_type=False,

@@ -67,8 +67,8 @@ def _fault(text: str, allow_date: bool) -> str:
     """What keeps `text` from being an RFC 3339 date-time, as plainly as it can be told."""
     if text[-6:-5] == " " and DATE_TIME.fullmatch(f"{text[:-6]}+{text[-5:]}"):
         return (
-            "has a space where its offset's + belongs: in a URL query a + stands for a space, "
-            "so send it as %2B, or give the time in UTC with Z"
+            "has a space where its offset's + belongs; if it came in a URL query, where a + "
+            "stands for a space, send it as %2B, or give the time in UTC with Z"
         )
     if BARE_DECIMAL_POINT.search(text):
         return "has a decimal point without digits after it"

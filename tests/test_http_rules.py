@@ -165,6 +165,11 @@ async def test_a_header_given_twice_is_refused_by_name(sources: httpx.AsyncClien
     url = f"/sources/{source['id']}/ratings"
     two_versions = [("If-Match", "99"), ("If-Match", "1")]
     assert_problem(await sources.post(url, json=rating, headers=two_versions), 422, "If-Match")
+    unclear = await sources.post(
+        f"{url}?x=1", content=b'{"reliability": ', headers=[*two_keys, *two_versions]
+    )
+    assert_problem(unclear, 422)
+    assert fields(unclear) == ["x", "Idempotency-Key", "If-Match"], "named before the body"
     assert await head(sources) == before
     two_ids = [("X-Request-ID", "first"), ("X-Request-ID", "second")]
     answered = await sources.post("/sources", json=body, headers=two_ids)
@@ -208,6 +213,7 @@ async def test_a_request_id_is_recorded_as_sent_in_utf8(
         (" 2024-01-06T12:00:00Z", "space around it"),
         ("2024-01-06T12:00:00Z\n", "space around it"),
         ("2024-01-06T12:00:00,5Z", "decimal comma"),
+        ("2024-01-06T12:00:00 02:00", "%2B"),
         ("2024-01-06T12:00:00+24:00", "offset beyond 23:59"),
         ("2024-01-06T12:00:00", "no timezone offset"),
         ("2024-01-06", "a date alone"),
