@@ -147,6 +147,7 @@ class FactcheckApplication(Application[UUID]):
         self._recorded = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
         self._before_close: list[Callable[[], None]] = []
+        self._after_close: list[Callable[[], None]] = []
         super().__init__(env=storage.eventsourcing_env())
         self._chain_head = self._last_hash()
         self.last_position = self.head()
@@ -284,10 +285,16 @@ class FactcheckApplication(Application[UUID]):
         """Call `callback` when the application closes, before its store does."""
         self._before_close.append(callback)
 
+    def after_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the application and its store have closed."""
+        self._after_close.append(callback)
+
     def close(self) -> None:
         for callback in self._before_close:
             callback()
         super().close()
+        for callback in self._after_close:
+            callback()
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._listeners:

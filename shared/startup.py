@@ -3,16 +3,22 @@
 from collections.abc import Callable
 from typing import TypeVar
 
+from shared.eventstore import FactcheckApplication
 from shared.storage import Storage
 
-T = TypeVar("T")
+A = TypeVar("A", bound=FactcheckApplication)
 
 
-def open_store(storage: Storage, construct: Callable[[], T]) -> T:
-    """Prepare `storage` and construct the application on it, or raise StorageConfigError."""
+def open_store(storage: Storage, construct: Callable[[], A]) -> A:
+    """Prepare `storage`, become the one process serving it, and construct the application on
+    it, which lets the store go when it closes; or raise StorageConfigError."""
     storage.prepare()
+    release = storage.hold()
     try:
-        return construct()
+        application = construct()
     except Exception as error:
+        release()
         reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise storage.error(f"cannot open the event store: {reason}") from None
+    application.after_close(release)
+    return application

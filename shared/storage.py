@@ -1,9 +1,12 @@
 """One storage URL per service, mapped once onto the event store and the read-model engine."""
 
+import fcntl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -12,6 +15,10 @@ READ_MODEL_CONNECTIONS = 15
 """Connections the read models' pool opens at most, and keeps once opened: a burst of reads does
 not open and close connections, on PostgreSQL each a new server process."""
 READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
+IN_USE = (
+    "another process already serves this store; run one process per service, and give each "
+    "service a store of its own"
+)
 
 
 class StorageConfigError(RuntimeError):
@@ -99,6 +106,50 @@ class Storage:
             raise self.error(f"cannot connect: {reason}") from None
         finally:
             engine.dispose()
+
+    def hold(self) -> Callable[[], None]:
+        """Become the one process that serves this store, until the answered function is
+        called; StorageConfigError if another process serves it.
+
+        Each process chains the events it records to the last one it knows of, so a second
+        process writing to the same store would fork the chain. SQLite: an exclusive lock on
+        a file beside the database. PostgreSQL: an advisory lock on the database and schema,
+        held by a connection of its own.
+        """
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            path = self.sqlite_path.with_name(f"{self.sqlite_path.name}.lock")
+            try:
+                handle = path.open("a")
+            except OSError as error:
+                raise self.error(f"cannot open {path}: {error.strerror or error}") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise self.error(IN_USE) from None
+            return handle.close
+        try:
+            connection = psycopg.connect(
+                host=self.host,
+                port=self.port,
+                user=self.user or None,
+                password=self.password or None,
+                dbname=self.dbname,
+                connect_timeout=2,
+                autocommit=True,
+            )
+        except psycopg.Error as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise self.error(f"cannot connect: {reason}") from None
+        key = f"factcheck:{self.schema or 'public'}"
+        held = connection.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
+        ).fetchone()
+        if not (held and held[0]):
+            connection.close()
+            raise self.error(IN_USE)
+        return connection.close
 
     def error(self, reason: str) -> StorageConfigError:
         return StorageConfigError(f"{self.setting}={self.redacted_url}: {reason}")

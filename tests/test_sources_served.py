@@ -8,9 +8,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.sources.bootstrap import create_app
 from shared.settings import ClaimsSettings, SettingError, SourcesSettings
 from tests.conftest import KnownClaims
-from tests.servers import serving
+from tests.servers import free_port, serving
 
 
 def test_prosecutor_evidence_round_trip_over_a_socket(
@@ -79,6 +80,34 @@ def test_an_unusable_storage_url_fails_in_one_line(url: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "SOURCES_DATABASE_URL" in lines[0]
+
+
+SERVE = [sys.executable, "-m", "shared.cli", "serve"]
+
+
+def test_a_store_already_served_refuses_a_second_process(database_url: str) -> None:
+    """A second writer would chain its events to a head the first has moved past."""
+    first = create_app(SourcesSettings(database_url=database_url))
+    try:
+        for service, setting in (
+            ("sources", "SOURCES_DATABASE_URL"),
+            ("claims", "CLAIMS_DATABASE_URL"),
+        ):
+            result = subprocess.run(
+                [*SERVE, "--service", service, "--port", str(free_port())],
+                env={**os.environ, setting: database_url},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert setting in lines[0] and "another process already serves this store" in lines[0]
+    finally:
+        first.state.application.close()
+    again = create_app(SourcesSettings(database_url=database_url))
+    again.state.application.close()
 
 
 @pytest.mark.parametrize(
