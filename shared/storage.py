@@ -1,6 +1,7 @@
 """One storage URL per service, mapped once onto the event store and the read-model engine."""
 
 import fcntl
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,16 +157,25 @@ class Storage:
 
     @property
     def redacted_url(self) -> str:
-        if self.password:
-            return self.url.replace(f":{self.password}@", ":***@")
-        return self.url
+        return redacted(self.url)
+
+
+PASSWORD = re.compile(r"(://[^/@]*?:)[^/@]*@")
+"""The password in a URL's user information, as written (percent-encoded or not)."""
+SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""A PostgreSQL schema name that needs no quoting: lower case, at most 63 characters."""
+
+
+def redacted(url: str) -> str:
+    """The URL with its password, if it has one, replaced by ***."""
+    return PASSWORD.sub(r"\1***@", url, count=1)
 
 
 def parse_storage_url(setting: str, url: str) -> Storage:
     """Map `sqlite:///path` or `postgresql://user:pass@host:port/db[?schema=s]` to a Storage."""
 
     def fail(reason: str) -> StorageConfigError:
-        return StorageConfigError(f"{setting}={url!r}: {reason}")
+        return StorageConfigError(f"{setting}={redacted(url)!r}: {reason}")
 
     try:
         parts = urlsplit(url)
@@ -178,9 +188,11 @@ def parse_storage_url(setting: str, url: str) -> Storage:
         return Storage(setting=setting, url=url, kind="sqlite", sqlite_path=Path(parts.path[1:]))
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         try:
-            port = parts.port or 5432
+            port = 5432 if parts.port is None else parts.port
         except ValueError:
-            raise fail("the port is not a number") from None
+            port = 0
+        if not 0 < port < 65536:
+            raise fail("the port must be a number from 1 to 65535")
         dbname = unquote(parts.path.lstrip("/"))
         if not parts.hostname or not dbname:
             raise fail("expected postgresql://user:password@host:port/database")
@@ -189,8 +201,11 @@ def parse_storage_url(setting: str, url: str) -> Storage:
         if unknown:
             raise fail(f"unknown option {unknown[0]!r}; only 'schema' is understood")
         schema = query.get("schema", [""])[0]
-        if schema and not schema.replace("_", "").isalnum():
-            raise fail("the schema must be letters, digits and underscores")
+        if schema and not SCHEMA.fullmatch(schema):
+            raise fail(
+                "the schema must be lower-case letters, digits and underscores, at most 63, "
+                "not starting with a digit"
+            )
         return Storage(
             setting=setting,
             url=url,

@@ -65,6 +65,10 @@ def test_prosecutor_evidence_round_trip_over_a_socket(
         "sqlite://relative.db",
         "postgresql://postgres@127.0.0.1:1/test",
         "postgresql://postgres@127.0.0.1:5432/test?sslmode=disable",
+        "postgresql://postgres@127.0.0.1:5432/test?schema=Mixed_Case",
+        "postgresql://postgres:se%40cret@127.0.0.1:99999/test",
+        "postgresql://postgres:se%40cret@127.0.0.1:1/test",
+        "postgresql://postgres:plain@127.0.0.1:0/test",
     ],
 )
 def test_an_unusable_storage_url_fails_in_one_line(url: str) -> None:
@@ -80,6 +84,7 @@ def test_an_unusable_storage_url_fails_in_one_line(url: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "SOURCES_DATABASE_URL" in lines[0]
+    assert "cret" not in lines[0] and "plain" not in lines[0], "a password is never shown"
 
 
 SERVE = [sys.executable, "-m", "shared.cli", "serve"]
