@@ -6,6 +6,15 @@ from typing import Any
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+POSITION_COLUMN_MAX = 2**31 - 1
+"""The largest value a read model's integer position column holds (32 bits on PostgreSQL)."""
+
+
+def after_bound(after: int) -> int:
+    """`after` as a bound a position column can be compared with: past its largest value, no
+    row comes after it anyway, and PostgreSQL refuses a larger number outright."""
+    return min(after, POSITION_COLUMN_MAX)
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp column that always reads back as an aware UTC datetime."""

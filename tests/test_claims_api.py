@@ -117,6 +117,21 @@ def test_bad_verdict_questions_are_rejected(services: Services) -> None:
     assert_problem(claims.get("/claims/not-a-uuid/verdict"), 422, "claim_id")
 
 
+def test_an_after_past_every_position_is_an_empty_page_on_every_store(services: Services) -> None:
+    new_claim(services, KHARKIV_CLAIM)
+    for after in (2**31 - 1, 2**31, 2**63 - 1):
+        pages = [
+            services.claims.get("/claims", params={"after": after}),
+            services.sources.get("/evidence", params={"after": after}),
+        ]
+        for page in pages:
+            assert page.status_code == 200, page.text
+            assert page.json()["items"] == []
+        rejected = services.claims.get("/follower/rejected", params={"after": after})
+        assert rejected.status_code == 200, rejected.text
+        assert rejected.json() == []
+
+
 def test_min_position_past_the_feed_answers_503_with_retry_after(services: Services) -> None:
     claim = new_claim(services)
     response = services.claims.get(f"/claims/{claim}/verdict", params={"min_position": 10**9})

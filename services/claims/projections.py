@@ -34,7 +34,7 @@ from services.claims.origins import (
     with_new_member,
 )
 from shared.chain import GENESIS, event_hash
-from shared.columns import UtcDateTime
+from shared.columns import UtcDateTime, after_bound
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
 from shared.projection import Inserts, Projection, schema_change
@@ -897,13 +897,13 @@ def position_known_at(session: Session, known_at: datetime) -> int:
 
 
 def list_claims(session: Session, after: int, limit: int) -> list[ClaimView]:
-    query = select(ClaimView).where(ClaimView.position > after)
+    query = select(ClaimView).where(ClaimView.position > after_bound(after))
     return list(session.exec(query.order_by(col(ClaimView.position)).limit(limit)))
 
 
 def rejected_items(session: Session, after: int, limit: int) -> list[UpstreamEvent]:
     query = select(UpstreamEvent).where(
-        col(UpstreamEvent.rejected).is_not(None), UpstreamEvent.position > after
+        col(UpstreamEvent.rejected).is_not(None), UpstreamEvent.position > after_bound(after)
     )
     return list(session.exec(query.order_by(col(UpstreamEvent.position)).limit(limit)))
 

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Column, Connection, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.sources.domain import Evidence, Source
-from shared.columns import UtcDateTime
+from shared.columns import UtcDateTime, after_bound
 from shared.projection import Projection
 from shared.stored import StoredEvents
 
@@ -212,7 +212,7 @@ def evidence_for_claim(
     session: Session, claim_id: UUID | None, after: int, limit: int
 ) -> list[EvidenceView]:
     """A page of evidence in recorded order, for one claim or for all."""
-    query = select(EvidenceView).where(EvidenceView.position > after)
+    query = select(EvidenceView).where(EvidenceView.position > after_bound(after))
     if claim_id is not None:
         query = query.where(EvidenceView.claim_id == claim_id)
     return list(session.exec(query.order_by(col(EvidenceView.position)).limit(limit)))
