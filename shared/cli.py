@@ -71,6 +71,8 @@ class Service(StrEnum):
 
 
 PORTS = {Service.sources: 8001, Service.claims: 8000}
+STOP_SECONDS = 20
+"""How long `serve` waits for a stopped service to end before it kills it."""
 
 
 def _build(service: Service) -> FastAPI:
@@ -89,7 +91,7 @@ def _serve_one(service: Service, host: str, port: int) -> None:
     except (StorageConfigError, SettingError) as error:
         typer.echo(f"factcheck {service}: {error}", err=True)
         raise typer.Exit(2) from None
-    serve_app(api, host, port, "info")
+    serve_app(api, api, host, port, "info")
 
 
 @app.command()
@@ -157,7 +159,11 @@ def serve(
             if child.poll() is None:
                 child.terminate()
         for child in children:
-            child.wait(timeout=20)
+            try:
+                child.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
     failed = [child.returncode for child in children if child.returncode not in (0, None, -2, -15)]
     raise typer.Exit(failed[0] if failed else 0)
 

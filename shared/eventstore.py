@@ -148,6 +148,7 @@ class FactcheckApplication(Application[UUID]):
         self._listeners: list[Callable[[], None]] = []
         self._before_close: list[Callable[[], None]] = []
         self._after_close: list[Callable[[], None]] = []
+        self._waits_ended = False
         super().__init__(env=storage.eventsourcing_env())
         self._chain_head = self._last_hash()
         self.last_position = self.head()
@@ -327,7 +328,15 @@ class FactcheckApplication(Application[UUID]):
         The wait reads no database while it holds the lock that every write's notice takes.
         """
         with self._recorded:
-            self._recorded.wait_for(lambda: self.last_position > after, timeout=timeout)
+            self._recorded.wait_for(
+                lambda: self.last_position > after or self._waits_ended, timeout=timeout
+            )
+
+    def end_waits(self) -> None:
+        """End every wait for events, now and from now on: the service is stopping."""
+        with self._recorded:
+            self._waits_ended = True
+            self._recorded.notify_all()
 
     def events_after(
         self, after: int, limit: int, until: int | None = None, topics: Sequence[str] = ()

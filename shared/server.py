@@ -3,10 +3,12 @@
 import asyncio
 import socket
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
 SETTLE_SECONDS = 0.05
@@ -23,17 +25,26 @@ class Server(uvicorn.Server):
     from stopping at all.
     """
 
+    def __init__(self, config: uvicorn.Config, stopping: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+        """Called as the server begins to stop: ends the waits of long polls in progress."""
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.stopping is not None:
+            self.stopping()
         for server in self.servers:
             server.close()
         await asyncio.sleep(SETTLE_SECONDS)
         await super().shutdown(sockets)
 
 
-def serve(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    """Serve `app` until stopped, as `uvicorn.run` does, on a `Server`."""
+def serve(app: ASGIApp, service: FastAPI, host: str, port: int, log_level: str) -> None:
+    """Serve `app`, which is or holds `service`, until stopped, as `uvicorn.run` does, on a
+    `Server` that ends the service's long polls as it stops."""
     server = Server(
-        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False),
+        stopping=service.state.application.end_waits,
     )
     with suppress(KeyboardInterrupt):
         server.run()

@@ -4,13 +4,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.cli import PORTS
+from shared.cli import PORTS, Service
 
 HOST = "127.0.0.1"
 
@@ -20,6 +22,13 @@ def _answering(port: int) -> bool:
         return httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _long_poll(port: int, polled: list[float]) -> None:
+    """Wait for news on the feed for up to 30 s, and note when the wait ended."""
+    with suppress(httpx.HTTPError):
+        httpx.get(f"http://{HOST}:{port}/feed", params={"wait": 30}, timeout=60)
+    polled.append(time.monotonic())
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
@@ -45,8 +54,15 @@ def test_stopping_serve_stops_both_services(tmp_path: Path, stop: signal.Signals
             assert serve.poll() is None, "serve exited before both services were up"
             assert time.monotonic() < deadline, "the services did not come up"
             time.sleep(0.2)
+        polled: list[float] = []
+        poll = threading.Thread(target=_long_poll, args=(PORTS[Service.sources], polled))
+        poll.start()
+        time.sleep(0.5)
+        stopped = time.monotonic()
         serve.send_signal(stop)
         assert serve.wait(timeout=30) == 0
+        poll.join(timeout=30)
+        assert polled and polled[0] - stopped < 10, "a long poll in progress ended the stop"
         deadline = time.monotonic() + 30
         while any(_answering(port) for port in ports):
             assert time.monotonic() < deadline, "a service outlived serve"
