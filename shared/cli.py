@@ -91,7 +91,7 @@ def _serve_one(service: Service, host: str, port: int) -> None:
     except (StorageConfigError, SettingError) as error:
         typer.echo(f"factcheck {service}: {error}", err=True)
         raise typer.Exit(2) from None
-    serve_app(api, api, host, port, "info")
+    serve_app(api, host, port, "info", api.state.application.end_waits)
 
 
 @app.command()

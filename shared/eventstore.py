@@ -291,11 +291,13 @@ class FactcheckApplication(Application[UUID]):
         self._after_close.append(callback)
 
     def close(self) -> None:
-        for callback in self._before_close:
-            callback()
-        super().close()
-        for callback in self._after_close:
-            callback()
+        try:
+            for callback in self._before_close:
+                callback()
+            super().close()
+        finally:
+            for callback in self._after_close:
+                callback()
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._listeners:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from contextlib import suppress
 
 import uvicorn
-from fastapi import FastAPI
 from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
@@ -39,12 +38,12 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(app: ASGIApp, service: FastAPI, host: str, port: int, log_level: str) -> None:
-    """Serve `app`, which is or holds `service`, until stopped, as `uvicorn.run` does, on a
-    `Server` that ends the service's long polls as it stops."""
+def serve(app: ASGIApp, host: str, port: int, log_level: str, stopping: Callable[[], None]) -> None:
+    """Serve `app` until stopped, as `uvicorn.run` does, on a `Server` that calls `stopping`
+    as it begins to stop."""
     server = Server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False),
-        stopping=service.state.application.end_waits,
+        stopping=stopping,
     )
     with suppress(KeyboardInterrupt):
         server.run()

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from shared.eventstore import FactcheckApplication
-from shared.storage import Storage
+from shared.storage import Storage, first_line
 
 A = TypeVar("A", bound=FactcheckApplication)
 
@@ -18,7 +18,6 @@ def open_store(storage: Storage, construct: Callable[[], A]) -> A:
         application = construct()
     except Exception as error:
         release()
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise storage.error(f"cannot open the event store: {reason}") from None
+        raise storage.error(f"cannot open the event store: {first_line(error)}") from None
     application.after_close(release)
     return application

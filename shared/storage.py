@@ -2,7 +2,9 @@
 
 import fcntl
 import re
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -16,6 +18,10 @@ READ_MODEL_CONNECTIONS = 15
 """Connections the read models' pool opens at most, and keeps once opened: a burst of reads does
 not open and close connections, on PostgreSQL each a new server process."""
 READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
+LOCK_WAIT_SECONDS = 3.0
+"""How long a start waits for a PostgreSQL store's lock that a stopping process still holds."""
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
 IN_USE = (
     "another process already serves this store; run one process per service, and give each "
     "service a store of its own"
@@ -103,8 +109,7 @@ class Storage:
                 else:
                     connection.execute(text("SELECT 1"))
         except Exception as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise self.error(f"cannot connect: {reason}") from None
+            raise self.error(f"cannot connect: {first_line(error)}") from None
         finally:
             engine.dispose()
 
@@ -113,23 +118,30 @@ class Storage:
         called; StorageConfigError if another process serves it.
 
         Each process chains the events it records to the last one it knows of, so a second
-        process writing to the same store would fork the chain. SQLite: an exclusive lock on
-        a file beside the database. PostgreSQL: an advisory lock on the database and schema,
-        held by a connection of its own.
+        process writing to the same store would fork the chain.
         """
-        if self.kind == "sqlite":
-            assert self.sqlite_path is not None
-            path = self.sqlite_path.with_name(f"{self.sqlite_path.name}.lock")
-            try:
-                handle = path.open("a")
-            except OSError as error:
-                raise self.error(f"cannot open {path}: {error.strerror or error}") from None
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                raise self.error(IN_USE) from None
-            return handle.close
+        return self._hold_file() if self.kind == "sqlite" else self._hold_advisory_lock()
+
+    def _hold_file(self) -> Callable[[], None]:
+        """An exclusive lock on a file beside the SQLite database, released by the kernel if
+        the process dies."""
+        assert self.sqlite_path is not None
+        path = self.sqlite_path.resolve().with_name(f"{self.sqlite_path.resolve().name}.lock")
+        try:
+            handle = path.open("a")
+        except OSError as error:
+            raise self.error(f"cannot open {path}: {error.strerror or error}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.close()
+            reason = IN_USE if isinstance(error, BlockingIOError) else f"cannot lock {path}"
+            raise self.error(reason) from None
+        return handle.close
+
+    def _hold_advisory_lock(self) -> Callable[[], None]:
+        """An advisory lock on the schema, held by a connection of its own; a process that
+        has just stopped, or died, may take a moment to let it go."""
         try:
             connection = psycopg.connect(
                 host=self.host,
@@ -141,16 +153,24 @@ class Storage:
                 autocommit=True,
             )
         except psycopg.Error as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise self.error(f"cannot connect: {reason}") from None
-        key = f"factcheck:{self.schema or 'public'}"
-        held = connection.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
-        ).fetchone()
-        if not (held and held[0]):
+            raise self.error(f"cannot connect: {first_line(error)}") from None
+        key = (f"factcheck:{self.schema or 'public'}",)
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while not _one(connection.execute(TRY_LOCK, key).fetchone()):
+                if time.monotonic() > deadline:
+                    raise self.error(IN_USE)
+                time.sleep(0.1)
+        except BaseException:
             connection.close()
-            raise self.error(IN_USE)
-        return connection.close
+            raise
+
+        def release() -> None:
+            with suppress(psycopg.Error):
+                connection.execute(UNLOCK, key)
+            connection.close()
+
+        return release
 
     def error(self, reason: str) -> StorageConfigError:
         return StorageConfigError(f"{self.setting}={self.redacted_url}: {reason}")
@@ -160,15 +180,30 @@ class Storage:
         return redacted(self.url)
 
 
-PASSWORD = re.compile(r"(://[^/@]*?:)[^/@]*@")
-"""The password in a URL's user information, as written (percent-encoded or not)."""
 SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 """A PostgreSQL schema name that needs no quoting: lower case, at most 63 characters."""
 
 
 def redacted(url: str) -> str:
-    """The URL with its password, if it has one, replaced by ***."""
-    return PASSWORD.sub(r"\1***@", url, count=1)
+    """The URL with its password, if it has one, replaced by ***: whatever follows the user's
+    name up to the authority's last @, however the password is written."""
+    scheme, separator, rest = url.partition("://")
+    authority = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if not separator or "@" not in authority:
+        return url
+    at = authority.rindex("@")
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}:***@{rest[at + 1 :]}" if colon else url
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or the error itself if it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
+def _one(row: tuple[object, ...] | None) -> bool:
+    return bool(row and row[0])
 
 
 def parse_storage_url(setting: str, url: str) -> Storage:

@@ -24,11 +24,11 @@ def _answering(port: int) -> bool:
         return False
 
 
-def _long_poll(port: int, polled: list[float]) -> None:
-    """Wait for news on the feed for up to 30 s, and note when the wait ended."""
+def _long_poll(port: int, polled: list[tuple[int, float]]) -> None:
+    """Wait for news on the feed for up to 30 s; note the answer's status and when it came."""
     with suppress(httpx.HTTPError):
-        httpx.get(f"http://{HOST}:{port}/feed", params={"wait": 30}, timeout=60)
-    polled.append(time.monotonic())
+        answer = httpx.get(f"http://{HOST}:{port}/feed", params={"wait": 30}, timeout=60)
+        polled.append((answer.status_code, time.monotonic()))
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
@@ -54,7 +54,7 @@ def test_stopping_serve_stops_both_services(tmp_path: Path, stop: signal.Signals
             assert serve.poll() is None, "serve exited before both services were up"
             assert time.monotonic() < deadline, "the services did not come up"
             time.sleep(0.2)
-        polled: list[float] = []
+        polled: list[tuple[int, float]] = []
         poll = threading.Thread(target=_long_poll, args=(PORTS[Service.sources], polled))
         poll.start()
         time.sleep(0.5)
@@ -62,7 +62,10 @@ def test_stopping_serve_stops_both_services(tmp_path: Path, stop: signal.Signals
         serve.send_signal(stop)
         assert serve.wait(timeout=30) == 0
         poll.join(timeout=30)
-        assert polled and polled[0] - stopped < 10, "a long poll in progress ended the stop"
+        assert polled, "the long poll was answered"
+        status, answered = polled[0]
+        assert status == 200
+        assert 0 < answered - stopped < 10, "a long poll in progress held up the stop"
         deadline = time.monotonic() + 30
         while any(_answering(port) for port in ports):
             assert time.monotonic() < deadline, "a service outlived serve"

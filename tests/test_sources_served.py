@@ -69,6 +69,7 @@ def test_prosecutor_evidence_round_trip_over_a_socket(
         "postgresql://postgres:se%40cret@127.0.0.1:99999/test",
         "postgresql://postgres:se%40cret@127.0.0.1:1/test",
         "postgresql://postgres:plain@127.0.0.1:0/test",
+        "postgresql://postgres:plain@cret@127.0.0.1:99999/test",
     ],
 )
 def test_an_unusable_storage_url_fails_in_one_line(url: str) -> None:
