@@ -273,7 +273,9 @@ class Projection(ABC):
 
     def _fill(self) -> None:
         """Bring empty read models up to the head in one transaction: what `fill_in_database`
-        fills there, then the events it leaves, applied one by one, in recorded order.
+        fills there, with the tables' indexes left out until it is in, then the events it
+        leaves, applied one by one, in recorded order. The transaction is begun before the
+        indexes are dropped, so that on SQLite too a failure brings them back.
 
         If it fails, nothing is filled, and the catch-up applies every event one by one: up
         to an event that cannot be applied, if that was the cause. A commit that failed may
@@ -284,11 +286,18 @@ class Projection(ABC):
         with self.application.database_writes(), Session(self.engine) as session:
             connection = session.connection()
             stored = StoredEvents(connection.dialect.name, self.application.events_table)
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            indexes = [index for table in self.tables for index in table.indexes]
+            for index in indexes:
+                index.drop(connection)
             topics = self.fill_in_database(connection, stored, head)
             if topics is None:
                 session.rollback()
                 return
             fill_records(connection, stored, head)
+            for index in indexes:
+                index.create(connection)
             after = 0
             while events := self.application.events_after(after, BATCH_SIZE, head, topics):
                 for position, domain_event in events:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Source
@@ -182,6 +182,21 @@ def read_models(projection: SourcesProjection) -> dict[str, list[tuple[Any, ...]
         }
 
 
+def indexes_of(projection: SourcesProjection) -> set[str]:
+    """The indexes the database holds on the projection's read models."""
+    inspector = inspect(projection.engine)
+    return {
+        str(index["name"])
+        for table in projection.tables
+        for index in inspector.get_indexes(table.name)
+    }
+
+
+DECLARED_INDEXES = {
+    str(index.name) for table in SourcesProjection.tables for index in table.indexes
+}
+
+
 @contextmanager
 def application_on(storage_kind: str, folder: Path) -> Iterator[SourcesApplication]:
     """A sources application on a new, empty store, knowing two claims."""
@@ -225,6 +240,7 @@ def test_filled_read_models_equal_those_applied_one_by_one(
             assert filled.catch_up() == head
             assert filled.filled == head
             assert filled.fills_in_database, "the fill ran to its end, with no fallback"
+            assert indexes_of(filled) == DECLARED_INDEXES
             run(application, seen, after)
             assert filled.catch_up() == application.head()
             expected = OneByOne(engine, application)
@@ -261,6 +277,7 @@ def test_a_fill_that_fails_leaves_the_batches_before_an_unreadable_event_applied
             with pytest.raises(UnreadableEvent):
                 projection.catch_up()
             assert projection.filled == application.head(), "the fill was tried first"
+            assert indexes_of(projection) == DECLARED_INDEXES, "the failed fill put them back"
             assert projection.position() == BATCH_SIZE
             assert not projection.fills_in_database
             projection.filled = 0
