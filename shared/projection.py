@@ -45,10 +45,16 @@ def schema_change(engine: Engine) -> Iterator[Connection]:
     holding rows that a refill would count again.
     """
     with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        begin_explicitly(connection)
         yield connection
         connection.commit()
+
+
+def begin_explicitly(connection: Connection) -> None:
+    """Begin the connection's transaction now, so that schema statements belong to it: Python's
+    sqlite3 would otherwise begin one only at the first row written."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class ReadGate:
@@ -286,8 +292,7 @@ class Projection(ABC):
         with self.application.database_writes(), Session(self.engine) as session:
             connection = session.connection()
             stored = StoredEvents(connection.dialect.name, self.application.events_table)
-            if connection.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            begin_explicitly(connection)
             indexes = [index for table in self.tables for index in table.indexes]
             for index in indexes:
                 index.drop(connection)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import psycopg
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -20,8 +19,8 @@ not open and close connections, on PostgreSQL each a new server process."""
 READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
 LOCK_WAIT_SECONDS = 3.0
 """How long a start waits for a PostgreSQL store's lock that a stopping process still holds."""
-TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
-UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
+TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
+UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
 IN_USE = (
     "another process already serves this store; run one process per service, and give each "
     "service a store of its own"
@@ -126,7 +125,8 @@ class Storage:
         """An exclusive lock on a file beside the SQLite database, released by the kernel if
         the process dies."""
         assert self.sqlite_path is not None
-        path = self.sqlite_path.resolve().with_name(f"{self.sqlite_path.resolve().name}.lock")
+        database = self.sqlite_path.resolve()
+        path = database.with_name(f"{database.name}.lock")
         try:
             handle = path.open("a")
         except OSError as error:
@@ -142,33 +142,29 @@ class Storage:
     def _hold_advisory_lock(self) -> Callable[[], None]:
         """An advisory lock on the schema, held by a connection of its own; a process that
         has just stopped, or died, may take a moment to let it go."""
+        engine = self.create_engine().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            connection = psycopg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user or None,
-                password=self.password or None,
-                dbname=self.dbname,
-                connect_timeout=2,
-                autocommit=True,
-            )
-        except psycopg.Error as error:
+            connection = engine.connect()
+        except Exception as error:
+            engine.dispose()
             raise self.error(f"cannot connect: {first_line(error)}") from None
-        key = (f"factcheck:{self.schema or 'public'}",)
+        key = {"key": f"factcheck:{self.schema or 'public'}"}
         try:
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
-            while not _one(connection.execute(TRY_LOCK, key).fetchone()):
+            while not connection.execute(TRY_LOCK, key).scalar():
                 if time.monotonic() > deadline:
                     raise self.error(IN_USE)
                 time.sleep(0.1)
         except BaseException:
             connection.close()
+            engine.dispose()
             raise
 
         def release() -> None:
-            with suppress(psycopg.Error):
+            with suppress(Exception):
                 connection.execute(UNLOCK, key)
             connection.close()
+            engine.dispose()
 
         return release
 
@@ -200,10 +196,6 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message, or the error itself if it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else repr(error)
-
-
-def _one(row: tuple[object, ...] | None) -> bool:
-    return bool(row and row[0])
 
 
 def parse_storage_url(setting: str, url: str) -> Storage:
