@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from fastapi import Request
+from fastapi.openapi.models import HTTPBearer as BearerScheme
+from fastapi.security.base import SecurityBase
 
 Role = Literal["submitter", "editor", "auditor", "admin"]
 Permission = Literal["read", "submit", "edit", "audit", "admin"]
@@ -25,6 +27,8 @@ GRANTS: Mapping[str, frozenset[str]] = {
     "auditor": frozenset({"read", "audit"}),
     "admin": frozenset({"read", "submit", "edit", "audit", "admin"}),
 }
+OPEN_PATHS = frozenset({"/health"})
+"""Paths any caller may read, with a key or without."""
 
 
 class AuthError(Exception):
@@ -100,7 +104,7 @@ class Gate:
         raise AuthError(401, "the API key is not known")
 
     def check(self, request: Request, permission: str) -> None:
-        if permission == "read" and request.scope["path"] == "/health":
+        if permission == "read" and request.scope["path"] in OPEN_PATHS:
             return
         if not self.keys:
             request.state.actor = "anonymous"
@@ -116,8 +120,16 @@ class Gate:
         request.state.actor = caller.name
 
 
-class Requires:
-    """A route dependency admitting callers whose role grants `permission`."""
+class Requires(SecurityBase):
+    """A route dependency admitting callers whose role grants `permission`; OpenAPI documents
+    it as the bearer scheme `apiKey`, so the interactive docs can send a key."""
+
+    model = BearerScheme(
+        description="An API key, sent as 'Authorization: Bearer <key>'. What a key's role may do: "
+        + "; ".join(f"{role}: {', '.join(sorted(GRANTS[role]))}" for role in ROLES)
+        + "."
+    )
+    scheme_name = "apiKey"
 
     def __init__(self, permission: Permission) -> None:
         self.permission = permission

@@ -52,14 +52,25 @@ class ProblemDetails(BaseModel):
     current_version: int | None = None
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": HTTPStatus(status).phrase,
-        "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
     }
-    for status in (401, 403, 404, 409, 413, 422, 503)
 }
-"""The error answers every route documents: problem+json with the fields at fault."""
+CHALLENGE = {"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """These error answers as OpenAPI documents them: problem+json with the fields at fault."""
+    return {
+        status: {
+            "description": RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
+            "headers": RETRY_AFTER if status == 503 else CHALLENGE if status == 401 else {},
+        }
+        for status in statuses
+    }
 
 
 class Problem(Exception):

@@ -13,9 +13,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from shared.auth import Requires
+from shared.auth import OPEN_PATHS, Requires
 from shared.errors import Rejected
-from shared.schemas import REPEATED, ClearParameters
+from shared.problems import problem_responses
+from shared.schemas import REPEATED, REQUEST_ID_HEADER, ClearParameters, parameter_names
+
+REQUEST_ID = {
+    REQUEST_ID_HEADER: {
+        "description": "The request's own X-Request-ID if it sent one (up to 200 printable "
+        "characters), else an id the service made; the service's log names it too.",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -95,14 +104,45 @@ class CheckedRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         super().__init__(path, answered_in_event_loop(endpoint), **options)
+        documented = {self.status_code or 200: {}, **problem_responses(*self.error_statuses())}
+        for status, response in self.responses.items():
+            documented[status] = {**documented.get(status, {}), **response}
+        for response in documented.values():
+            response["headers"] = {**response.get("headers", {}), **REQUEST_ID}
+        self.responses = documented
+        if self.path in OPEN_PATHS:
+            self.openapi_extra = {**(self.openapi_extra or {}), "security": [{}]}
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-        permissions = [
+    def permissions(self) -> list[Requires]:
+        """The permissions a caller needs here, each checked before anything else."""
+        return [
             dependency.call
             for dependency in self.dependant.dependencies
             if isinstance(dependency.call, Requires)
         ]
+
+    def error_statuses(self) -> list[int]:
+        """The error statuses this route can answer with, for its OpenAPI operation; 422 and
+        503 for every route, since each checks its query and each needs its database."""
+        needed = {permission.permission for permission in self.permissions()}
+        statuses = {422, 503}
+        if needed and self.path not in OPEN_PATHS:
+            statuses.add(401)
+        if needed - {"read"}:
+            statuses.add(403)
+        if self.param_convertors:
+            statuses.add(404)
+        if "if-match" in {
+            name.lower() for name in parameter_names(self.dependant, "header_params")
+        }:
+            statuses.add(409)
+        if self.body_field is not None:
+            statuses |= {413, 415}
+        return sorted(statuses)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        permissions = self.permissions()
         parameters = ClearParameters(self.dependant)
         takes_body = self.body_field is not None
 

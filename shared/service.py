@@ -10,7 +10,7 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Requires
-from shared.problems import ERROR_RESPONSES, PROBLEM_JSON, install_problem_handlers
+from shared.problems import PROBLEM_JSON, install_problem_handlers
 from shared.routes import FeedLimits
 from shared.routing import CheckedRoute
 from shared.schemas import RequestIds
@@ -116,10 +116,9 @@ class BodyLimit:
 
 def service_router() -> APIRouter:
     """The router every service's routes hang on: parameters checked by the route class, reads
-    gated, errors documented as problem+json."""
+    gated, each route's errors documented as problem+json."""
     return APIRouter(
         dependencies=[Depends(Requires("read"))],
-        responses=ERROR_RESPONSES,
         route_class=CheckedRoute,
         strict_content_type=False,
     )

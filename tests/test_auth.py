@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -143,3 +144,26 @@ def test_closed_reads_need_a_key_and_services_still_talk(closed_reads: Guarded) 
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["supporting_origins"] == 1
+
+
+def test_the_api_documents_say_which_operations_need_which_key(closed_reads: Guarded) -> None:
+    """Each operation documents the bearer scheme, 401 and 403 exactly when the service
+    answers so: asked of every operation, without a key and with each role's key."""
+    for client in (closed_reads.sources, closed_reads.claims):
+        document = client.get("/openapi.json").json()
+        scheme = document["components"]["securitySchemes"]["apiKey"]
+        assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+        for path, operations in document["paths"].items():
+            url = path.replace("{claim_id}", str(uuid4()))
+            url = url.replace("{source_id}", str(uuid4())).replace("{evidence_id}", str(uuid4()))
+            for method, operation in operations.items():
+                documented = set(operation["responses"])
+                key_optional = {} in operation["security"]
+                assert {"apiKey": []} in operation["security"], (method, path)
+                without_key = client.request(method, url).status_code
+                assert (without_key == 401) == (not key_optional) == ("401" in documented)
+                with_keys = {
+                    client.request(method, url, headers=bearer(name)).status_code for name in KEYS
+                }
+                assert 401 not in with_keys, (method, path)
+                assert (403 in with_keys) == ("403" in documented), (method, path, with_keys)

@@ -37,6 +37,7 @@ from shared.auth import Requires
 from shared.errors import NotFound
 from shared.follower import FeedFollower
 from shared.idempotency import Once, once_per_key
+from shared.problems import problem_responses
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
@@ -626,7 +627,12 @@ def get_rejected_items(
     ]
 
 
-@router.post("/admin/rebuild", response_model=Rebuilt, dependencies=[Depends(Requires("admin"))])
+@router.post(
+    "/admin/rebuild",
+    response_model=Rebuilt,
+    dependencies=[Depends(Requires("admin"))],
+    responses=problem_responses(409),
+)
 def rebuild(request: Request) -> Rebuilt:
     """Drop every read model and rebuild it from the events alone."""
     return Rebuilt(**request.app.state.rebuild())

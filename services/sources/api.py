@@ -21,6 +21,7 @@ from services.sources.projections import (
 from shared.auth import Requires
 from shared.errors import NotFound
 from shared.idempotency import Once, once_per_key
+from shared.problems import problem_responses
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
     AfterQuery,
@@ -406,7 +407,12 @@ async def correct_evidence(
     return CorrectionWritten(**vars(recorded), changes=changes, reason=body.reason)
 
 
-@router.post("/admin/rebuild", response_model=Rebuilt, dependencies=[Depends(Requires("admin"))])
+@router.post(
+    "/admin/rebuild",
+    response_model=Rebuilt,
+    dependencies=[Depends(Requires("admin"))],
+    responses=problem_responses(409),
+)
 def rebuild(request: Request) -> Rebuilt:
     """Verify the event log, drop every read model and rebuild it from the events alone."""
     return Rebuilt(**request.app.state.rebuild())
