@@ -4,6 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
+from urllib.parse import urlsplit
 
 from shared.auth import Gate, parse_keys
 from shared.feed import FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS
@@ -58,9 +59,20 @@ def _optional_url_setting(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A service's base URL: http or https, a host, a port if any from 1 to 65535, and no
+    query or fragment."""
     value = environ.get(name, "").strip() or default
-    if not value.startswith(("http://", "https://")):
-        raise SettingError(f"{name}={value!r}: expected an http:// or https:// URL")
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        raise SettingError(f"{name}={value!r}: the port must be a number from 1 to 65535") from None
+    if url.scheme.lower() not in ("http", "https") or not url.hostname:
+        raise SettingError(f"{name}={value!r}: expected an http:// or https:// URL with a host")
+    if port == 0:
+        raise SettingError(f"{name}={value!r}: the port must be a number from 1 to 65535")
+    if url.query or url.fragment or value.endswith(("?", "#")):
+        raise SettingError(f"{name}={value!r}: a base URL takes no query or fragment")
     return value.rstrip("/")
 
 

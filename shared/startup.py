@@ -1,12 +1,18 @@
-"""Opening a service's event store, failing in one line that names the setting."""
+"""Opening a service's event store, failing in one line that names the setting, and its read
+models on it."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
+from sqlalchemy import Engine
+
 from shared.eventstore import FactcheckApplication
+from shared.projection import Projection
 from shared.storage import Storage, first_line
 
 A = TypeVar("A", bound=FactcheckApplication)
+P = TypeVar("P", bound=Projection)
 
 
 def open_store(storage: Storage, construct: Callable[[], A]) -> A:
@@ -21,3 +27,30 @@ def open_store(storage: Storage, construct: Callable[[], A]) -> A:
         raise storage.error(f"cannot open the event store: {first_line(error)}") from None
     application.after_close(release)
     return application
+
+
+@contextmanager
+def closed_on_failure(application: FactcheckApplication) -> Iterator[None]:
+    """Close `application`, letting its store go, if building the service on it fails: a
+    later start in the same process then finds the store free."""
+    try:
+        yield
+    except BaseException:
+        application.close()
+        raise
+
+
+def open_service(
+    storage: Storage, construct: Callable[[], A], projection_of: Callable[[Engine, A], P]
+) -> tuple[A, Engine, P]:
+    """Open the store as `open_store` does, and its read models on it: caught up, following
+    it, and with writes refused if the log lost events they applied."""
+    application = open_store(storage, construct)
+    with closed_on_failure(application):
+        engine = storage.create_engine()
+        projection = projection_of(engine, application)
+        projection.create_tables()
+        projection.catch_up_or_log()
+        application.refuse_writes(projection.missing_events())
+        projection.follow()
+    return application, engine, projection

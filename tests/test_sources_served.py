@@ -7,7 +7,9 @@ import sys
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app
 from shared.settings import ClaimsSettings, SettingError, SourcesSettings
 from tests.conftest import KnownClaims
@@ -116,6 +118,38 @@ def test_a_store_already_served_refuses_a_second_process(database_url: str) -> N
     again.state.application.close()
 
 
+def test_a_start_that_fails_after_opening_the_store_lets_it_go(
+    database_url: str, claims_database_url: str
+) -> None:
+    """A read-model index that cannot be created (its name is taken) fails the start; once the
+    name is free, a start in the same process finds the store free."""
+    for build, url, taken in (
+        (
+            lambda url: create_app(SourcesSettings(database_url=url)),
+            database_url,
+            "ix_rating_view_source_id",
+        ),
+        (
+            lambda url: create_claims_app(ClaimsSettings(database_url=url, follow=False)),
+            claims_database_url,
+            "ix_evidence_version_claim_id",
+        ),
+    ):
+        storage = SourcesSettings(database_url=url).storage
+        storage.prepare()
+        engine = storage.create_engine()
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE TABLE {taken} (id INTEGER)"))
+        with pytest.raises(Exception, match=taken):
+            build(url)
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE {taken}"))
+        engine.dispose()
+        started = build(url)
+        started.state.application.close()
+        started.state.engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -131,3 +165,31 @@ def test_an_unusable_number_of_seconds_is_named(name: str, value: str) -> None:
     with pytest.raises(SettingError, match=f"^{name}="):
         SourcesSettings.from_env({name: value})
         ClaimsSettings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLAIMS_URL", "http://"),
+        ("CLAIMS_URL", "127.0.0.1:8000"),
+        ("CLAIMS_URL", "ftp://claims.example"),
+        ("CLAIMS_URL", "http://claims.example:99999"),
+        ("CLAIMS_URL", "http://claims.example:0"),
+        ("CLAIMS_URL", "http://claims.example:port"),
+        ("SOURCES_URL", "https://:8001"),
+        ("SOURCES_URL", "http://sources.example/?x=1"),
+        ("FACTCHECK_PUBLIC_URL", "https://factcheck.example/#top"),
+    ],
+)
+def test_an_unusable_service_url_is_named(name: str, value: str) -> None:
+    with pytest.raises(SettingError, match=f"^{name}="):
+        SourcesSettings.from_env({name: value})
+        ClaimsSettings.from_env({name: value})
+
+
+def test_a_service_url_keeps_its_path_without_a_trailing_slash() -> None:
+    settings = ClaimsSettings.from_env(
+        {"SOURCES_URL": "https://news.example:8443/sources/", "FACTCHECK_PUBLIC_URL": "HTTP://x"}
+    )
+    assert settings.sources_url == "https://news.example:8443/sources"
+    assert settings.public_url == "HTTP://x"

@@ -21,23 +21,20 @@ from shared.projection import ReadGate
 from shared.rebuild import REBUILD_DRAIN_SECONDS, rebuild_from_own_log
 from shared.service import service_app
 from shared.settings import ClaimsSettings
-from shared.startup import open_store
+from shared.startup import closed_on_failure, open_service
 
 
 def create_app(settings: ClaimsSettings) -> FastAPI:
     """Build the claims service: its store, projections, verdict index and feed follower."""
     storage = settings.storage
     gate = settings.access.gate()
-    application = open_store(storage, lambda: ClaimsApplication(storage))
-    engine = storage.create_engine()
-    claims_projection = ClaimsProjection(engine, application)
-    claims_projection.create_tables()
-    claims_projection.catch_up_or_log()
-    application.refuse_writes(claims_projection.missing_events())
-    claims_projection.follow()
-    verdicts = VerdictProjection(engine)
-    verdicts.create_tables()
-    index = VerdictIndex(engine)
+    application, engine, claims_projection = open_service(
+        storage, lambda: ClaimsApplication(storage), ClaimsProjection
+    )
+    with closed_on_failure(application):
+        verdicts = VerdictProjection(engine)
+        verdicts.create_tables()
+        index = VerdictIndex(engine)
     verdict_gate = ReadGate()
     """Readers of the verdict read models hold it; a rebuild closes it while it refollows."""
 

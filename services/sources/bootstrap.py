@@ -14,7 +14,7 @@ from services.sources.projections import EvidenceView, SourcesProjection
 from shared.rebuild import rebuild_from_own_log
 from shared.service import service_app
 from shared.settings import SourcesSettings
-from shared.startup import open_store
+from shared.startup import open_service
 
 
 def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) -> FastAPI:
@@ -24,13 +24,9 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     directory = claims or HttpClaimDirectory(
         settings.claims_url, settings.claims_timeout, settings.claims_api_key
     )
-    application = open_store(storage, lambda: SourcesApplication(storage, directory))
-    engine = storage.create_engine()
-    projection = SourcesProjection(engine, application)
-    projection.create_tables()
-    projection.catch_up_or_log()
-    application.refuse_writes(projection.missing_events())
-    projection.follow()
+    application, engine, projection = open_service(
+        storage, lambda: SourcesApplication(storage, directory), SourcesProjection
+    )
 
     def rebuild() -> dict[str, float]:
         rebuilt = rebuild_from_own_log(projection, "sources")
