@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -51,6 +51,9 @@ class FactcheckAggregate(Aggregate):
         return super()._create(event_class, id=id, metadata=dict(_event_metadata.get()), **kwargs)
 
 
+Refusal = Literal["missing events", "store taken"]
+"""Why writes may be refused: the log lacks events its read models applied, or another process
+took the store over."""
 CONFLICT_RETRIES = 3
 
 
@@ -153,13 +156,20 @@ class FactcheckApplication(Application[UUID]):
         self._chain_head = self._last_hash()
         self.last_position = self.head()
         """The position of the newest event this process has recorded (or found at start)."""
-        self.refusal: str | None = None
-        """Why writes are refused, if they are: see `refuse_writes`."""
+        self._refusals: dict[str, str] = {}
 
-    def refuse_writes(self, reason: str | None) -> None:
-        """Answer every write 503 with `reason`, such as a log found missing its newest events;
-        None lets writes in again."""
-        self.refusal = reason
+    @property
+    def refusal(self) -> str | None:
+        """Why writes are refused, if they are: see `refuse_writes`."""
+        return "; ".join(self._refusals.values()) or None
+
+    def refuse_writes(self, reason: str | None, cause: Refusal) -> None:
+        """Answer every write 503 with `reason` for `cause`; None lets writes in again as far
+        as that cause goes."""
+        if reason is None:
+            self._refusals.pop(cause, None)
+        else:
+            self._refusals[cause] = reason
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))

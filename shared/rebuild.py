@@ -38,5 +38,5 @@ def rebuild_from_own_log(projection: Projection, log_name: str) -> Rebuilt:
     with projection.gate.closed(drain=REBUILD_DRAIN_SECONDS):
         position = projection.rebuild()
     rebuilt = time.monotonic()
-    projection.application.refuse_writes(projection.missing_events())
+    projection.application.refuse_writes(projection.missing_events(), "missing events")
     return Rebuilt(position, rebuilding - began, rebuilt - rebuilding)

@@ -19,13 +19,14 @@ def open_store(storage: Storage, construct: Callable[[], A]) -> A:
     """Prepare `storage`, become the one process serving it, and construct the application on
     it, which lets the store go when it closes; or raise StorageConfigError."""
     storage.prepare()
-    release = storage.hold()
+    hold = storage.hold()
     try:
         application = construct()
     except Exception as error:
-        release()
+        hold.release()
         raise storage.error(f"cannot open the event store: {first_line(error)}") from None
-    application.after_close(release)
+    application.after_close(hold.release)
+    hold.watch(lambda reason: application.refuse_writes(reason, "store taken"))
     return application
 
 
@@ -51,6 +52,6 @@ def open_service(
         projection = projection_of(engine, application)
         projection.create_tables()
         projection.catch_up_or_log()
-        application.refuse_writes(projection.missing_events())
+        application.refuse_writes(projection.missing_events(), "missing events")
         projection.follow()
     return application, engine, projection

@@ -2,14 +2,16 @@
 
 import fcntl
 import re
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
@@ -19,12 +21,125 @@ not open and close connections, on PostgreSQL each a new server process."""
 READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
 LOCK_WAIT_SECONDS = 3.0
 """How long a start waits for a PostgreSQL store's lock that a stopping process still holds."""
+LOCK_CHECK_SECONDS = 1.0
+"""How often a PostgreSQL store's lock is checked; a lock lost with its connection, as when the
+database restarts, is taken again at the next check."""
 TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
 UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+HOLDER = text(
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND ((classid::text::bigint << 32) | objid::text::bigint) = hashtextextended(:key, 0)"
+)
+"""The process id of the session holding the lock: a bigint key is split into two oids."""
+OWN_PID = text("SELECT pg_backend_pid()")
 IN_USE = (
     "another process already serves this store; run one process per service, and give each "
     "service a store of its own"
 )
+TAKEN = (
+    "another process took this store over while its lock was lost with the database connection "
+    "holding it; stop one of the two, then restart the other"
+)
+
+
+class Hold(Protocol):
+    """A process's hold on its store: see `Storage.hold`."""
+
+    def watch(self, on_lost: Callable[[str], None]) -> None:
+        """From now on, call `on_lost` with the reason if the hold is lost for good."""
+
+    def release(self) -> None:
+        """Let the store go."""
+
+
+class FileHold:
+    """An exclusive lock on a file beside a SQLite database; released by the kernel if the
+    process dies, and never lost while it lives."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+
+    def watch(self, on_lost: Callable[[str], None]) -> None:
+        return None
+
+    def release(self) -> None:
+        self.handle.close()
+
+
+class AdvisoryHold:
+    """A PostgreSQL advisory lock held by a connection of its own, checked every
+    LOCK_CHECK_SECONDS once watched.
+
+    The lock ends with its connection, as when the database restarts. A check that finds the
+    connection gone takes the lock again on a new one. If it cannot, because a session that
+    is not the lost connection's holds it, another process has taken the store over: the
+    check calls `on_lost` and stops. While the lost connection's own session still holds it
+    on the server (a connection cut off by the network), the check tries again.
+    """
+
+    def __init__(self, engine: Engine, connection: Connection, key: dict[str, str]) -> None:
+        self.engine = engine
+        self.connection = connection
+        self.key = key
+        self.pid = connection.execute(OWN_PID).scalar_one()
+        self.stopping = threading.Event()
+        self.checker: threading.Thread | None = None
+
+    def watch(self, on_lost: Callable[[str], None]) -> None:
+        self.checker = threading.Thread(
+            target=self._check, args=(on_lost,), name="store-lock", daemon=True
+        )
+        self.checker.start()
+
+    def _check(self, on_lost: Callable[[str], None]) -> None:
+        lost_pid: int | None = None
+        while not self.stopping.wait(LOCK_CHECK_SECONDS):
+            if lost_pid is None:
+                if self._alive():
+                    continue
+                lost_pid = self.pid
+            try:
+                taken, holder = self._take()
+            except Exception:
+                continue
+            if taken:
+                lost_pid = None
+            elif holder not in (None, lost_pid):
+                on_lost(TAKEN)
+                return
+
+    def _alive(self) -> bool:
+        try:
+            self.connection.execute(text("SELECT 1"))
+        except Exception:
+            with suppress(Exception):
+                self.connection.close()
+            return False
+        return True
+
+    def _take(self) -> tuple[bool, int | None]:
+        """Take the lock on a new connection and hold it there; if it cannot be taken, the
+        process id of the session that holds it (None if it was let go meanwhile)."""
+        connection = self.engine.connect()
+        try:
+            if connection.execute(TRY_LOCK, self.key).scalar():
+                self.connection, self.pid = connection, connection.execute(OWN_PID).scalar_one()
+                return True, None
+            holder = connection.execute(HOLDER, self.key).scalar()
+        except BaseException:
+            connection.close()
+            raise
+        connection.close()
+        return False, holder
+
+    def release(self) -> None:
+        self.stopping.set()
+        if self.checker is not None:
+            self.checker.join()
+        with suppress(Exception):
+            self.connection.execute(UNLOCK, self.key)
+        self.connection.close()
+        self.engine.dispose()
 
 
 class StorageConfigError(RuntimeError):
@@ -112,18 +227,16 @@ class Storage:
         finally:
             engine.dispose()
 
-    def hold(self) -> Callable[[], None]:
-        """Become the one process that serves this store, until the answered function is
-        called; StorageConfigError if another process serves it.
+    def hold(self) -> Hold:
+        """Become the one process that serves this store, until the hold is released;
+        StorageConfigError if another process serves it.
 
         Each process chains the events it records to the last one it knows of, so a second
         process writing to the same store would fork the chain.
         """
         return self._hold_file() if self.kind == "sqlite" else self._hold_advisory_lock()
 
-    def _hold_file(self) -> Callable[[], None]:
-        """An exclusive lock on a file beside the SQLite database, released by the kernel if
-        the process dies."""
+    def _hold_file(self) -> FileHold:
         assert self.sqlite_path is not None
         database = self.sqlite_path.resolve()
         path = database.with_name(f"{database.name}.lock")
@@ -137,11 +250,11 @@ class Storage:
             handle.close()
             reason = IN_USE if isinstance(error, BlockingIOError) else f"cannot lock {path}"
             raise self.error(reason) from None
-        return handle.close
+        return FileHold(handle)
 
-    def _hold_advisory_lock(self) -> Callable[[], None]:
-        """An advisory lock on the schema, held by a connection of its own; a process that
-        has just stopped, or died, may take a moment to let it go."""
+    def _hold_advisory_lock(self) -> AdvisoryHold:
+        """A lock on the schema; a process that has just stopped, or died, may take a moment
+        to let it go."""
         engine = self.create_engine().execution_options(isolation_level="AUTOCOMMIT")
         try:
             connection = engine.connect()
@@ -159,14 +272,7 @@ class Storage:
             connection.close()
             engine.dispose()
             raise
-
-        def release() -> None:
-            with suppress(Exception):
-                connection.execute(UNLOCK, key)
-            connection.close()
-            engine.dispose()
-
-        return release
+        return AdvisoryHold(engine, connection, key)
 
     def error(self, reason: str) -> StorageConfigError:
         return StorageConfigError(f"{self.setting}={self.redacted_url}: {reason}")
@@ -212,6 +318,8 @@ def parse_storage_url(setting: str, url: str) -> Storage:
     if scheme == "sqlite":
         if parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
             raise fail("expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        if parts.query or parts.fragment or url.endswith(("?", "#")):
+            raise fail("a SQLite URL takes no options; give only the path")
         return Storage(setting=setting, url=url, kind="sqlite", sqlite_path=Path(parts.path[1:]))
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         try:

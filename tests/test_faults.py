@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import NoSuchTableError
 from sqlmodel import Session, select
 
@@ -20,13 +20,14 @@ from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import APPLYING_INDEXES, ClaimsProjection, ClaimView
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.settings import ClaimsSettings, SourcesSettings
-from shared.storage import parse_storage_url
+from shared.storage import HOLDER, StorageConfigError, parse_storage_url
 from shared.timeaxes import RecordingClock
 from tests.conftest import POSTGRES_URL, coming_and_going
 from tests.newsroom import KHARKIV_CLAIM
 from tests.servers import free_port, serving
 from tests.tcpproxy import Proxy
 from tests.test_projection_replay import DECLARED_INDEXES, verdict_indexes
+from tests.test_sources_rejections import assert_problem
 
 
 @pytest.fixture
@@ -265,3 +266,72 @@ def test_the_recording_clock_stays_past_a_time_already_recorded() -> None:
     clock.not_before(recorded)
     first, second = clock.now(), clock.now()
     assert recorded < first < second
+
+
+def _lock_holder(connection: Connection, key: str) -> int | None:
+    return connection.execute(HOLDER, {"key": key}).scalar()
+
+
+@pytest.mark.parametrize("storage_kind", ["postgres"])
+def test_a_store_lock_lost_with_its_connection_is_taken_again(database_url: str) -> None:
+    """The database ends the session holding the store's lock, as a restart would: the
+    service takes the lock again, so a second process is still refused, and writes go on."""
+    storage = parse_storage_url("SOURCES_DATABASE_URL", database_url)
+    key = f"factcheck:{storage.schema}"
+    app = create_sources_app(SourcesSettings(database_url=database_url))
+    admin = storage.create_engine().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            first = _lock_holder(connection, key)
+            assert first is not None
+            connection.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first})
+            deadline = time.monotonic() + 10
+            while _lock_holder(connection, key) in (None, first) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _lock_holder(connection, key) not in (None, first)
+        with pytest.raises(StorageConfigError, match="another process already serves"):
+            create_sources_app(SourcesSettings(database_url=database_url))
+        with serving(app) as url, httpx.Client(base_url=url) as client:
+            written = client.post("/sources", json={"name": "after", "kind": "k"})
+            assert written.status_code == 201, written.text
+    finally:
+        app.state.application.close()
+        admin.dispose()
+
+
+@pytest.mark.parametrize("storage_kind", ["postgres"])
+def test_a_store_taken_over_while_its_lock_was_lost_refuses_writes(database_url: str) -> None:
+    """Another session takes the store's lock the moment the service's lock session ends: the
+    service refuses every write from then on, since the other may have written, and says why."""
+    storage = parse_storage_url("SOURCES_DATABASE_URL", database_url)
+    key = f"factcheck:{storage.schema}"
+    app = create_sources_app(SourcesSettings(database_url=database_url))
+    other = storage.create_engine().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with (
+            serving(app) as url,
+            httpx.Client(base_url=url) as client,
+            other.connect() as connection,
+        ):
+            assert client.post("/sources", json={"name": "before", "kind": "k"}).status_code == 201
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(:pid, 5000), "
+                    "pg_advisory_lock(hashtextextended(:key, 0))"
+                ),
+                {"pid": _lock_holder(connection, key), "key": key},
+            )
+            deadline = time.monotonic() + 10
+            while client.get("/health").json()["status"] == "ok" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "another process took" in client.get("/health").json()["writes_refused"]
+            refused = client.post("/sources", json={"name": "after", "kind": "k"})
+            assert_problem(refused, 503)
+            assert "another process took this store over" in refused.json()["detail"]
+            assert client.post("/admin/rebuild").status_code == 200
+            assert_problem(client.post("/sources", json={"name": "after", "kind": "k"}), 503)
+            names = [item["data"]["name"] for item in client.get("/feed").json()["items"]]
+            assert names == ["before"]
+    finally:
+        app.state.application.close()
+        other.dispose()

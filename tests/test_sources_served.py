@@ -65,6 +65,7 @@ def test_prosecutor_evidence_round_trip_over_a_socket(
     [
         "mysql://root@127.0.0.1/test",
         "sqlite://relative.db",
+        "sqlite:///var/sources.db?mode=ro",
         "postgresql://postgres@127.0.0.1:1/test",
         "postgresql://postgres@127.0.0.1:5432/test?sslmode=disable",
         "postgresql://postgres@127.0.0.1:5432/test?schema=Mixed_Case",
