@@ -182,8 +182,9 @@ class FactcheckApplication(Application[UUID]):
     def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[Write]:
         """Decide a write under the write lock, stamping its events with `metadata`; on leaving,
         store what was added to it. Read `recorded` on the yielded write afterwards."""
-        if self.refusal is not None:
-            raise Unavailable(f"writes are refused: {self.refusal}")
+        refusal = self.refusal
+        if refusal is not None:
+            raise Unavailable(f"writes are refused: {refusal}")
         write = Write()
         with self._writing:
             token = _event_metadata.set(metadata)

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Match
 from shared.auth import AuthError
 from shared.chain import UnreadableEvent
 from shared.errors import Conflict, NotFound, Rejected, Unavailable
+from shared.schemas import REQUEST_ID_HEADER
 
 PROBLEM_JSON = "application/problem+json"
 RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
@@ -61,11 +62,16 @@ RETRY_AFTER = {
 CHALLENGE = {"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}}
 
 
+def status_phrase(status: int) -> str:
+    """The status's phrase as RFC 9110 spells it."""
+    return RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """These error answers as OpenAPI documents them: problem+json with the fields at fault."""
     return {
         status: {
-            "description": RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase,
+            "description": status_phrase(status),
             "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
             "headers": RETRY_AFTER if status == 503 else CHALLENGE if status == 401 else {},
         }
@@ -88,7 +94,7 @@ class Problem(Exception):
         super().__init__(detail)
         self.extra = extra or {}
         self.status = status
-        self.title = RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase
+        self.title = status_phrase(status)
         """With `type` about:blank, RFC 9457 asks for the status phrase as the title."""
         self.detail = detail
         self.errors = errors or []
@@ -206,5 +212,8 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        """Answered outside every middleware, so the request id is added here."""
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return Problem(500, "the service failed to answer this request").response(request)
+        headers = {REQUEST_ID_HEADER: getattr(request.state, "request_id", "")}
+        problem = Problem(500, "the service failed to answer this request", headers=headers)
+        return problem.response(request)

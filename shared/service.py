@@ -38,9 +38,9 @@ def service_app(
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app, router.routes)
-    app.add_middleware(RequestIds)
-    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(RequestIds)
     app.include_router(router)
     return app
 

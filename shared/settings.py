@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from shared.auth import Gate, parse_keys
 from shared.feed import FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS
-from shared.storage import Storage, parse_storage_url
+from shared.storage import Storage, parse_storage_url, redacted
 
 DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
 DEFAULT_CLAIMS_DATABASE_URL = "sqlite:///var/claims.db"
@@ -62,17 +62,26 @@ def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
     """A service's base URL: http or https, a host, a port if any from 1 to 65535, and no
     query or fragment."""
     value = environ.get(name, "").strip() or default
+
+    def fail(reason: str) -> SettingError:
+        return SettingError(f"{name}={redacted(value)!r}: {reason}")
+
     try:
         url = urlsplit(value)
+    except ValueError as error:
+        raise fail(f"not a URL ({error})") from None
+    if url.scheme.lower() not in ("http", "https") or not url.hostname:
+        raise fail("expected an http:// or https:// URL with a host")
+    if any(character.isspace() for character in url.netloc):
+        raise fail("the host holds a space")
+    try:
         port = url.port
     except ValueError:
-        raise SettingError(f"{name}={value!r}: the port must be a number from 1 to 65535") from None
-    if url.scheme.lower() not in ("http", "https") or not url.hostname:
-        raise SettingError(f"{name}={value!r}: expected an http:// or https:// URL with a host")
+        port = 0
     if port == 0:
-        raise SettingError(f"{name}={value!r}: the port must be a number from 1 to 65535")
+        raise fail("the port must be a number from 1 to 65535")
     if url.query or url.fragment or value.endswith(("?", "#")):
-        raise SettingError(f"{name}={value!r}: a base URL takes no query or fragment")
+        raise fail("a base URL takes no query or fragment")
     return value.rstrip("/")
 
 

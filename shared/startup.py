@@ -45,10 +45,12 @@ def open_service(
     storage: Storage, construct: Callable[[], A], projection_of: Callable[[Engine, A], P]
 ) -> tuple[A, Engine, P]:
     """Open the store as `open_store` does, and its read models on it: caught up, following
-    it, and with writes refused if the log lost events they applied."""
+    it, and with writes refused if the log lost events they applied. Closing the application
+    disposes of the read models' engine."""
     application = open_store(storage, construct)
+    engine = storage.create_engine()
+    application.after_close(engine.dispose)
     with closed_on_failure(application):
-        engine = storage.create_engine()
         projection = projection_of(engine, application)
         projection.create_tables()
         projection.catch_up_or_log()

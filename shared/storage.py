@@ -2,17 +2,16 @@
 
 import fcntl
 import re
-import threading
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+from shared.holds import KEEPALIVE, AdvisoryHold, FileHold, Hold
 
 SQLITE_LOCK_TIMEOUT_SECONDS = 30
 READ_MODEL_CONNECTIONS = 15
@@ -21,125 +20,10 @@ not open and close connections, on PostgreSQL each a new server process."""
 READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
 LOCK_WAIT_SECONDS = 3.0
 """How long a start waits for a PostgreSQL store's lock that a stopping process still holds."""
-LOCK_CHECK_SECONDS = 1.0
-"""How often a PostgreSQL store's lock is checked; a lock lost with its connection, as when the
-database restarts, is taken again at the next check."""
-TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
-UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
-HOLDER = text(
-    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-    " AND ((classid::text::bigint << 32) | objid::text::bigint) = hashtextextended(:key, 0)"
-)
-"""The process id of the session holding the lock: a bigint key is split into two oids."""
-OWN_PID = text("SELECT pg_backend_pid()")
 IN_USE = (
     "another process already serves this store; run one process per service, and give each "
     "service a store of its own"
 )
-TAKEN = (
-    "another process took this store over while its lock was lost with the database connection "
-    "holding it; stop one of the two, then restart the other"
-)
-
-
-class Hold(Protocol):
-    """A process's hold on its store: see `Storage.hold`."""
-
-    def watch(self, on_lost: Callable[[str], None]) -> None:
-        """From now on, call `on_lost` with the reason if the hold is lost for good."""
-
-    def release(self) -> None:
-        """Let the store go."""
-
-
-class FileHold:
-    """An exclusive lock on a file beside a SQLite database; released by the kernel if the
-    process dies, and never lost while it lives."""
-
-    def __init__(self, handle: IO[str]) -> None:
-        self.handle = handle
-
-    def watch(self, on_lost: Callable[[str], None]) -> None:
-        return None
-
-    def release(self) -> None:
-        self.handle.close()
-
-
-class AdvisoryHold:
-    """A PostgreSQL advisory lock held by a connection of its own, checked every
-    LOCK_CHECK_SECONDS once watched.
-
-    The lock ends with its connection, as when the database restarts. A check that finds the
-    connection gone takes the lock again on a new one. If it cannot, because a session that
-    is not the lost connection's holds it, another process has taken the store over: the
-    check calls `on_lost` and stops. While the lost connection's own session still holds it
-    on the server (a connection cut off by the network), the check tries again.
-    """
-
-    def __init__(self, engine: Engine, connection: Connection, key: dict[str, str]) -> None:
-        self.engine = engine
-        self.connection = connection
-        self.key = key
-        self.pid = connection.execute(OWN_PID).scalar_one()
-        self.stopping = threading.Event()
-        self.checker: threading.Thread | None = None
-
-    def watch(self, on_lost: Callable[[str], None]) -> None:
-        self.checker = threading.Thread(
-            target=self._check, args=(on_lost,), name="store-lock", daemon=True
-        )
-        self.checker.start()
-
-    def _check(self, on_lost: Callable[[str], None]) -> None:
-        lost_pid: int | None = None
-        while not self.stopping.wait(LOCK_CHECK_SECONDS):
-            if lost_pid is None:
-                if self._alive():
-                    continue
-                lost_pid = self.pid
-            try:
-                taken, holder = self._take()
-            except Exception:
-                continue
-            if taken:
-                lost_pid = None
-            elif holder not in (None, lost_pid):
-                on_lost(TAKEN)
-                return
-
-    def _alive(self) -> bool:
-        try:
-            self.connection.execute(text("SELECT 1"))
-        except Exception:
-            with suppress(Exception):
-                self.connection.close()
-            return False
-        return True
-
-    def _take(self) -> tuple[bool, int | None]:
-        """Take the lock on a new connection and hold it there; if it cannot be taken, the
-        process id of the session that holds it (None if it was let go meanwhile)."""
-        connection = self.engine.connect()
-        try:
-            if connection.execute(TRY_LOCK, self.key).scalar():
-                self.connection, self.pid = connection, connection.execute(OWN_PID).scalar_one()
-                return True, None
-            holder = connection.execute(HOLDER, self.key).scalar()
-        except BaseException:
-            connection.close()
-            raise
-        connection.close()
-        return False, holder
-
-    def release(self) -> None:
-        self.stopping.set()
-        if self.checker is not None:
-            self.checker.join()
-        with suppress(Exception):
-            self.connection.execute(UNLOCK, self.key)
-        self.connection.close()
-        self.engine.dispose()
 
 
 class StorageConfigError(RuntimeError):
@@ -184,8 +68,9 @@ class Storage:
             "POSTGRES_MAX_OVERFLOW": "10",
         }
 
-    def create_engine(self) -> Engine:
-        """The SQLAlchemy engine for this service's read models."""
+    def create_engine(self, connect_args: Mapping[str, object] | None = None) -> Engine:
+        """The SQLAlchemy engine for this service's read models; on PostgreSQL,
+        `connect_args` add to the connection's parameters."""
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
             engine = create_engine(
@@ -202,10 +87,10 @@ class Storage:
             port=self.port,
             database=self.dbname,
         )
-        connect_args: dict[str, object] = {"connect_timeout": 2}
+        arguments: dict[str, object] = {"connect_timeout": 2, **(connect_args or {})}
         if self.schema:
-            connect_args["options"] = f"-csearch_path={self.schema}"
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **READ_MODEL_POOL)
+            arguments["options"] = f"-csearch_path={self.schema}"
+        return create_engine(url, connect_args=arguments, pool_pre_ping=True, **READ_MODEL_POOL)
 
     def prepare(self) -> None:
         """Create what must exist before the stores open: the SQLite folder or the schema."""
@@ -255,24 +140,21 @@ class Storage:
     def _hold_advisory_lock(self) -> AdvisoryHold:
         """A lock on the schema; a process that has just stopped, or died, may take a moment
         to let it go."""
-        engine = self.create_engine().execution_options(isolation_level="AUTOCOMMIT")
+        engine = self.create_engine(KEEPALIVE).execution_options(isolation_level="AUTOCOMMIT")
+        hold = AdvisoryHold(engine, f"factcheck:{self.schema or 'public'}")
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
         try:
-            connection = engine.connect()
-        except Exception as error:
-            engine.dispose()
-            raise self.error(f"cannot connect: {first_line(error)}") from None
-        key = {"key": f"factcheck:{self.schema or 'public'}"}
-        try:
-            deadline = time.monotonic() + LOCK_WAIT_SECONDS
-            while not connection.execute(TRY_LOCK, key).scalar():
+            while not hold.take()[0]:
                 if time.monotonic() > deadline:
                     raise self.error(IN_USE)
                 time.sleep(0.1)
-        except BaseException:
-            connection.close()
-            engine.dispose()
+        except StorageConfigError:
+            hold.release()
             raise
-        return AdvisoryHold(engine, connection, key)
+        except Exception as error:
+            hold.release()
+            raise self.error(f"cannot connect: {first_line(error)}") from None
+        return hold
 
     def error(self, reason: str) -> StorageConfigError:
         return StorageConfigError(f"{self.setting}={self.redacted_url}: {reason}")

@@ -19,8 +19,9 @@ from services.claims.application import ClaimsApplication
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import APPLYING_INDEXES, ClaimsProjection, ClaimView
 from services.sources.bootstrap import create_app as create_sources_app
+from shared.holds import HOLDER
 from shared.settings import ClaimsSettings, SourcesSettings
-from shared.storage import HOLDER, StorageConfigError, parse_storage_url
+from shared.storage import StorageConfigError, parse_storage_url
 from shared.timeaxes import RecordingClock
 from tests.conftest import POSTGRES_URL, coming_and_going
 from tests.newsroom import KHARKIV_CLAIM
@@ -269,6 +270,7 @@ def test_the_recording_clock_stays_past_a_time_already_recorded() -> None:
 
 
 def _lock_holder(connection: Connection, key: str) -> int | None:
+    """The process id of the session holding the store's lock, if one does."""
     return connection.execute(HOLDER, {"key": key}).scalar()
 
 

@@ -24,6 +24,7 @@ STATUS_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers.get("x-request-id"), "every answer carries its request id"
     problem = response.json()
     assert problem["status"] == status
     assert problem["type"] == "about:blank"

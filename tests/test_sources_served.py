@@ -180,12 +180,16 @@ def test_an_unusable_number_of_seconds_is_named(name: str, value: str) -> None:
         ("SOURCES_URL", "https://:8001"),
         ("SOURCES_URL", "http://sources.example/?x=1"),
         ("FACTCHECK_PUBLIC_URL", "https://factcheck.example/#top"),
+        ("CLAIMS_URL", "http://[::1:8000"),
+        ("CLAIMS_URL", "http://claims example:8000"),
+        ("CLAIMS_URL", "http://desk:se%40cret@claims.example:99999"),
     ],
 )
 def test_an_unusable_service_url_is_named(name: str, value: str) -> None:
-    with pytest.raises(SettingError, match=f"^{name}="):
+    with pytest.raises(SettingError, match=f"^{name}=") as raised:
         SourcesSettings.from_env({name: value})
         ClaimsSettings.from_env({name: value})
+    assert "cret" not in str(raised.value), "a password is never shown"
 
 
 def test_a_service_url_keeps_its_path_without_a_trailing_slash() -> None:
@@ -194,3 +198,6 @@ def test_a_service_url_keeps_its_path_without_a_trailing_slash() -> None:
     )
     assert settings.sources_url == "https://news.example:8443/sources"
     assert settings.public_url == "HTTP://x"
+    assert SourcesSettings.from_env({"CLAIMS_URL": "http://[::1]:8000"}).claims_url == (
+        "http://[::1]:8000"
+    )

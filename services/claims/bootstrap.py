@@ -112,7 +112,6 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         yield
         follower.stop()
         application.close()
-        engine.dispose()
 
     return service_app(
         "factcheck claims",

@@ -38,7 +38,6 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         application.close()
-        engine.dispose()
         if isinstance(directory, HttpClaimDirectory):
             directory.close()
 
