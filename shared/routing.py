@@ -122,10 +122,11 @@ class CheckedRoute(APIRoute):
         ]
 
     def error_statuses(self) -> list[int]:
-        """The error statuses this route can answer with, for its OpenAPI operation; 422 and
-        503 for every route, since each checks its query and each needs its database."""
+        """The error statuses this route can answer with, for its OpenAPI operation: 413, 422
+        and 503 for every route, since any request's body is measured first, each route checks
+        its query, and each needs its database."""
         needed = {permission.permission for permission in self.permissions()}
-        statuses = {422, 503}
+        statuses = {413, 422, 503}
         if needed and self.path not in OPEN_PATHS:
             statuses.add(401)
         if needed - {"read"}:
@@ -137,7 +138,7 @@ class CheckedRoute(APIRoute):
         }:
             statuses.add(409)
         if self.body_field is not None:
-            statuses |= {413, 415}
+            statuses.add(415)
         return sorted(statuses)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -37,7 +37,7 @@ def service_app(
     app.state.feed_limits = FeedLimits()
     for name, value in state.items():
         setattr(app.state, name, value)
-    install_problem_handlers(app, router.routes)
+    install_problem_handlers(app, [*app.routes, *router.routes])
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(HeadAsGet)
     app.add_middleware(RequestIds)

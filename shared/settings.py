@@ -72,8 +72,10 @@ def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
         raise fail(f"not a URL ({error})") from None
     if url.scheme.lower() not in ("http", "https") or not url.hostname:
         raise fail("expected an http:// or https:// URL with a host")
-    if any(character.isspace() for character in url.netloc):
-        raise fail("the host holds a space")
+    if any(character.isspace() for character in value):
+        raise fail("holds a space")
+    if url.username is not None or url.password is not None:
+        raise fail("a service URL takes no user or password; API keys are settings of their own")
     try:
         port = url.port
     except ValueError:

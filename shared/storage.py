@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from shared.holds import KEEPALIVE, AdvisoryHold, FileHold, Hold
 
@@ -74,7 +74,7 @@ class Storage:
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
             engine = create_engine(
-                f"sqlite:///{self.sqlite_path}",
+                URL.create("sqlite", database=str(self.sqlite_path)),
                 connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_SECONDS},
                 **READ_MODEL_POOL,
             )
@@ -166,6 +166,8 @@ class Storage:
 
 SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 """A PostgreSQL schema name that needs no quoting: lower case, at most 63 characters."""
+SYSTEM_SCHEMA = re.compile(r"pg_|information_schema$")
+"""Schema names PostgreSQL keeps for itself."""
 
 
 def redacted(url: str) -> str:
@@ -202,7 +204,10 @@ def parse_storage_url(setting: str, url: str) -> Storage:
             raise fail("expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
         if parts.query or parts.fragment or url.endswith(("?", "#")):
             raise fail("a SQLite URL takes no options; give only the path")
-        return Storage(setting=setting, url=url, kind="sqlite", sqlite_path=Path(parts.path[1:]))
+        path = unquote(parts.path[1:])
+        if path == ":memory:" or path.startswith("file:"):
+            raise fail("give the path of a database file; a store in memory keeps nothing")
+        return Storage(setting=setting, url=url, kind="sqlite", sqlite_path=Path(path))
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         try:
             port = 5432 if parts.port is None else parts.port
@@ -213,15 +218,20 @@ def parse_storage_url(setting: str, url: str) -> Storage:
         dbname = unquote(parts.path.lstrip("/"))
         if not parts.hostname or not dbname:
             raise fail("expected postgresql://user:password@host:port/database")
-        query = parse_qs(parts.query)
+        if parts.fragment or url.endswith("#"):
+            raise fail("a PostgreSQL URL takes no fragment")
+        query = parse_qs(parts.query, keep_blank_values=True)
         unknown = sorted(set(query) - {"schema"})
         if unknown:
             raise fail(f"unknown option {unknown[0]!r}; only 'schema' is understood")
-        schema = query.get("schema", [""])[0]
-        if schema and not SCHEMA.fullmatch(schema):
+        if len(query.get("schema", [])) > 1:
+            raise fail("give the schema once")
+        schema = query.get("schema", [None])[0]
+        if schema is not None and (not SCHEMA.fullmatch(schema) or SYSTEM_SCHEMA.match(schema)):
             raise fail(
                 "the schema must be lower-case letters, digits and underscores, at most 63, "
-                "not starting with a digit"
+                "not starting with a digit, nor one of PostgreSQL's own (pg_..., "
+                "information_schema)"
             )
         return Storage(
             setting=setting,
@@ -232,7 +242,7 @@ def parse_storage_url(setting: str, url: str) -> Storage:
             user=unquote(parts.username or ""),
             password=unquote(parts.password or ""),
             dbname=dbname,
-            schema=schema,
+            schema=schema or "",
         )
     raise fail("the scheme must be sqlite or postgresql")
 

@@ -117,6 +117,7 @@ async def test_head_answers_like_get_and_405_lists_every_method(
     assert_problem(refused, 405)
     assert refused.headers["allow"] == "GET, HEAD, POST"
     assert (await sources.put("/feed")).headers["allow"] == "GET, HEAD"
+    assert (await sources.post("/openapi.json")).headers["allow"] == "GET, HEAD"
 
 
 async def test_an_idempotency_key_is_read_as_utf8_and_printable(

@@ -66,6 +66,11 @@ def test_prosecutor_evidence_round_trip_over_a_socket(
         "mysql://root@127.0.0.1/test",
         "sqlite://relative.db",
         "sqlite:///var/sources.db?mode=ro",
+        "sqlite:///:memory:",
+        "postgresql://postgres@127.0.0.1:5432/test?schema=",
+        "postgresql://postgres@127.0.0.1:5432/test?schema=information_schema",
+        "postgresql://postgres@127.0.0.1:5432/test?schema=a&schema=b",
+        "postgresql://postgres@127.0.0.1:5432/test#top",
         "postgresql://postgres@127.0.0.1:1/test",
         "postgresql://postgres@127.0.0.1:5432/test?sslmode=disable",
         "postgresql://postgres@127.0.0.1:5432/test?schema=Mixed_Case",
@@ -183,6 +188,8 @@ def test_an_unusable_number_of_seconds_is_named(name: str, value: str) -> None:
         ("CLAIMS_URL", "http://[::1:8000"),
         ("CLAIMS_URL", "http://claims example:8000"),
         ("CLAIMS_URL", "http://desk:se%40cret@claims.example:99999"),
+        ("FACTCHECK_PUBLIC_URL", "https://editor:se%40cret@news.example"),
+        ("FACTCHECK_PUBLIC_URL", "https://news.example/fact checks"),
     ],
 )
 def test_an_unusable_service_url_is_named(name: str, value: str) -> None:
