@@ -53,6 +53,7 @@ class ProblemDetails(BaseModel):
     current_version: int | None = None
 
 
+PROBLEM_SCHEMA = ProblemDetails.model_json_schema()
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
@@ -72,7 +73,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "description": status_phrase(status),
-            "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
             "headers": RETRY_AFTER if status == 503 else CHALLENGE if status == 401 else {},
         }
         for status in statuses

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from shared.auth import Gate, parse_keys
 from shared.feed import FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS
-from shared.storage import Storage, parse_storage_url, redacted
+from shared.storage import Storage, parse_storage_url, redacted, url_port
 
 DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
 DEFAULT_CLAIMS_DATABASE_URL = "sqlite:///var/claims.db"
@@ -77,11 +77,9 @@ def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
     if url.username is not None or url.password is not None:
         raise fail("a service URL takes no user or password; API keys are settings of their own")
     try:
-        port = url.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise fail("the port must be a number from 1 to 65535")
+        url_port(url)
+    except ValueError as error:
+        raise fail(str(error)) from None
     if url.query or url.fragment or value.endswith(("?", "#")):
         raise fail("a base URL takes no query or fragment")
     return value.rstrip("/")

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -182,6 +182,17 @@ def redacted(url: str) -> str:
     return f"{scheme}://{user}:***@{rest[at + 1 :]}" if colon else url
 
 
+def url_port(parts: SplitResult) -> int | None:
+    """The port a URL names, None if it names none; ValueError unless it is 1 to 65535."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("the port must be a number from 1 to 65535")
+    return port
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an error's message, or the error itself if it has none."""
     text = str(error).strip()
@@ -210,11 +221,9 @@ def parse_storage_url(setting: str, url: str) -> Storage:
         return Storage(setting=setting, url=url, kind="sqlite", sqlite_path=Path(path))
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         try:
-            port = 5432 if parts.port is None else parts.port
-        except ValueError:
-            port = 0
-        if not 0 < port < 65536:
-            raise fail("the port must be a number from 1 to 65535")
+            port = url_port(parts) or 5432
+        except ValueError as error:
+            raise fail(str(error)) from None
         dbname = unquote(parts.path.lstrip("/"))
         if not parts.hostname or not dbname:
             raise fail("expected postgresql://user:password@host:port/database")
