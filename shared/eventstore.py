@@ -51,9 +51,9 @@ class FactcheckAggregate(Aggregate):
         return super()._create(event_class, id=id, metadata=dict(_event_metadata.get()), **kwargs)
 
 
-Refusal = Literal["missing events", "store taken"]
-"""Why writes may be refused: the log lacks events its read models applied, or another process
-took the store over."""
+Refusal = Literal["missing events", "store taken", "unreadable head"]
+"""Why writes may be refused: the log lacks events its read models applied, another process
+took the store over, or the newest event cannot be read, so nothing can be chained to it."""
 CONFLICT_RETRIES = 3
 
 
@@ -153,10 +153,15 @@ class FactcheckApplication(Application[UUID]):
         self._after_close: list[Callable[[], None]] = []
         self._waits_ended = False
         super().__init__(env=storage.eventsourcing_env())
-        self._chain_head = self._last_hash()
+        self._refusals: dict[str, str] = {}
+        self._chain_head = GENESIS
+        try:
+            self._chain_head = self._last_hash()
+        except UnreadableEvent as error:
+            reason = f"{error}, so no new event can be chained to it; GET /audit/verify"
+            self.refuse_writes(reason, "unreadable head")
         self.last_position = self.head()
         """The position of the newest event this process has recorded (or found at start)."""
-        self._refusals: dict[str, str] = {}
 
     @property
     def refusal(self) -> str | None:
@@ -371,6 +376,9 @@ class FactcheckApplication(Application[UUID]):
 
     def _decoded(self, notification: Notification) -> DomainEventProtocol[UUID]:
         try:
-            return self.mapper.to_domain_event(notification)
+            event = self.mapper.to_domain_event(notification)
         except Exception as error:
             raise UnreadableEvent(notification.id, error) from error
+        if event.timestamp.utcoffset() is None:
+            raise UnreadableEvent(notification.id, ValueError("its time has no UTC offset"))
+        return event

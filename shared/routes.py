@@ -24,6 +24,7 @@ from shared.feed import (
     feed_item,
     feed_page,
 )
+from shared.problems import problem_responses
 from shared.schemas import AfterQuery, UntilQuery
 
 EXPORT_PAGE = 1000
@@ -43,6 +44,15 @@ class FeedLimits:
     reading: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(FEED_READERS)
     )
+
+
+UNREADABLE_EVENT = {
+    500: {
+        **problem_responses(500)[500],
+        "description": "An event on the page cannot be read: its stored row was altered behind "
+        "the service. The detail names its position; GET /audit/verify names the first break.",
+    }
+}
 
 
 def every_item(
@@ -70,7 +80,7 @@ def stored_item(position: int, event: DomainEventProtocol[UUID]) -> FeedItem:
 def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
     """Add `GET /feed` for the application that the dependency `application` returns."""
 
-    @router.get("/feed", response_model=FeedPage, tags=["feed"])
+    @router.get("/feed", response_model=FeedPage, tags=["feed"], responses=UNREADABLE_EVENT)
     async def read_feed(
         request: Request,
         source: Annotated[FactcheckApplication, Depends(application)],

@@ -36,6 +36,29 @@ def run_sql(database_url: str, sqlite_sql: str, postgres_sql: str, *params: obje
         return connection.execute(postgres_sql.replace("{schema}", schema), params).rowcount
 
 
+def drop_offsets(database_url: str, position: int) -> int:
+    """Strip every UTC offset from the stored event at `position`, its own time's included."""
+    return run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '+00:00', '')"
+        " AS BLOB) WHERE rowid = ?",
+        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
+        " 'UTF8'), '+00:00', ''), 'UTF8') WHERE notification_id = %s",
+        position,
+    )
+
+
+async def two_sources_recorded(database_url: str, known_claims: KnownClaims) -> dict:
+    """Register two sources on a service that then stops, its read models holding both; return
+    the newest."""
+    with sources_service(database_url, known_claims) as app:
+        async with in_process(app) as sources:
+            await register(sources)
+            newest = await register(sources)
+            assert len((await sources.get("/sources")).json()) == 2, "the read models hold both"
+    return newest
+
+
 async def assert_broken_at(sources: httpx.AsyncClient, position: int, reason: str) -> None:
     """The log's verification breaks at `position`, for a reason that says `reason`."""
     result = (await sources.get("/audit/verify")).json()
@@ -163,21 +186,36 @@ async def test_an_event_that_can_no_longer_be_rendered_is_named(
 ) -> None:
     items = await populate(sources, known_claims)
     target = items[2]
-    touched = run_sql(
-        database_url,
-        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '+00:00', '')"
-        " AS BLOB) WHERE rowid = ?",
-        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
-        " 'UTF8'), '+00:00', ''), 'UTF8') WHERE notification_id = %s",
-        target["position"],
-    )
-    assert touched == 1
+    assert drop_offsets(database_url, target["position"]) == 1
     await assert_broken_at(sources, target["position"], "cannot be read")
     assert (await sources.post("/admin/rebuild")).status_code == 409
     feed = await sources.get("/feed")
     assert feed.status_code == 500
     assert feed.headers["content-type"] == "application/problem+json"
     assert f"the event at position {target['position']} cannot be read" in feed.json()["detail"]
+    documented = (await sources.get("/openapi.json")).json()["paths"]["/feed"]["get"]
+    assert "500" in documented["responses"]
+
+
+async def test_a_service_whose_newest_event_cannot_be_read_starts_and_refuses_writes(
+    known_claims: KnownClaims, database_url: str
+) -> None:
+    """Reads and the audit still answer; writes cannot chain to an unreadable event, and a
+    rebuild, which refuses the broken log, does not let them in."""
+    newest = await two_sources_recorded(database_url, known_claims)
+    assert drop_offsets(database_url, newest["position"]) == 1
+    with sources_service(database_url, known_claims) as app:
+        async with in_process(app) as sources:
+            named = f"the event at position {newest['position']} cannot be read"
+            health = (await sources.get("/health")).json()
+            assert named in health["writes_refused"]
+            await assert_broken_at(sources, newest["position"], "cannot be read")
+            refused = await sources.post("/sources", json={"name": "n", "kind": "k"})
+            assert_problem(refused, 503)
+            assert named in refused.json()["detail"]
+            assert len((await sources.get("/sources")).json()) == 2
+            assert (await sources.post("/admin/rebuild")).status_code == 409
+            assert named in (await sources.get("/health")).json()["writes_refused"]
 
 
 async def test_a_rebuild_restores_sources_read_models_edited_behind_the_service(
@@ -233,11 +271,7 @@ async def test_a_sources_rebuild_refuses_an_altered_log_and_keeps_serving(
 async def test_a_sources_log_missing_its_newest_events_takes_writes_once_rebuilt(
     known_claims: KnownClaims, database_url: str
 ) -> None:
-    with sources_service(database_url, known_claims) as app:
-        async with in_process(app) as sources:
-            await register(sources)
-            newest = await register(sources)
-            assert len((await sources.get("/sources")).json()) == 2, "the read models hold both"
+    newest = await two_sources_recorded(database_url, known_claims)
     run_sql(
         database_url,
         "DELETE FROM stored_events WHERE rowid = ?",

@@ -4,17 +4,22 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import httpx
+import pytest
 from eventsourcing.domain import event
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import digest_rows
+from services.sources.bootstrap import create_app as create_sources_app
 from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
+from shared.settings import ClaimsSettings, SourcesSettings
 from tests.conftest import Services
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
-from tests.servers import serving
+from tests.servers import free_port, serving
 from tests.test_projection_replay import DECLARED_INDEXES, verdict_indexes
 from tests.test_sources_rejections import UNKNOWN, assert_problem
 
@@ -180,6 +185,48 @@ def test_claims_service_down_means_503_and_nothing_recorded(database_url: str) -
             assert_problem(response, 503)
             assert "Retry-After" in response.headers
             assert client.get("/feed").json()["head"] == source["position"]
+
+
+@pytest.mark.parametrize("wrong", ["claims service with a path", "sources service itself"])
+def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_claim(
+    database_url: str, claims_database_url: str, wrong: str
+) -> None:
+    """A 404 that does not name the claim is not "no such claim": nothing is recorded, and the
+    answer blames the setting rather than the client's claim id."""
+    sources_port, claims_port = free_port(), free_port()
+    claims_url = {
+        "claims service with a path": f"http://127.0.0.1:{claims_port}/api",
+        "sources service itself": f"http://127.0.0.1:{sources_port}",
+    }[wrong]
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=claims_database_url, sources_url=f"http://127.0.0.1:{sources_port}"
+        )
+    )
+    sources_app = create_sources_app(
+        SourcesSettings(database_url=database_url, claims_url=claims_url)
+    )
+    with (
+        serving(claims_app, claims_port) as claims_base,
+        serving(sources_app, sources_port) as sources_base,
+        httpx.Client(base_url=claims_base) as claims,
+        httpx.Client(base_url=sources_base) as sources,
+    ):
+        claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+        source = sources.post("/sources", json={"name": "agency", "kind": "test"}).json()["id"]
+        head = sources.get("/feed").json()["head"]
+        body = {
+            "source_id": source,
+            "claim_id": claim,
+            "stance": "supports",
+            "strength": "weak",
+            "published_at": "2024-01-05T00:00:00Z",
+            "summary": "x",
+        }
+        response = sources.post("/evidence", json=body)
+        assert_problem(response, 503)
+        assert f"CLAIMS_URL {claims_url}" in response.json()["detail"]
+        assert sources.get("/feed").json()["head"] == head
 
 
 def test_unusable_feed_items_are_kept_as_rejected_and_do_not_stall(services: Services) -> None:

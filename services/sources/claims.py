@@ -6,6 +6,7 @@ from uuid import UUID
 import httpx
 
 from shared.errors import Unavailable
+from shared.problems import PROBLEM_JSON
 
 
 class ClaimDirectory(Protocol):
@@ -46,9 +47,28 @@ class HttpClaimDirectory:
             raise Unavailable(f"the claims service cannot be reached: {error}") from None
         if response.status_code == 200:
             return True
-        if response.status_code == 404:
+        if response.status_code == 404 and _names_the_claim(response):
             return False
+        if response.status_code == 404:
+            raise Unavailable(
+                f"CLAIMS_URL {self._client.base_url} answered 404 to GET /claims/{claim_id} "
+                "without naming the claim, so it does not look like the claims service's "
+                "base URL; nothing was recorded"
+            )
         raise Unavailable(f"the claims service answered {response.status_code}")
 
     def close(self) -> None:
         self._client.close()
+
+
+def _names_the_claim(response: httpx.Response) -> bool:
+    """Whether a 404 is the claims service's own "no claim with id", not a path it lacks."""
+    if response.headers.get("content-type") != PROBLEM_JSON:
+        return False
+    try:
+        errors = response.json().get("errors")
+    except ValueError:
+        return False
+    return isinstance(errors, list) and any(
+        isinstance(error, dict) and error.get("field") == "claim_id" for error in errors
+    )
