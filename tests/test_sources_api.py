@@ -88,6 +88,25 @@ async def test_rating_history_is_kept_in_order(sources: httpx.AsyncClient) -> No
     assert one["version"] == 4
 
 
+async def test_the_list_gives_each_source_as_its_own_read_does(sources: httpx.AsyncClient) -> None:
+    first, second, unrated = [await register(sources) for _ in range(3)]
+    for source, letter in ((first, "C"), (second, "B"), (first, "A"), (second, "E")):
+        body = {"reliability": letter, "rationale": f"rated {letter}"}
+        response = await sources.post(f"/sources/{source['id']}/ratings", json=body)
+        assert response.status_code == 201, response.text
+    listed = (await sources.get("/sources")).json()
+    each = [
+        (await sources.get(f"/sources/{source['id']}")).json()
+        for source in (first, second, unrated)
+    ]
+    assert listed == each
+    assert [[rating["reliability"] for rating in source["ratings"]] for source in listed] == [
+        ["C", "A"],
+        ["B", "E"],
+        [],
+    ]
+
+
 async def test_submit_read_and_list_evidence(
     sources: httpx.AsyncClient, known_claims: KnownClaims
 ) -> None:

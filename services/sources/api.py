@@ -281,7 +281,7 @@ async def register_source(body: SourceIn, sources: Sources, once: Writes) -> Sou
 
 @router.get("/sources", response_model=list[SourceOut])
 def get_sources_list(reads: Reads) -> list[SourceOut]:
-    return [_source_out(source, rating_history(reads, source.id)) for source in list_sources(reads)]
+    return [_source_out(source, ratings) for source, ratings in list_sources(reads)]
 
 
 @router.get("/sources/{source_id}", response_model=SourceOut)

@@ -198,8 +198,13 @@ APPLIED_ONE_BY_ONE = tuple(
 """What a fill leaves to `apply`: every other event the sources read models take."""
 
 
-def list_sources(session: Session) -> list[SourceView]:
-    return list(session.exec(select(SourceView).order_by(col(SourceView.registered_at))))
+def list_sources(session: Session) -> list[tuple[SourceView, list[RatingView]]]:
+    """Every source in registration order, with its ratings oldest first: two queries in all."""
+    sources = list(session.exec(select(SourceView).order_by(col(SourceView.registered_at))))
+    ratings: dict[UUID, list[RatingView]] = {}
+    for rating in session.exec(select(RatingView).order_by(col(RatingView.position))):
+        ratings.setdefault(rating.source_id, []).append(rating)
+    return [(source, ratings.get(source.id, [])) for source in sources]
 
 
 def rating_history(session: Session, source_id: UUID) -> list[RatingView]:
