@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +33,7 @@ from shared.settings import (
     ClaimsSettings,
     SettingError,
     SourcesSettings,
+    service_url,
 )
 from shared.storage import StorageConfigError
 from shared.tables import history_table, timeline_table, verdict_table
@@ -43,8 +44,31 @@ app = typer.Typer(
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
 
-ClaimsUrl = Annotated[str, typer.Option(envvar="CLAIMS_URL", help="The claims service.")]
-SourcesUrl = Annotated[str, typer.Option(envvar="SOURCES_URL", help="The sources service.")]
+
+def _checked_url(name: str) -> Callable[[str], str]:
+    """A check of a service URL option, as the services check their own settings."""
+
+    def check(value: str) -> str:
+        try:
+            return service_url(name, value)
+        except SettingError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return check
+
+
+ClaimsUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="CLAIMS_URL", help="The claims service.", callback=_checked_url("CLAIMS_URL")
+    ),
+]
+SourcesUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="SOURCES_URL", help="The sources service.", callback=_checked_url("SOURCES_URL")
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 MinPosition = Annotated[
     int | None,

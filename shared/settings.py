@@ -59,9 +59,12 @@ def _optional_url_setting(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
-    """A service's base URL: http or https, a host, a port if any from 1 to 65535, and no
-    query or fragment."""
-    value = environ.get(name, "").strip() or default
+    return service_url(name, environ.get(name, "").strip() or default)
+
+
+def service_url(name: str, value: str) -> str:
+    """The base URL `value` of setting `name`, checked: http or https, a host, a port if any
+    from 1 to 65535, and no query, fragment, space, user or password."""
 
     def fail(reason: str) -> SettingError:
         return SettingError(f"{name}={redacted(value)!r}: {reason}")

@@ -349,6 +349,25 @@ def test_the_command_line_refuses_bad_files_in_one_line(
     assert "fails verification at position 4" in sliced.output
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "reason"),
+    [
+        ("CLAIMS_URL", "http://", "with a host"),
+        ("CLAIMS_URL", "localhost:8000", "with a host"),
+        ("SOURCES_URL", "http://editor:secret@127.0.0.1:8001", "no user or password"),
+        ("SOURCES_URL", "http://127.0.0.1:8001?x=1", "no query"),
+    ],
+)
+def test_the_command_line_checks_service_urls_as_the_services_do(
+    setting: str, value: str, reason: str
+) -> None:
+    result = CliRunner().invoke(cli, ["verify"], env={setting: value})
+    assert result.exit_code == 2, result.output
+    told = " ".join(result.output.replace("│", " ").split())
+    assert setting in told and reason in told
+    assert "secret" not in told
+
+
 def test_verify_notices_the_newest_events_deleted(
     services: Services, history: dict, database_url: str
 ) -> None:
