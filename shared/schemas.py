@@ -59,7 +59,12 @@ Paragraph = Annotated[
 ]
 """A required, non-blank text of at most 4,000 characters: a summary, a rationale, a reason."""
 
-Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+Url = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_http_url),
+    Field(json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/]"}),
+]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 

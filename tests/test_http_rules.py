@@ -1,6 +1,7 @@
 """HTTP rules both services keep: strict JSON bodies, If-Match, HEAD and Allow, request ids."""
 
 import gc
+import re
 from typing import Any
 
 import httpx
@@ -118,6 +119,25 @@ async def test_head_answers_like_get_and_405_lists_every_method(
     assert refused.headers["allow"] == "GET, HEAD, POST"
     assert (await sources.put("/feed")).headers["allow"] == "GET, HEAD"
     assert (await sources.post("/openapi.json")).headers["allow"] == "GET, HEAD"
+
+
+async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
+    sources: httpx.AsyncClient,
+) -> None:
+    schemas = (await sources.get("/openapi.json")).json()["components"]["schemas"]
+    assert schemas["EvidenceChanges"]["minProperties"] == 1
+    url = next(
+        kind for kind in schemas["SourceIn"]["properties"]["url"]["anyOf"] if "pattern" in kind
+    )
+    assert url["format"] == "uri"
+    for refused in ("ftp://agency.example", "https:///path", "agency.example"):
+        assert not re.match(url["pattern"], refused)
+        answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": refused})
+        assert_problem(answer, 422, "url")
+    for taken in ("https://agency.example/report", "HTTP://agency.example"):
+        assert re.match(url["pattern"], taken)
+        answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": taken})
+        assert answer.status_code == 201, answer.text
 
 
 async def test_an_idempotency_key_is_read_as_utf8_and_printable(

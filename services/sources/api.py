@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Reliability, Stance, Strength
@@ -185,6 +185,8 @@ _REQUIRED_FIELDS = ("source_id", "claim_id", "stance", "strength", "published_at
 
 
 class EvidenceChanges(Strict):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     source_id: UUID | None = None
     claim_id: UUID | None = None
     stance: Stance | None = None
