@@ -1,7 +1,9 @@
 """Scenario files: a claim, its sources and evidence, and the order they are recorded in.
 
-Loading is idempotent: what is already recorded (the claim by its text, a source by its name,
-evidence by source, publication time and summary) is found, not recorded again.
+Loading is idempotent: what is already recorded (the claim by its text, a source by every
+field it was registered with, evidence by source, publication time and summary) is found, not
+recorded again. A source someone else registered under the same name is never taken for the
+scenario's own.
 """
 
 from collections.abc import Callable
@@ -177,11 +179,19 @@ def _load_sources(
     client: FactcheckClient, scenario: Scenario, advance: Callable[[], None]
 ) -> tuple[dict[str, str], int]:
     """Each scenario source's id, registered and rated unless it already is; and the writes."""
-    known = {source["name"]: source for source in client.sources_list()}
+    known = client.sources_list()
     ids: dict[str, str] = {}
     recorded = 0
     for source in scenario.sources:
-        found = known.get(source.name)
+        registered = source.model_dump(exclude={"key", "rating"})
+        found = next(
+            (
+                candidate
+                for candidate in known
+                if all(candidate.get(field) == value for field, value in registered.items())
+            ),
+            None,
+        )
         if found is None:
             body = source.model_dump(exclude={"key", "rating"}, exclude_none=True)
             found = {**client.post_sources("/sources", body), "ratings": []}

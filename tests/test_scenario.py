@@ -15,6 +15,7 @@ from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
 from tests.conftest import Services
+from tests.newsroom import new_source
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "kharkiv-2024-01.json"
 
@@ -71,6 +72,27 @@ def test_loading_twice_records_nothing_new(client: FactcheckClient, services: Se
     assert again.steps == first.steps
     assert services.sources.get("/feed", params={"limit": 1}).json()["head"] == head
     assert services.claims.get("/feed", params={"limit": 1}).json()["head"] == claims_head
+
+
+def test_a_source_of_the_same_name_is_never_taken_for_the_scenarios_own(
+    client: FactcheckClient, services: Services
+) -> None:
+    """Sources of the scenario's names, registered by others before and after its first load,
+    are neither rated nor given evidence by it, and a second load still records nothing."""
+    scenario = read_scenario(SCENARIO)
+    before = new_source(services, "Reuters")
+    first = load(client, scenario)
+    after = new_source(services, "Reuters")
+    head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
+    again = load(client, scenario)
+    assert (again.recorded, first.recorded) == (0, 18)
+    assert again.evidence_ids == first.evidence_ids and again.steps == first.steps
+    assert services.sources.get("/feed", params={"limit": 1}).json()["head"] == head
+    for other in (before, after):
+        assert services.sources.get(f"/sources/{other}").json()["ratings"] == []
+    evidence = services.sources.get("/evidence", params={"limit": 1000}).json()["items"]
+    assert len(evidence) == len(scenario.evidence)
+    assert not {item["source_id"] for item in evidence} & {before, after}
 
 
 def test_the_run_report_shows_suspicion_then_confirmation(client: FactcheckClient) -> None:
