@@ -37,7 +37,7 @@ from shared.settings import (
 )
 from shared.storage import StorageConfigError
 from shared.tables import history_table, timeline_table, verdict_table
-from shared.timeaxes import TimeParseError, format_instant, parse_instant
+from shared.timeaxes import TimeParseError, format_instant, is_today, parse_instant
 
 app = typer.Typer(
     help="factcheck: event-sourced claims, evidence and verdicts.", no_args_is_help=True
@@ -79,7 +79,12 @@ MinPosition = Annotated[
 ]
 ApiKeyOption = Annotated[
     str | None,
-    typer.Option("--api-key", envvar="FACTCHECK_API_KEY", help="API key for writes and audits."),
+    typer.Option(
+        "--api-key",
+        envvar="FACTCHECK_API_KEY",
+        help="The API key to present: writes and audits need one, and so do reads where they "
+        "are not public.",
+    ),
 ]
 
 
@@ -324,10 +329,13 @@ def verdict(
     known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
     min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
     """The verdict on a claim at a date, as known at a time."""
-    answer = _ask(claims_url, claim, "verdict", at=at, known_at=known_at, min_position=min_position)
+    answer = _ask(
+        claims_url, api_key, claim, "verdict", at=at, known_at=known_at, min_position=min_position
+    )
     _show(answer, as_json, lambda: verdict_table(answer, {}))
 
 
@@ -337,10 +345,13 @@ def timeline(
     known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
     min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
     """How the verdict moves over valid time, as known at a time."""
-    answer = _ask(claims_url, claim, "timeline", known_at=known_at, min_position=min_position)
+    answer = _ask(
+        claims_url, api_key, claim, "timeline", known_at=known_at, min_position=min_position
+    )
     _show(answer, as_json, lambda: timeline_table(answer, {}, "Timeline"))
 
 
@@ -348,10 +359,11 @@ def timeline(
 def history(
     claim: Annotated[str, typer.Argument(help="The claim's id.")],
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
     """Every recorded event that shaped the claim, in recorded order."""
-    answer = _ask(claims_url, claim, "history")
+    answer = _ask(claims_url, api_key, claim, "history")
     _show(answer, as_json, lambda: history_table(answer))
 
 
@@ -481,7 +493,10 @@ def replay(
         known = parse_instant(known_at, allow_date=True)
     except TimeParseError as error:
         _fail(f"replay: {error}")
-    if known > datetime.now(UTC):
+    now = datetime.now(UTC)
+    if known > now and is_today(known_at, now):
+        known = now
+    if known > now:
         _fail("replay: --known-at is in the future; nothing can be known at it yet")
     sources_items, claims_items = _read_exports(files)
     rows = [
@@ -575,8 +590,10 @@ class _client:
             raise typer.Exit(self.failure_code) from None
 
 
-def _ask(claims_url: str, claim: str, what: str, **params: Any) -> dict[str, Any]:
-    with _client(claims_url, DEFAULT_SOURCES_URL) as client:
+def _ask(
+    claims_url: str, api_key: str | None, claim: str, what: str, **params: Any
+) -> dict[str, Any]:
+    with _client(claims_url, DEFAULT_SOURCES_URL, api_key) as client:
         return client.claim_answer(claim, what, **params)
 
 

@@ -102,6 +102,11 @@ def is_future(value: datetime) -> bool:
     return value > datetime.now(UTC) + CLOCK_SKEW
 
 
+def is_today(value: str, now: datetime) -> bool:
+    """Whether a query's time is the bare date of `now`'s day in UTC, which means now."""
+    return value.strip() == now.astimezone(UTC).date().isoformat()
+
+
 def format_instant(value: datetime) -> str:
     """Render an aware datetime as ISO 8601 UTC with a trailing Z."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

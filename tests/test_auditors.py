@@ -4,6 +4,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -90,6 +91,11 @@ def test_replay_from_exports_gives_the_live_verdicts(
                 assert row["ruling"] == (live["ruling"] or {}).get("status")
                 compared += 1
     assert compared == 12, "both claims at the latest known_at, the first at each step"
+    today = datetime.now(UTC).date().isoformat()
+    by_today = runner.invoke(cli, ["replay", *files, "--known-at", today, "--json"])
+    assert by_today.exit_code == 0, by_today.output
+    latest = runner.invoke(cli, ["replay", *files, "--known-at", history["known"][-1], "--json"])
+    assert json.loads(by_today.output)["claims"] == json.loads(latest.output)["claims"]
 
 
 def test_export_and_replay_keep_text_with_unicode_line_breaks(

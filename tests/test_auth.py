@@ -1,15 +1,18 @@
 """API keys and roles on both services; only digests configured; keys never recorded."""
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import uuid4
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.auth import digest
+from shared.cli import app as cli
 from shared.settings import Access, ClaimsSettings, SourcesSettings
 from tests.servers import free_port, serving
 from tests.test_sources_rejections import assert_problem
@@ -144,6 +147,14 @@ def test_closed_reads_need_a_key_and_services_still_talk(closed_reads: Guarded) 
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["supporting_origins"] == 1
+    claims_url = ["--claims-url", str(claims.base_url)]
+    for command in ("verdict", "timeline", "history"):
+        asked = [command, claim["id"], *claims_url, "--json"]
+        refused = CliRunner().invoke(cli, asked, env={"FACTCHECK_API_KEY": ""})
+        assert refused.exit_code == 1 and "401" in refused.output, refused.output
+        answered = CliRunner().invoke(cli, asked, env={"FACTCHECK_API_KEY": KEYS["desk"][1]})
+        assert answered.exit_code == 0, answered.output
+        assert json.loads(answered.output)
 
 
 def test_the_api_documents_say_which_operations_need_which_key(closed_reads: Guarded) -> None:

@@ -8,7 +8,7 @@ from sqlmodel import Session
 from services.claims.projections import ClaimView, last_recorded, position_known_at
 from shared.errors import Rejected, Unavailable
 from shared.follower import FeedFollower
-from shared.timeaxes import TimeParseError, format_instant, parse_instant
+from shared.timeaxes import TimeParseError, format_instant, is_today, parse_instant
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def resolve_basis(
     wanted_at = now if at is None else parse_query_time(at)
     wanted_known = None if known_at is None else parse_query_time(known_at)
     if wanted_known is not None and wanted_known > now:
-        if known_at is not None and known_at.strip() == now.date().isoformat():
+        if known_at is not None and is_today(known_at, now):
             wanted_known = None
         else:
             raise Rejected("known_at", "is in the future; nothing can be known at it yet")
