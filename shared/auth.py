@@ -56,15 +56,36 @@ def new_key() -> str:
     return "fck_" + secrets.token_urlsafe(24)
 
 
+def key_name_fault(name: str) -> str | None:
+    """Why `name` cannot name a key holder, if it cannot: it is recorded as the actor, and an
+    inline entry is `name:role:sha256`, entries separated by commas."""
+    if not name.strip():
+        return "a key's holder needs a name"
+    if name != name.strip() or not name.isprintable() or any(c in name for c in ":,"):
+        return f"{name!r}: a key holder's name takes no ':' or ',', and no space at either end"
+    return None
+
+
 def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
     """The configured keys; raises ValueError naming what is wrong."""
     entries: list[dict[str, str]] = []
-    for part in filter(None, (chunk.strip() for chunk in inline.split(","))):
-        name, _, rest = part.partition(":")
-        role, _, hexdigest = rest.partition(":")
+    parts = filter(None, (chunk.strip() for chunk in inline.split(",")))
+    for number, part in enumerate(parts, start=1):
+        if part.count(":") != 2:
+            raise ValueError(f"entry {number}: expected name:role:sha256, entries split by ','")
+        name, role, hexdigest = part.split(":")
         entries.append({"name": name, "role": role, "sha256": hexdigest})
     if file:
-        entries.extend(json.loads(Path(file).read_text(encoding="utf-8")))
+        listed = json.loads(Path(file).read_text(encoding="utf-8"))
+        if not isinstance(listed, list) or not all(
+            isinstance(entry, dict)
+            and all(isinstance(entry.get(field, ""), str) for field in ("name", "role", "sha256"))
+            for entry in listed
+        ):
+            raise ValueError(
+                "expected a JSON list of objects whose name, role and sha256 are strings"
+            )
+        entries.extend(listed)
     keys = []
     for entry in entries:
         name, role, hexdigest = (
@@ -72,7 +93,10 @@ def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
             entry.get("role", ""),
             entry.get("sha256", ""),
         )
-        if not name or role not in ROLES:
+        fault = key_name_fault(name)
+        if fault is not None:
+            raise ValueError(fault)
+        if role not in ROLES:
             raise ValueError(f"key {name!r}: role must be one of {', '.join(ROLES)}")
         if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
             raise ValueError(f"key {name!r}: expected the key's SHA-256 as 64 hex digits")

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from services.claims.replay import replay_claims
-from shared.auth import ROLES, digest, new_key
+from shared.auth import ROLES, digest, key_name_fault, new_key
 from shared.chain import hash_in_page, witness_fault
 from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
@@ -226,6 +226,9 @@ def new_key_command(
     role: Annotated[str, typer.Argument(help="submitter, editor, auditor or admin.")],
 ) -> None:
     """Make an API key: give the key to its holder, put the line in FACTCHECK_API_KEYS."""
+    fault = key_name_fault(name)
+    if fault is not None:
+        _fail(f"new-key: {fault}")
     if role not in ROLES:
         _fail(f"new-key: role must be one of {', '.join(ROLES)}")
     key = new_key()

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -13,7 +14,7 @@ from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.auth import digest
 from shared.cli import app as cli
-from shared.settings import Access, ClaimsSettings, SourcesSettings
+from shared.settings import Access, ClaimsSettings, SettingError, SourcesSettings
 from tests.servers import free_port, serving
 from tests.test_sources_rejections import assert_problem
 
@@ -178,3 +179,43 @@ def test_the_api_documents_say_which_operations_need_which_key(closed_reads: Gua
                 }
                 assert 401 not in with_keys, (method, path)
                 assert (403 in with_keys) == ("403" in documented), (method, path, with_keys)
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        ("desk", "expected name:role:sha256"),
+        (f"a:b:editor:{digest('k')}", "expected name:role:sha256"),
+        (f":editor:{digest('k')}", "needs a name"),
+        (f" desk :editor:{digest('k')}", "no space at either end"),
+        (f"desk:boss:{digest('k')}", "role must be one of"),
+        ("desk:editor:abc", "64 hex digits"),
+    ],
+)
+def test_an_unusable_key_entry_is_named(entries: str, reason: str) -> None:
+    with pytest.raises(SettingError, match=r"^FACTCHECK_API_KEYS: ") as raised:
+        Access(api_keys=f"ops:admin:{digest('o')},{entries}").gate()
+    assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "listed", ["{}", "[1]", '[{"name": 1, "role": "editor", "sha256": ""}]', '["desk"]']
+)
+def test_a_key_file_that_is_not_a_list_of_entries_is_named(tmp_path: Path, listed: str) -> None:
+    file = tmp_path / "keys.json"
+    file.write_text(listed)
+    with pytest.raises(SettingError, match=r"^FACTCHECK_API_KEYS_FILE: expected a JSON list"):
+        Access(api_keys_file=str(file)).gate()
+
+
+def test_new_key_makes_only_entries_the_services_take() -> None:
+    for name in ("a:b", "a,b", " desk", ""):
+        refused = CliRunner().invoke(cli, ["new-key", name, "editor"])
+        assert refused.exit_code == 2, (name, refused.output)
+        assert "name" in refused.output
+    made = CliRunner().invoke(cli, ["new-key", "standards desk", "editor"])
+    assert made.exit_code == 0, made.output
+    key = made.output.split("it is not stored): ")[1].split()[0]
+    entry = made.output.split("FACTCHECK_API_KEYS entry: ")[1].strip()
+    (taken,) = Access(api_keys=entry).gate().keys
+    assert (taken.name, taken.role, taken.digest) == ("standards desk", "editor", digest(key))
