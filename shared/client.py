@@ -51,11 +51,7 @@ class FactcheckClient:
         except httpx.HTTPError as error:
             raise ServiceError(f"{client.base_url}{path}: {error}") from None
         if response.is_error:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ServiceError(f"{method} {path}: {response.status_code} {detail}")
+            raise ServiceError(f"{method} {path}: {response.status_code} {_detail(response)}")
         try:
             return response.json()
         except ValueError:
@@ -97,17 +93,35 @@ class FactcheckClient:
 
     def export(self, client: httpx.Client, path: Path, params: dict[str, Any]) -> int:
         """Stream the service's event log to `path`, byte for byte; return how many events
-        it held: one a line, and only "\\n" ends a line."""
+        it held: one a line, and only "\\n" ends a line. An export that breaks off leaves no
+        file behind."""
         count = 0
         try:
             with client.stream("GET", "/audit/export", params=params) as response:
                 if response.is_error:
                     response.read()
-                    raise ServiceError(f"GET /audit/export: {response.status_code} {response.text}")
+                    raise ServiceError(
+                        f"GET /audit/export: {response.status_code} {_detail(response)}"
+                    )
                 with path.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
                         count += chunk.count(b"\n")
         except httpx.HTTPError as error:
+            path.unlink(missing_ok=True)
+            if count:
+                raise ServiceError(
+                    f"{client.base_url}/audit/export broke off after {count} events ({error}), "
+                    f"so {path} was not kept; `factcheck verify` names the first event that "
+                    "breaks the log"
+                ) from None
             raise ServiceError(f"{client.base_url}/audit/export: {error}") from None
         return count
+
+
+def _detail(response: httpx.Response) -> str:
+    """An error answer's problem detail, or its text if it is not a problem."""
+    try:
+        return str(response.json().get("detail", response.text))
+    except (ValueError, AttributeError):
+        return response.text

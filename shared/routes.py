@@ -1,9 +1,11 @@
 """Routes both services offer the same way: the public feed and the audit of the event log."""
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from shared.auth import Requires
 from shared.chain import UnreadableEvent, verify
+from shared.errors import Rejected
 from shared.eventstore import FactcheckApplication
 from shared.feed import (
     FEED_DEFAULT_LIMIT,
@@ -28,6 +31,7 @@ from shared.problems import problem_responses
 from shared.schemas import AfterQuery, UntilQuery
 
 EXPORT_PAGE = 1000
+logger = logging.getLogger("factcheck")
 FEED_THREADS = 64
 """Feed requests served at once, long polls waiting for news among them, in threads apart from
 the worker threads every other route shares: a follower's read never waits for a worker thread
@@ -49,8 +53,9 @@ class FeedLimits:
 UNREADABLE_EVENT = {
     500: {
         **problem_responses(500)[500],
-        "description": "An event on the page cannot be read: its stored row was altered behind "
-        "the service. The detail names its position; GET /audit/verify names the first break.",
+        "description": "An event to be answered cannot be read: its stored row was altered "
+        "behind the service. The detail names its position; GET /audit/verify names the first "
+        "break.",
     }
 }
 
@@ -130,16 +135,33 @@ def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckAppl
         tags=["audit"],
         response_class=StreamingResponse,
         dependencies=[Depends(Requires("audit"))],
-        responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+        responses={
+            200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+            **UNREADABLE_EVENT,
+        },
     )
     def export_log(
         source: Annotated[FactcheckApplication, Depends(application)],
         after: AfterQuery = 0,
         until: UntilQuery = None,
     ) -> StreamingResponse:
-        """The event log as NDJSON, one feed item (with its hashes) per line, streamed."""
-        lines = (
-            json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n"
-            for item in every_item(source, after, until)
-        )
-        return StreamingResponse(lines, media_type="application/x-ndjson")
+        """The event log as NDJSON, one feed item (with its hashes) per line, streamed.
+
+        The first page is read before the answer starts, so an event there that cannot be read
+        is answered 500. One further on breaks the stream off, unfinished, so that no client
+        takes what it received for the whole log.
+        """
+        if until is not None and until < after:
+            raise Rejected("until", f"is before after ({after}): the window holds nothing")
+        items = every_item(source, after, until)
+        first = list(islice(items, EXPORT_PAGE))
+        return StreamingResponse(_lines(chain(first, items)), media_type="application/x-ndjson")
+
+
+def _lines(items: Iterator[FeedItem]) -> Iterator[str]:
+    try:
+        for item in items:
+            yield json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n"
+    except UnreadableEvent as error:
+        logger.error("the export broke off: %s; GET /audit/verify names the first break", error)
+        raise

@@ -4,11 +4,18 @@ import hashlib
 import json
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
+from typer.testing import CliRunner
 
+from bench.bulk import fill
+from shared.cli import app as cli
+from shared.routes import EXPORT_PAGE
 from tests.conftest import KnownClaims, in_process, sources_service
+from tests.servers import serving
 from tests.test_sources_api import evidence_body, register, submit
 from tests.test_sources_rejections import assert_problem
 
@@ -168,6 +175,15 @@ async def test_the_export_carries_a_chain_anyone_can_recompute(
     ]
 
 
+async def test_an_export_window_that_ends_before_it_starts_is_refused(
+    sources: httpx.AsyncClient,
+) -> None:
+    refused = await sources.get("/audit/export", params={"after": 5, "until": 3})
+    assert_problem(refused, 422, "until")
+    empty = await sources.get("/audit/export", params={"after": 3, "until": 3})
+    assert empty.status_code == 200 and empty.text == ""
+
+
 async def test_the_chain_continues_across_a_restart(
     sources_app, database_url: str, known_claims: KnownClaims
 ) -> None:
@@ -289,3 +305,29 @@ async def test_a_sources_log_missing_its_newest_events_takes_writes_once_rebuilt
             assert (await sources.get("/health")).json()["writes_refused"] is None
             taken = await register(sources)
             assert taken["position"] >= newest["position"]
+
+
+def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log(
+    database_url: str, claims_database_url: str, known_claims: KnownClaims, tmp_path: Path
+) -> None:
+    """Before the answer starts, the event is answered 500; after, the stream breaks off
+    unfinished, and the command line keeps no partial file."""
+    fill(database_url, claims_database_url, [EXPORT_PAGE + 200])
+    with sources_service(database_url, known_claims) as app, serving(app) as url:
+        with httpx.Client(base_url=url) as client:
+            first = client.get("/feed", params={"after": 0, "limit": EXPORT_PAGE}).json()
+            then = {"after": first["next_after"], "limit": 100}
+            broken = client.get("/feed", params=then).json()["items"][-1]["position"]
+            assert drop_offsets(database_url, broken) == 1
+            refused = client.get("/audit/export", params={"after": broken - 1})
+            assert_problem(refused, 500)
+            assert f"the event at position {broken} cannot be read" in refused.json()["detail"]
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.get("/audit/export")
+        urls = ["--sources-url", url, "--claims-url", url]
+        exported = CliRunner().invoke(cli, ["export", "--out", str(tmp_path), *urls])
+    assert exported.exit_code == 1, exported.output
+    told = " ".join(exported.output.split())
+    assert f"broke off after {EXPORT_PAGE + 99} events" in told
+    assert "factcheck verify" in told
+    assert not (tmp_path / "sources.ndjson").exists()
