@@ -137,8 +137,13 @@ def serve(
 ) -> None:
     """Run the services (SQLite under ./var by default); Ctrl-C stops them."""
     if service is not Service.all:
+        if scenario is not None:
+            _fail("serve: --load needs both services; leave out --service")
         _serve_one(service, host, port or PORTS[service])
         return
+    if port is not None:
+        ports = ", ".join(f"{one} on {number}" for one, number in PORTS.items())
+        _fail(f"serve: --port takes one --service; both run at once listen {ports}")
     taken = [f"{one} port {number}" for one, number in PORTS.items() if not _free(host, number)]
     if taken:
         typer.echo(f"factcheck serve: {', '.join(taken)} on {host} is in use", err=True)

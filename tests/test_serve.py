@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from shared.cli import PORTS, Service
+from shared.cli import app as cli
 
 HOST = "127.0.0.1"
 
@@ -73,3 +75,16 @@ def test_stopping_serve_stops_both_services(tmp_path: Path, stop: signal.Signals
     finally:
         if serve.poll() is None:
             serve.kill()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "told"),
+    [
+        (["--port", "9000"], "--port takes one --service"),
+        (["--service", "sources", "--load", "scenario.json"], "--load needs both services"),
+    ],
+)
+def test_serve_refuses_an_option_it_would_ignore(arguments: list[str], told: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", *arguments])
+    assert result.exit_code == 2, result.output
+    assert told in result.output
