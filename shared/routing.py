@@ -27,12 +27,28 @@ REQUEST_ID = {
 }
 
 
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    names = [name for name, _ in pairs]
-    if len(set(names)) != len(names):
-        repeated = next(name for name in names if names.count(name) > 1)
-        raise Rejected(repeated, REPEATED)
-    return dict(pairs)
+class _RepeatedName(dict[str, Any]):
+    """A JSON object that gave `repeated` more than once."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], repeated: str) -> None:
+        super().__init__(pairs)
+        self.repeated = repeated
+
+
+def _repeated_field(value: Any, path: tuple[str, ...] = ()) -> str | None:
+    """The first name given twice in one object, as its field's path (`changes.strength`)."""
+    if isinstance(value, _RepeatedName):
+        return ".".join((*path, value.repeated))
+    children: Any = ()
+    if isinstance(value, dict):
+        children = value.items()
+    elif isinstance(value, list):
+        children = enumerate(value)
+    for key, child in children:
+        found = _repeated_field(child, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
 
 
 def _no_constant(name: str) -> Any:
@@ -45,8 +61,17 @@ def parse_json_body(raw: bytes) -> Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise Rejected("body", f"is not UTF-8 (byte {error.start} cannot be decoded)") from None
+    repeated: list[str] = []
+
+    def pairs_of_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in pairs]
+        if len(set(names)) == len(names):
+            return dict(pairs)
+        repeated.append(next(name for name in names if names.count(name) > 1))
+        return _RepeatedName(pairs, repeated[-1])
+
     try:
-        return json.loads(text, object_pairs_hook=_unique_names, parse_constant=_no_constant)
+        parsed = json.loads(text, object_pairs_hook=pairs_of_object, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
         raise Rejected("body", f"is not valid JSON (error at character {error.pos})") from None
     except Rejected:
@@ -55,6 +80,13 @@ def parse_json_body(raw: bytes) -> Any:
         raise Rejected("body", "holds a number with too many digits") from None
     except RecursionError:
         raise Rejected("body", "is nested too deeply") from None
+    if repeated:
+        try:
+            field = _repeated_field(parsed) or repeated[0]
+        except RecursionError:
+            field = repeated[0]
+        raise Rejected(field, REPEATED)
+    return parsed
 
 
 def is_json(content_type: str | None) -> bool:

@@ -29,6 +29,7 @@ def fields(response: httpx.Response) -> list[str]:
     ("content", "headers", "status", "field"),
     [
         (b'{"name": "a", "name": "b", "kind": "wire"}', JSON, 422, "name"),
+        (b'{"name": "a", "kind": "wire", "x": [0, {"y": {"z": 1, "z": 2}}]}', JSON, 422, "x.1.y.z"),
         (b'{"name": "a", "kind": "wire", "notes": NaN}', JSON, 422, "body"),
         (b'{"name": "a", "kind": "wire", "x": ' + b"9" * 5000 + b"}", JSON, 422, "body"),
         ('{"name": "a", "kind": "wire"}'.encode("utf-16"), JSON, 422, "body"),
