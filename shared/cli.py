@@ -547,6 +547,7 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Both services' exported items, each log checked whole from its first event."""
     items: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for path in files:
         try:
             lines = path.read_text(encoding="utf-8").split("\n")
@@ -556,9 +557,16 @@ def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[st
             if not line.strip():
                 continue
             try:
-                items.append(FeedItem.model_validate_json(line).model_dump(mode="json"))
+                item = FeedItem.model_validate_json(line).model_dump(mode="json")
             except ValueError:
                 _fail(f"replay: {path} line {number} is not a feed item")
+            if item["id"] in seen:
+                _fail(
+                    f"replay: {path} line {number} repeats an event given before; "
+                    "pass each export once"
+                )
+            seen.add(item["id"])
+            items.append(item)
     claims_items = [item for item in items if item["type"].startswith("Claim")]
     sources_items = [item for item in items if not item["type"].startswith("Claim")]
     for name, part in (("sources", sources_items), ("claims", claims_items)):

@@ -330,6 +330,10 @@ def test_the_command_line_refuses_bad_files_in_one_line(
         (["replay", str(tmp_path / "nope.ndjson"), "--known-at", "2024-01-01"], "cannot read"),
         (["replay", str(garbage), "--known-at", "2024-01-01"], "line 1 is not a feed item"),
         (["replay", sources_file, "--known-at", "2024-01-01"], "pass both exports"),
+        (
+            ["replay", sources_file, claims_file, claims_file, "--known-at", "2024-01-01"],
+            "line 1 repeats an event given before",
+        ),
         (["replay", sources_file, claims_file, "--known-at", "2999-01-01"], "in the future"),
         (["replay", sources_file, claims_file, "--known-at", "soon"], "not"),
     ]
