@@ -417,8 +417,10 @@ def verify(
     api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
-    """Recompute both services' hash chains; exit 1 if either is broken, 2 if one cannot be
-    checked (a service cannot be reached, or answers with an error).
+    """Recompute both services' hash chains.
+
+    Exits 1 if either is broken, and 2 if one cannot be checked (a service cannot be reached,
+    or answers with an error).
 
     The claims service's follower also witnesses the sources log: if it applied a position past
     the log's head, the newest events were deleted; if the log holds another event at the last
