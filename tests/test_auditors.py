@@ -200,6 +200,7 @@ def test_claimreview_has_the_fields_fact_check_markup_requires(
         assert review[field], field
     assert review["claimReviewed"].startswith("Russia struck Kharkiv")
     assert review["author"]["name"] == "factcheck"
+    assert review["url"] == f"{services.claims_url}/claims/{claim}", "the claim's page, not a query"
     rating = review["reviewRating"]
     assert rating["alternateName"] == "likely (suspected)"
     assert rating["ratingValue"] == RATINGS["likely"] == 5

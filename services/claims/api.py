@@ -561,9 +561,9 @@ def get_claim_review(
         and row.stance != "neutral"
     ]
     ruling = ruling_at(reads, claim_id, basis.at, basis.known_at)
-    public_url = request.app.state.settings.public_url
+    public_url = request.app.state.settings.public_url or str(request.base_url).rstrip("/")
     review = claim_review(
-        url=f"{public_url}/claims/{claim_id}" if public_url else str(request.url),
+        url=f"{public_url}/claims/{claim_id}",
         claim_text=wording_known_at(reads, claim_id, basis.known_at),
         assessment=answer.assessment,
         known_at=basis.known_at,
