@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from fastapi import Header, Query, Request
@@ -50,6 +50,14 @@ def _http_url(value: str) -> str:
     if any(character.isspace() for character in value) or FORBIDDEN_CONTROL.search(value):
         raise ValueError("must not contain white space or control characters")
     return value
+
+
+T = TypeVar("T")
+
+
+def distinct(values: list[T]) -> list[T]:
+    """A list given as a set: each value once, in the order first given."""
+    return list(dict.fromkeys(values))
 
 
 Line = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_not_blank)]

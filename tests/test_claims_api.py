@@ -187,6 +187,16 @@ def test_claims_service_down_means_503_and_nothing_recorded(database_url: str) -
             assert client.get("/feed").json()["head"] == source["position"]
 
 
+def test_tags_are_a_set_kept_in_the_order_first_given(services: Services) -> None:
+    created = services.claims.post(
+        "/claims", json={"text": KHARKIV_CLAIM, "tags": ["Kharkiv", "missile", "Kharkiv"]}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["tags"] == ["Kharkiv", "missile"]
+    read = services.claims.get(f"/claims/{created.json()['id']}").json()
+    assert read["tags"] == ["Kharkiv", "missile"]
+
+
 @pytest.mark.parametrize("wrong", ["claims service with a path", "sources service itself"])
 def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_claim(
     database_url: str, claims_database_url: str, wrong: str

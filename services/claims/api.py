@@ -48,6 +48,7 @@ from shared.schemas import (
     RebuildAnswer,
     Strict,
     Written,
+    distinct,
 )
 from shared.service import Reads, service_router
 from shared.timeaxes import UtcDatetime, format_instant, from_micros, to_micros
@@ -99,7 +100,9 @@ add_audit_routes(router, get_claims)
 class ClaimIn(Strict):
     text: Paragraph
     context: Paragraph | None = None
-    tags: list[Line] = Field(default_factory=list, max_length=MAX_TAGS)
+    tags: Annotated[list[Line], AfterValidator(distinct)] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="A set: each tag is kept once."
+    )
 
 
 class ClaimWritten(Written):

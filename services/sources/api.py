@@ -33,6 +33,7 @@ from shared.schemas import (
     Strict,
     Url,
     Written,
+    distinct,
 )
 from shared.service import Reads, service_router
 from shared.timeaxes import UtcDatetime
@@ -102,11 +103,7 @@ class RatingWritten(Written):
     rater: str
 
 
-def _distinct(parents: list[UUID]) -> list[UUID]:
-    return list(dict.fromkeys(parents))
-
-
-Parents = Annotated[list[UUID], AfterValidator(_distinct)]
+Parents = Annotated[list[UUID], AfterValidator(distinct)]
 """The evidence an item repeats or relies on: a set, kept in the order first given."""
 
 
