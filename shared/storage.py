@@ -93,13 +93,18 @@ class Storage:
         return create_engine(url, connect_args=arguments, pool_pre_ping=True, **READ_MODEL_POOL)
 
     def prepare(self) -> None:
-        """Create what must exist before the stores open: the SQLite folder or the schema."""
+        """Create what must exist before the stores open: the SQLite file's folder, if the
+        folder it goes in exists (so that a mistyped path does not start a store elsewhere),
+        or the PostgreSQL schema."""
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
+            folder = self.sqlite_path.parent
+            if not folder.is_dir() and not folder.parent.is_dir():
+                raise self.error(f"the folder {folder.parent} does not exist; create it first")
             try:
-                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(exist_ok=True)
             except OSError as error:
-                raise self.error(f"cannot create {self.sqlite_path.parent}: {error}") from None
+                raise self.error(f"cannot create {folder}: {error}") from None
         engine = self.create_engine()
         try:
             with engine.begin() as connection:

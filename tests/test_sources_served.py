@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app
 from shared.settings import ClaimsSettings, SettingError, SourcesSettings
+from shared.storage import StorageConfigError
 from tests.conftest import KnownClaims
 from tests.servers import free_port, serving
 
@@ -208,3 +210,15 @@ def test_a_service_url_keeps_its_path_without_a_trailing_slash() -> None:
     assert SourcesSettings.from_env({"CLAIMS_URL": "http://[::1]:8000"}).claims_url == (
         "http://[::1]:8000"
     )
+
+
+def test_a_sqlite_store_makes_its_own_folder_but_not_a_missing_tree(tmp_path: Path) -> None:
+    """The file's own folder is made where the folder above it exists; a mistyped path
+    further up is refused, and nothing is created."""
+    nested = SourcesSettings(database_url=f"sqlite:///{tmp_path / 'typo' / 'var' / 's.db'}")
+    with pytest.raises(StorageConfigError, match=r"the folder .*typo does not exist"):
+        nested.storage.prepare()
+    assert list(tmp_path.iterdir()) == []
+    own = SourcesSettings(database_url=f"sqlite:///{tmp_path / 'var' / 's.db'}").storage
+    own.prepare()
+    assert (tmp_path / "var").is_dir()
