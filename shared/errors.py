@@ -66,4 +66,9 @@ def check_version(kind: str, current: int, expected: int | None) -> None:
 
 
 class Unavailable(RuntimeError):
-    """Something the command depends on cannot be reached now (503); retry later."""
+    """Something the command depends on cannot be reached now (503); retry later, after
+    `retry_after` seconds, or once an operator has acted if that is None."""
+
+    def __init__(self, detail: str, retry_after: int | None = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

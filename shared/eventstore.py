@@ -189,7 +189,7 @@ class FactcheckApplication(Application[UUID]):
         store what was added to it. Read `recorded` on the yielded write afterwards."""
         refusal = self.refusal
         if refusal is not None:
-            raise Unavailable(f"writes are refused: {refusal}")
+            raise Unavailable(f"writes are refused: {refusal}", retry_after=None)
         write = Write()
         with self._writing:
             token = _event_metadata.set(metadata)

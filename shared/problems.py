@@ -56,7 +56,8 @@ class ProblemDetails(BaseModel):
 PROBLEM_SCHEMA = ProblemDetails.model_json_schema()
 RETRY_AFTER = {
     "Retry-After": {
-        "description": "Seconds to wait before trying again.",
+        "description": "Seconds to wait before trying again. Absent when writes are refused "
+        "until an operator acts: `/health` says why.",
         "schema": {"type": "integer"},
     }
 }
@@ -168,7 +169,8 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     @app.exception_handler(Unavailable)
     async def on_unavailable(request: Request, error: Unavailable) -> JSONResponse:
-        return Problem(503, str(error), headers={"Retry-After": "1"}).response(request)
+        retry = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        return Problem(503, str(error), headers=retry).response(request)
 
     @app.exception_handler(AuthError)
     async def on_auth(request: Request, error: AuthError) -> JSONResponse:

@@ -229,6 +229,7 @@ async def test_a_service_whose_newest_event_cannot_be_read_starts_and_refuses_wr
             refused = await sources.post("/sources", json={"name": "n", "kind": "k"})
             assert_problem(refused, 503)
             assert named in refused.json()["detail"]
+            assert "retry-after" not in refused.headers, "no retry helps until an operator acts"
             assert len((await sources.get("/sources")).json()) == 2
             assert (await sources.post("/admin/rebuild")).status_code == 409
             assert named in (await sources.get("/health")).json()["writes_refused"]
