@@ -57,20 +57,24 @@ def new_key() -> str:
 
 
 def key_name_fault(name: str) -> str | None:
-    """Why `name` cannot name a key holder, if it cannot: it is recorded as the actor, and an
-    inline entry is `name:role:sha256`, entries separated by commas."""
+    """Why `name` cannot be given to `factcheck new-key`, if it cannot: the holder's name is
+    recorded as the actor, and its entry is `name:role:sha256`, entries split by commas."""
     if not name.strip():
         return "a key's holder needs a name"
-    if name != name.strip() or not name.isprintable() or any(c in name for c in ":,"):
-        return f"{name!r}: a key holder's name takes no ':' or ',', and no space at either end"
+    if any(character in name for character in ":,"):
+        return f"{name!r}: a key holder's name takes no ':' or ','"
+    if name != name.strip() or not name.isprintable():
+        return f"{name!r}: a key holder's name takes no space at either end and only printable text"
     return None
 
 
 def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
     """The configured keys; raises ValueError naming what is wrong."""
     entries: list[dict[str, str]] = []
-    parts = filter(None, (chunk.strip() for chunk in inline.split(",")))
-    for number, part in enumerate(parts, start=1):
+    for number, chunk in enumerate(inline.split(","), start=1):
+        part = chunk.strip()
+        if not part:
+            continue
         if part.count(":") != 2:
             raise ValueError(f"entry {number}: expected name:role:sha256, entries split by ','")
         name, role, hexdigest = part.split(":")
@@ -93,9 +97,8 @@ def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
             entry.get("role", ""),
             entry.get("sha256", ""),
         )
-        fault = key_name_fault(name)
-        if fault is not None:
-            raise ValueError(fault)
+        if not name.strip():
+            raise ValueError("a key's holder needs a name")
         if role not in ROLES:
             raise ValueError(f"key {name!r}: role must be one of {', '.join(ROLES)}")
         if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):

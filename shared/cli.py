@@ -50,7 +50,7 @@ def _checked_url(name: str) -> Callable[[str], str]:
 
     def check(value: str) -> str:
         try:
-            return service_url(name, value)
+            return service_url(name, value.strip())
         except SettingError as error:
             raise typer.BadParameter(str(error)) from None
 

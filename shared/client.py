@@ -93,9 +93,13 @@ class FactcheckClient:
 
     def export(self, client: httpx.Client, path: Path, params: dict[str, Any]) -> int:
         """Stream the service's event log to `path`, byte for byte; return how many events
-        it held: one a line, and only "\\n" ends a line. An export that breaks off leaves no
-        file behind."""
+        it held: one a line, and only "\\n" ends a line.
+
+        The log is written beside `path` first, and takes its name only once whole: an export
+        that breaks off, for whatever reason, leaves no partial file and keeps an earlier one.
+        """
         count = 0
+        partial = path.with_name(f".{path.name}.partial")
         try:
             with client.stream("GET", "/audit/export", params=params) as response:
                 if response.is_error:
@@ -103,19 +107,21 @@ class FactcheckClient:
                     raise ServiceError(
                         f"GET /audit/export: {response.status_code} {_detail(response)}"
                     )
-                with path.open("wb") as out:
+                with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
                         count += chunk.count(b"\n")
+            partial.replace(path)
         except httpx.HTTPError as error:
-            path.unlink(missing_ok=True)
             if count:
                 raise ServiceError(
-                    f"{client.base_url}/audit/export broke off after {count} events ({error}), "
-                    f"so {path} was not kept; `factcheck verify` names the first event that "
+                    f"{client.base_url}/audit/export broke off after {count} events ({error}); "
+                    f"{path} was not written. `factcheck verify` names the first event that "
                     "breaks the log"
                 ) from None
             raise ServiceError(f"{client.base_url}/audit/export: {error}") from None
+        finally:
+            partial.unlink(missing_ok=True)
         return count
 
 

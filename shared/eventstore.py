@@ -286,13 +286,17 @@ class FactcheckApplication(Application[UUID]):
             return recordings
 
     def _last_hash(self) -> str:
-        """The newest event's hash; the recording clock is set past that event's time."""
+        """The newest event's hash; the recording clock is set past that event's time.
+        UnreadableEvent if that event cannot be read or holds no hash."""
         head = self.head()
         if not head:
             return GENESIS
         _, event = self.events_after(head - 1, 1)[0]
         recording_clock.not_before(event.timestamp)
-        return str(event.metadata["hash"])  # type: ignore[attr-defined]
+        hashed = getattr(event, "metadata", {}).get("hash")
+        if not isinstance(hashed, str):
+            raise UnreadableEvent(head, ValueError("its metadata holds no hash"))
+        return hashed
 
     def on_recorded(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every save, while saves are held back."""

@@ -159,6 +159,8 @@ def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckAppl
 
 
 def _lines(items: Iterator[FeedItem]) -> Iterator[str]:
+    """Each item as an NDJSON line; an unreadable event is logged, then raised to break the
+    stream off."""
     try:
         for item in items:
             yield json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n"

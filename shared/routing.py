@@ -36,7 +36,8 @@ class _RepeatedName(dict[str, Any]):
 
 
 def _repeated_field(value: Any, path: tuple[str, ...] = ()) -> str | None:
-    """The first name given twice in one object, as its field's path (`changes.strength`)."""
+    """A name given twice in one object, as its field's path (`changes.strength`): in the
+    outermost object that repeats one, the first such in document order."""
     if isinstance(value, _RepeatedName):
         return ".".join((*path, value.repeated))
     children: Any = ()

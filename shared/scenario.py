@@ -2,8 +2,8 @@
 
 Loading is idempotent: what is already recorded (the claim by its text, a source by every
 field it was registered with, evidence by source, publication time and summary) is found, not
-recorded again. A source someone else registered under the same name is never taken for the
-scenario's own.
+recorded again. A source someone else registered under the same name is taken for the
+scenario's own only if every field it was registered with is the scenario's too.
 """
 
 from collections.abc import Callable
@@ -193,7 +193,7 @@ def _load_sources(
             None,
         )
         if found is None:
-            body = source.model_dump(exclude={"key", "rating"}, exclude_none=True)
+            body = {field: value for field, value in registered.items() if value is not None}
             found = {**client.post_sources("/sources", body), "ratings": []}
             recorded += 1
         advance()

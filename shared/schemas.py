@@ -1,7 +1,7 @@
 """Request and response building blocks shared by both services' HTTP schemas."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID, uuid4
 
@@ -52,10 +52,10 @@ def _http_url(value: str) -> str:
     return value
 
 
-T = TypeVar("T")
+Member = TypeVar("Member", bound=Hashable)
 
 
-def distinct(values: list[T]) -> list[T]:
+def distinct(values: list[Member]) -> list[Member]:
     """A list given as a set: each value once, in the order first given."""
     return list(dict.fromkeys(values))
 
@@ -71,7 +71,7 @@ Url = Annotated[
     str,
     StringConstraints(max_length=2048),
     AfterValidator(_http_url),
-    Field(json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/]"}),
+    Field(json_schema_extra={"format": "iri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/]"}),
 ]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 

@@ -5,6 +5,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -15,7 +16,7 @@ from bench.bulk import fill
 from shared.cli import app as cli
 from shared.routes import EXPORT_PAGE
 from tests.conftest import KnownClaims, in_process, sources_service
-from tests.servers import serving
+from tests.servers import free_port, serving
 from tests.test_sources_api import evidence_body, register, submit
 from tests.test_sources_rejections import assert_problem
 
@@ -55,7 +56,7 @@ def drop_offsets(database_url: str, position: int) -> int:
     )
 
 
-async def two_sources_recorded(database_url: str, known_claims: KnownClaims) -> dict:
+async def two_sources_recorded(database_url: str, known_claims: KnownClaims) -> dict[str, Any]:
     """Register two sources on a service that then stops, its read models holding both; return
     the newest."""
     with sources_service(database_url, known_claims) as app:
@@ -213,19 +214,33 @@ async def test_an_event_that_can_no_longer_be_rendered_is_named(
     assert "500" in documented["responses"]
 
 
+@pytest.mark.parametrize(
+    ("altered", "verified"), [("its time's offset", "cannot be read"), ("its hash", "altered")]
+)
 async def test_a_service_whose_newest_event_cannot_be_read_starts_and_refuses_writes(
-    known_claims: KnownClaims, database_url: str
+    known_claims: KnownClaims, database_url: str, altered: str, verified: str
 ) -> None:
     """Reads and the audit still answer; writes cannot chain to an unreadable event, and a
     rebuild, which refuses the broken log, does not let them in."""
     newest = await two_sources_recorded(database_url, known_claims)
-    assert drop_offsets(database_url, newest["position"]) == 1
+    if altered == "its hash":
+        touched = run_sql(
+            database_url,
+            "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), '\"hash\"',"
+            " '\"hush\"') AS BLOB) WHERE rowid = ?",
+            "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state,"
+            " 'UTF8'), '\"hash\"', '\"hush\"'), 'UTF8') WHERE notification_id = %s",
+            newest["position"],
+        )
+    else:
+        touched = drop_offsets(database_url, newest["position"])
+    assert touched == 1
     with sources_service(database_url, known_claims) as app:
         async with in_process(app) as sources:
             named = f"the event at position {newest['position']} cannot be read"
             health = (await sources.get("/health")).json()
             assert named in health["writes_refused"]
-            await assert_broken_at(sources, newest["position"], "cannot be read")
+            await assert_broken_at(sources, newest["position"], verified)
             refused = await sources.post("/sources", json={"name": "n", "kind": "k"})
             assert_problem(refused, 503)
             assert named in refused.json()["detail"]
@@ -332,3 +347,14 @@ def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log
     assert f"broke off after {EXPORT_PAGE + 99} events" in told
     assert "factcheck verify" in told
     assert not (tmp_path / "sources.ndjson").exists()
+
+
+def test_an_export_that_cannot_start_keeps_the_earlier_one(tmp_path: Path) -> None:
+    earlier = tmp_path / "sources.ndjson"
+    earlier.write_text("yesterday's export\n")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    urls = ["--sources-url", nowhere, "--claims-url", nowhere]
+    exported = CliRunner().invoke(cli, ["export", "--out", str(tmp_path), *urls])
+    assert exported.exit_code == 1, exported.output
+    assert earlier.read_text() == "yesterday's export\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sources.ndjson"]

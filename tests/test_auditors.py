@@ -379,6 +379,14 @@ def test_the_command_line_checks_service_urls_as_the_services_do(
     assert "secret" not in told
 
 
+def test_the_command_line_takes_a_service_url_with_spaces_around_as_the_services_do() -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    padded = {"CLAIMS_URL": f" {nowhere} ", "SOURCES_URL": f" {nowhere}\t"}
+    result = CliRunner().invoke(cli, ["verify"], env=padded)
+    assert result.exit_code == 2, result.output
+    assert f"{nowhere}/audit/verify" in " ".join(result.output.split())
+
+
 def test_verify_notices_the_newest_events_deleted(
     services: Services, history: dict, database_url: str
 ) -> None:

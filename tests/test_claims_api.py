@@ -236,6 +236,7 @@ def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_cl
         response = sources.post("/evidence", json=body)
         assert_problem(response, 503)
         assert f"CLAIMS_URL {claims_url}" in response.json()["detail"]
+        assert "retry-after" not in response.headers, "a setting fault outlasts any retry"
         assert sources.get("/feed").json()["head"] == head
 
 

@@ -130,7 +130,7 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
     url = next(
         kind for kind in schemas["SourceIn"]["properties"]["url"]["anyOf"] if "pattern" in kind
     )
-    assert url["format"] == "uri"
+    assert url["format"] == "iri"
     for refused in ("ftp://agency.example", "https:///path", "agency.example"):
         assert not re.match(url["pattern"], refused)
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": refused})

@@ -53,7 +53,8 @@ class HttpClaimDirectory:
             raise Unavailable(
                 f"CLAIMS_URL {self._client.base_url} answered 404 to GET /claims/{claim_id} "
                 "without naming the claim, so it does not look like the claims service's "
-                "base URL; nothing was recorded"
+                "base URL; nothing was recorded",
+                retry_after=None,
             )
         raise Unavailable(f"the claims service answered {response.status_code}")
 
