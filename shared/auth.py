@@ -95,7 +95,7 @@ def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
         name, role, hexdigest = (
             entry.get("name", ""),
             entry.get("role", ""),
-            entry.get("sha256", ""),
+            entry.get("sha256", "").lower(),
         )
         if not name.strip():
             raise ValueError("a key's holder needs a name")

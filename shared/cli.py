@@ -128,7 +128,10 @@ def serve(
     service: Annotated[Service, typer.Option(help="Which service to run.")] = Service.all,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int | None, typer.Option(help="Port for one --service; default 8000 claims, 8001 sources.")
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Port for one --service; default 8000 claims, 8001 sources."
+        ),
     ] = None,
     scenario: Annotated[
         Path | None,
@@ -142,8 +145,8 @@ def serve(
         _serve_one(service, host, port or PORTS[service])
         return
     if port is not None:
-        ports = ", ".join(f"{one} on {number}" for one, number in PORTS.items())
-        _fail(f"serve: --port takes one --service; both run at once listen {ports}")
+        ports = " and ".join(f"{one} on {number}" for one, number in PORTS.items())
+        _fail(f"serve: --port takes one --service; run together, {ports}")
     taken = [f"{one} port {number}" for one, number in PORTS.items() if not _free(host, number)]
     if taken:
         typer.echo(f"factcheck serve: {', '.join(taken)} on {host} is in use", err=True)
@@ -427,6 +430,7 @@ def verify(
     position it applied, that event was replaced.
     """
     with _client(claims_url, sources_url, api_key, failure_code=2) as client:
+        client.check_services()
         results = {
             name: client.call(service, "GET", "/audit/verify")
             for name, service in (("sources", client.sources), ("claims", client.claims))
@@ -481,6 +485,7 @@ def export(
         _fail(f"export: cannot write to {folder}: {error.strerror or error}")
     params = {"after": after} | ({"until": until} if until is not None else {})
     with _client(claims_url, sources_url, api_key) as client:
+        client.check_services()
         for name, service in (("sources", client.sources), ("claims", client.claims)):
             path = folder / f"{name}.ndjson"
             try:

@@ -45,19 +45,32 @@ class FactcheckClient:
                         raise ServiceError(f"{client.base_url} did not come up: {error}") from None
                     time.sleep(0.2)
 
+    def check_services(self) -> None:
+        """ServiceError unless each URL answers as the service it is given for."""
+        for name, client in (("claims", self.claims), ("sources", self.sources)):
+            found = self.call(client, "GET", "/health").get("service")
+            if found != name:
+                raise ServiceError(
+                    f"{client.base_url} is the {found or 'unknown'} service, not the {name} "
+                    f"service; check the {name} URL"
+                )
+
     def call(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = client.request(method, path, **kwargs)
         except httpx.HTTPError as error:
-            raise ServiceError(f"{client.base_url}{path}: {error}") from None
+            raise ServiceError(f"{_url(client, path)}: {error}") from None
         if response.is_error:
-            raise ServiceError(f"{method} {path}: {response.status_code} {_detail(response)}")
+            raise ServiceError(
+                f"{method} {_url(client, path)}: {response.status_code} {_detail(response)}"
+            )
         try:
             return response.json()
         except ValueError:
             kind = response.headers.get("content-type", "no content type")
             raise ServiceError(
-                f"{method} {path}: {response.status_code} answered with {kind}, not JSON; "
+                f"{method} {_url(client, path)}: {response.status_code} answered with {kind}, "
+                "not JSON; "
                 "is this a factcheck service?"
             ) from None
 
@@ -105,7 +118,8 @@ class FactcheckClient:
                 if response.is_error:
                     response.read()
                     raise ServiceError(
-                        f"GET /audit/export: {response.status_code} {_detail(response)}"
+                        f"GET {_url(client, '/audit/export')}: {response.status_code} "
+                        f"{_detail(response)}"
                     )
                 with partial.open("wb") as out:
                     for chunk in response.iter_bytes():
@@ -115,11 +129,11 @@ class FactcheckClient:
         except httpx.HTTPError as error:
             if count:
                 raise ServiceError(
-                    f"{client.base_url}/audit/export broke off after {count} events ({error}); "
+                    f"{_url(client, '/audit/export')} broke off after {count} events ({error}); "
                     f"{path} was not written. `factcheck verify` names the first event that "
                     "breaks the log"
                 ) from None
-            raise ServiceError(f"{client.base_url}/audit/export: {error}") from None
+            raise ServiceError(f"{_url(client, '/audit/export')}: {error}") from None
         finally:
             partial.unlink(missing_ok=True)
         return count
@@ -131,3 +145,7 @@ def _detail(response: httpx.Response) -> str:
         return str(response.json().get("detail", response.text))
     except (ValueError, AttributeError):
         return response.text
+
+
+def _url(client: httpx.Client, path: str) -> str:
+    return f"{str(client.base_url).rstrip('/')}{path}"

@@ -1,7 +1,7 @@
 """The public feed contract: every recorded event as plain JSON, in recorded order."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import DomainEventProtocol
@@ -35,9 +35,15 @@ class FeedItem(BaseModel):
     metadata: dict[str, Any]
 
 
+ServiceName = Literal["sources", "claims"]
+
+
 class FeedPage(BaseModel):
     """A page of the feed."""
 
+    service: ServiceName = Field(
+        description="Whose feed this is, so that a follower pointed at the wrong service knows."
+    )
     items: list[FeedItem]
     next_after: int = Field(description="Pass as `after` to read the next page.")
     head: int = Field(description="The highest position recorded when the page was read.")
@@ -74,9 +80,16 @@ def feed_item(position: int, event: DomainEventProtocol[UUID]) -> FeedItem:
     )
 
 
-def feed_page(items: list[FeedItem], after: int, head: int, head_known_at: datetime) -> FeedPage:
-    """A page of the items read after `after`."""
+def feed_page(
+    service: ServiceName,
+    items: list[FeedItem],
+    after: int,
+    head: int,
+    head_known_at: datetime,
+) -> FeedPage:
+    """A page of `service`'s items read after `after`."""
     return FeedPage(
+        service=service,
         items=items,
         next_after=items[-1].position if items else after,
         head=head,

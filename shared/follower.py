@@ -13,12 +13,16 @@ import httpx
 from pydantic import ValidationError
 
 from shared.chain import hash_in_page
-from shared.feed import FEED_MAX_LIMIT, FeedPage
+from shared.feed import FEED_MAX_LIMIT, FeedPage, ServiceName
 
 logger = logging.getLogger("factcheck.follower")
 MAX_BACKOFF_SECONDS = 5.0
 QUIET_BACKOFF_SECONDS = 0.8
 """Failures are logged as warnings from this back-off on; a service starting up is quieter."""
+
+
+class WrongFeed(ValueError):
+    """The followed URL serves another service's feed."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,12 @@ class FeedFollower:
         linger: float = 0.2,
         timeout: float = 10.0,
         api_key: str | None = None,
+        service: ServiceName = "sources",
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout + wait, headers=headers)
         self._apply = apply
+        self._service = service
         self._wait = wait
         self._page_size = page_size
         self._linger = linger
@@ -193,9 +199,8 @@ class FeedFollower:
 
     def hash_at(self, position: int) -> str | None:
         """The hash the followed feed holds at `position`, if it holds that position."""
-        response = self._client.get("/feed", params={"after": position - 1, "limit": 1})
-        response.raise_for_status()
-        return hash_in_page(response.json(), position)
+        page = self._read(position - 1, 0.0, limit=1)
+        return hash_in_page(page.model_dump(mode="json"), position)
 
     def verify_source(self) -> dict[str, object]:
         """Ask the followed service to recompute its own hash chain."""
@@ -242,7 +247,13 @@ class FeedFollower:
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
         response.raise_for_status()
-        return FeedPage.model_validate_json(response.content)
+        page = FeedPage.model_validate_json(response.content)
+        if page.service != self._service:
+            raise WrongFeed(
+                f"{self._client.base_url} serves the {page.service} service's feed, not the "
+                f"{self._service} service's: check its URL setting; nothing was applied"
+            )
+        return page
 
     def _take(self, page: FeedPage) -> int:
         """Apply the page and publish the new position; return how many items it held."""

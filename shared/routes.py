@@ -24,6 +24,7 @@ from shared.feed import (
     FEED_MAX_WAIT_SECONDS,
     FeedItem,
     FeedPage,
+    ServiceName,
     feed_item,
     feed_page,
 )
@@ -82,8 +83,10 @@ def stored_item(position: int, event: DomainEventProtocol[UUID]) -> FeedItem:
         raise UnreadableEvent(position, error) from error
 
 
-def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:
-    """Add `GET /feed` for the application that the dependency `application` returns."""
+def add_feed_route(
+    router: APIRouter, application: Callable[..., FactcheckApplication], service: ServiceName
+) -> None:
+    """Add `GET /feed` for `service`'s application, which the dependency `application` returns."""
 
     @router.get("/feed", response_model=FeedPage, tags=["feed"], responses=UNREADABLE_EVENT)
     async def read_feed(
@@ -98,11 +101,19 @@ def add_feed_route(router: APIRouter, application: Callable[..., FactcheckApplic
         """This service's events in recorded order; see docs/feed.md."""
         limits: FeedLimits = request.app.state.feed_limits
         return await to_thread.run_sync(
-            feed_page_of, source, after, limit, wait, limits.reading, limiter=limits.threads
+            feed_page_of,
+            service,
+            source,
+            after,
+            limit,
+            wait,
+            limits.reading,
+            limiter=limits.threads,
         )
 
 
 def feed_page_of(
+    service: ServiceName,
     source: FactcheckApplication,
     after: int,
     limit: int,
@@ -117,7 +128,7 @@ def feed_page_of(
         head, head_known_at = source.head_and_time()
         events = source.events_after(after, limit, head)
         items = [stored_item(position, event) for position, event in events]
-    return feed_page(items, after, head, head_known_at)
+    return feed_page(service, items, after, head, head_known_at)
 
 
 def add_audit_routes(router: APIRouter, application: Callable[..., FactcheckApplication]) -> None:

@@ -3,6 +3,7 @@
 import re
 from collections.abc import Hashable, Mapping
 from typing import Annotated, Literal, TypeVar
+from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 from fastapi import Header, Query, Request
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import Checks
 from shared.feed import POSITION_MAX
+from shared.storage import url_port
 from shared.timeaxes import UtcDatetime
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -49,6 +51,13 @@ def _http_url(value: str) -> str:
         raise ValueError("must be an http:// or https:// URL")
     if any(character.isspace() for character in value) or FORBIDDEN_CONTROL.search(value):
         raise ValueError("must not contain white space or control characters")
+    try:
+        parts = urlsplit(value)
+        url_port(parts)
+    except ValueError as error:
+        raise ValueError(f"is not a valid URL: {error}") from None
+    if not parts.hostname:
+        raise ValueError("must name a host")
     return value
 
 

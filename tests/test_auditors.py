@@ -379,12 +379,27 @@ def test_the_command_line_checks_service_urls_as_the_services_do(
     assert "secret" not in told
 
 
+@pytest.mark.parametrize("command", [["verify"], ["export", "--out", "{out}"]])
+def test_the_command_line_refuses_the_two_urls_swapped(
+    services: Services, command: list[str], tmp_path: Path
+) -> None:
+    swapped = ["--claims-url", services.sources_url, "--sources-url", services.claims_url]
+    out = tmp_path / "exports"
+    asked = [part.format(out=out) for part in command]
+    result = CliRunner().invoke(cli, [*asked, *swapped])
+    assert result.exit_code in (1, 2), result.output
+    told = " ".join(result.output.split())
+    assert "is the sources service, not the claims service" in told
+    assert "Traceback" not in result.output
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_the_command_line_takes_a_service_url_with_spaces_around_as_the_services_do() -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     padded = {"CLAIMS_URL": f" {nowhere} ", "SOURCES_URL": f" {nowhere}\t"}
     result = CliRunner().invoke(cli, ["verify"], env=padded)
     assert result.exit_code == 2, result.output
-    assert f"{nowhere}/audit/verify" in " ".join(result.output.split())
+    assert f"{nowhere}/health" in " ".join(result.output.split())
 
 
 def test_verify_notices_the_newest_events_deleted(

@@ -16,6 +16,7 @@ from shared.auth import digest
 from shared.cli import app as cli
 from shared.settings import Access, ClaimsSettings, SettingError, SourcesSettings
 from tests.servers import free_port, serving
+from tests.test_sources_api import evidence_body
 from tests.test_sources_rejections import assert_problem
 
 KEYS = {
@@ -225,3 +226,40 @@ def test_new_key_makes_only_entries_the_services_take() -> None:
     entry = made.output.split("FACTCHECK_API_KEYS entry: ")[1].strip()
     (taken,) = Access(api_keys=entry).gate().keys
     assert (taken.name, taken.role, taken.digest) == ("standards desk", "editor", digest(key))
+
+
+def test_a_key_digest_is_taken_in_either_case() -> None:
+    (taken,) = Access(api_keys=f"desk:submitter:{digest('k').upper()}").gate().keys
+    assert taken.digest == digest("k")
+
+
+def test_a_claims_api_key_the_claims_service_refuses_is_named_as_the_fault(
+    database_url: str, claims_database_url: str
+) -> None:
+    access = Access(api_keys=CONFIG, public_reads=False)
+    claims_app = create_claims_app(
+        ClaimsSettings(database_url=claims_database_url, follow=False, access=access)
+    )
+    with serving(claims_app) as claims_url:
+        claim = httpx.post(
+            f"{claims_url}/claims", json={"text": "a claim"}, headers=bearer("desk")
+        ).json()
+        sources_app = create_sources_app(
+            SourcesSettings(
+                database_url=database_url,
+                claims_url=claims_url,
+                claims_api_key="fck_not_a_key_it_takes",
+                access=access,
+            )
+        )
+        with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
+            source = sources.post(
+                "/sources", json={"name": "s", "kind": "k"}, headers=bearer("desk")
+            )
+            head = sources.get("/feed", headers=bearer("desk")).json()["head"]
+            body = evidence_body(source.json()["id"], claim["id"])
+            refused = sources.post("/evidence", json=body, headers=bearer("desk"))
+            assert_problem(refused, 503)
+            assert "CLAIMS_API_KEY (401)" in refused.json()["detail"]
+            assert "retry-after" not in refused.headers
+            assert sources.get("/feed", headers=bearer("desk")).json()["head"] == head

@@ -2,7 +2,10 @@
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +20,7 @@ from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
 from shared.settings import ClaimsSettings, SourcesSettings
-from tests.conftest import Services
+from tests.conftest import KnownClaims, Services
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
 from tests.servers import free_port, serving
 from tests.test_projection_replay import DECLARED_INDEXES, verdict_indexes
@@ -185,6 +188,51 @@ def test_claims_service_down_means_503_and_nothing_recorded(database_url: str) -
             assert_problem(response, 503)
             assert "Retry-After" in response.headers
             assert client.get("/feed").json()["head"] == source["position"]
+
+
+def follower_health(claims_url: str, reached: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The claims service's follower status, once `reached` holds of it (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        follower = httpx.get(f"{claims_url}/health").json()["follower"]
+        if reached(follower) or time.monotonic() > deadline:
+            return follower
+        time.sleep(0.05)
+
+
+def test_a_claims_service_pointed_at_a_claims_feed_applies_nothing_from_it(
+    database_url: str, claims_database_url: str, tmp_path: Path
+) -> None:
+    """Every feed page names its service, so SOURCES_URL set to a claims service is refused
+    as such, and the same store then follows the sources service once the setting is right."""
+    other = create_claims_app(
+        ClaimsSettings(database_url=f"sqlite:///{tmp_path / 'other.db'}", follow=False)
+    )
+    sources = create_sources_app(SourcesSettings(database_url=database_url), claims=KnownClaims())
+    with serving(other) as other_url, serving(sources) as sources_url:
+        assert httpx.post(f"{other_url}/claims", json={"text": KHARKIV_CLAIM}).status_code == 201
+        assert httpx.get(f"{other_url}/feed").json()["service"] == "claims"
+        wrong = ClaimsSettings(
+            database_url=claims_database_url, sources_url=other_url, follower_wait=0.2
+        )
+        with serving(create_claims_app(wrong)) as claims_url:
+            follower = follower_health(claims_url, lambda status: bool(status["last_error"]))
+            assert (
+                "serves the claims service's feed, not the sources service's"
+                in (follower["last_error"])
+            )
+            assert follower["position"] == 0
+            assert httpx.get(f"{claims_url}/follower/rejected").json() == []
+        source = httpx.post(f"{sources_url}/sources", json={"name": "n", "kind": "k"}).json()
+        right = ClaimsSettings(
+            database_url=claims_database_url, sources_url=sources_url, follower_wait=0.2
+        )
+        with serving(create_claims_app(right)) as claims_url:
+            follower = follower_health(
+                claims_url, lambda status: status["position"] >= source["position"]
+            )
+            assert follower["position"] == source["position"]
+            assert follower["last_error"] is None
 
 
 def test_tags_are_a_set_kept_in_the_order_first_given(services: Services) -> None:

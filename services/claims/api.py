@@ -93,7 +93,7 @@ KnownAtQuery = Annotated[
     Query(description="Transaction time, same forms. Default: all the feed applied so far."),
     AfterValidator(query_time_form),
 ]
-add_feed_route(router, get_claims)
+add_feed_route(router, get_claims, "claims")
 add_audit_routes(router, get_claims)
 
 

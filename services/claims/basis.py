@@ -64,7 +64,8 @@ def resolve_basis(
         )
     needed = wanted_known or floor
     if needed is not None and not follower.wait_for_time(needed, wait):
-        raise Unavailable("the sources feed has not been applied up to known_at yet")
+        upto = "known_at" if wanted_known is not None else "the claim's latest event"
+        raise Unavailable(f"the sources feed has not been applied up to {upto} yet")
     progress = follower.progress
     if progress.known_through is None:
         raise Unavailable("the sources feed has not been read yet")

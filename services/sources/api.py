@@ -48,7 +48,7 @@ async def get_sources(request: Request) -> SourcesApplication:
 
 
 Sources = Annotated[SourcesApplication, Depends(get_sources)]
-add_feed_route(router, get_sources)
+add_feed_route(router, get_sources, "sources")
 add_audit_routes(router, get_sources)
 Writes = Annotated[Once, Depends(once_per_key)]
 

@@ -56,6 +56,13 @@ class HttpClaimDirectory:
                 "base URL; nothing was recorded",
                 retry_after=None,
             )
+        if response.status_code in (401, 403):
+            raise Unavailable(
+                f"the claims service at CLAIMS_URL {self._client.base_url} refused "
+                f"CLAIMS_API_KEY ({response.status_code}): it needs a key it takes, with read "
+                "access; nothing was recorded",
+                retry_after=None,
+            )
         raise Unavailable(f"the claims service answered {response.status_code}")
 
     def close(self) -> None:
