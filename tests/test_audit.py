@@ -13,8 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.bulk import fill
+from services.claims.bootstrap import create_app as create_claims_app
 from shared.cli import app as cli
 from shared.routes import EXPORT_PAGE
+from shared.settings import ClaimsSettings
 from tests.conftest import KnownClaims, in_process, sources_service
 from tests.servers import free_port, serving
 from tests.test_sources_api import evidence_body, register, submit
@@ -329,7 +331,12 @@ def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log
     """Before the answer starts, the event is answered 500; after, the stream breaks off
     unfinished, and the command line keeps no partial file."""
     fill(database_url, claims_database_url, [EXPORT_PAGE + 200])
-    with sources_service(database_url, known_claims) as app, serving(app) as url:
+    claims = create_claims_app(ClaimsSettings(database_url=claims_database_url, follow=False))
+    with (
+        sources_service(database_url, known_claims) as app,
+        serving(app) as url,
+        serving(claims) as claims_url,
+    ):
         with httpx.Client(base_url=url) as client:
             first = client.get("/feed", params={"after": 0, "limit": EXPORT_PAGE}).json()
             then = {"after": first["next_after"], "limit": 100}
@@ -340,7 +347,7 @@ def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log
             assert f"the event at position {broken} cannot be read" in refused.json()["detail"]
             with pytest.raises(httpx.RemoteProtocolError):
                 client.get("/audit/export")
-        urls = ["--sources-url", url, "--claims-url", url]
+        urls = ["--sources-url", url, "--claims-url", claims_url]
         exported = CliRunner().invoke(cli, ["export", "--out", str(tmp_path), *urls])
     assert exported.exit_code == 1, exported.output
     told = " ".join(exported.output.split())

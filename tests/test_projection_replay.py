@@ -136,6 +136,7 @@ def apply_in_pages(
         chunk = items[start : start + size]
         page = FeedPage.model_validate(
             {
+                "service": "sources",
                 "items": chunk,
                 "next_after": chunk[-1]["position"],
                 "head": head,

@@ -188,7 +188,8 @@ async def test_feed_items_follow_the_public_contract(
     source = await register(sources)
     await submit(sources, evidence_body(source["id"], known_claims.add()))
     page = (await sources.get("/feed", headers={"X-Request-ID": "req-42"})).json()
-    assert set(page) == {"items", "next_after", "head", "head_known_at"}
+    assert set(page) == {"service", "items", "next_after", "head", "head_known_at"}
+    assert page["service"] == "sources"
     item = page["items"][1]
     assert set(item) == {
         "position",
