@@ -246,6 +246,12 @@ class FeedFollower:
             params={"after": after, "limit": limit or self._page_size, "wait": wait},
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
+        if response.status_code == 404:
+            raise WrongFeed(
+                f"{response.url.copy_with(query=None)} answered 404: {self._client.base_url} "
+                f"serves no feed, so it is not the {self._service} service's base URL; check "
+                "its URL setting"
+            )
         response.raise_for_status()
         page = FeedPage.model_validate_json(response.content)
         if page.service != self._service:

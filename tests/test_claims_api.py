@@ -223,6 +223,13 @@ def test_a_claims_service_pointed_at_a_claims_feed_applies_nothing_from_it(
             )
             assert follower["position"] == 0
             assert httpx.get(f"{claims_url}/follower/rejected").json() == []
+        with_path = ClaimsSettings(
+            database_url=claims_database_url, sources_url=f"{sources_url}/api", follower_wait=0.2
+        )
+        with serving(create_claims_app(with_path)) as claims_url:
+            follower = follower_health(claims_url, lambda status: bool(status["last_error"]))
+            assert f"{sources_url}/api/feed answered 404" in follower["last_error"]
+            assert "not the sources service's base URL" in follower["last_error"]
         source = httpx.post(f"{sources_url}/sources", json={"name": "n", "kind": "k"}).json()
         right = ClaimsSettings(
             database_url=claims_database_url, sources_url=sources_url, follower_wait=0.2
