@@ -48,7 +48,8 @@ class FactcheckClient:
     def check_services(self) -> None:
         """ServiceError unless each URL answers as the service it is given for."""
         for name, client in (("claims", self.claims), ("sources", self.sources)):
-            found = self.call(client, "GET", "/health").get("service")
+            health = self.call(client, "GET", "/health")
+            found = health.get("service") if isinstance(health, dict) else None
             if found != name:
                 raise ServiceError(
                     f"{client.base_url} is the {found or 'unknown'} service, not the {name} "

@@ -41,8 +41,10 @@ ServiceName = Literal["sources", "claims"]
 class FeedPage(BaseModel):
     """A page of the feed."""
 
-    service: ServiceName = Field(
-        description="Whose feed this is, so that a follower pointed at the wrong service knows."
+    service: ServiceName | None = Field(
+        default=None,
+        description="Whose feed this is, so that a follower pointed at the wrong service knows; "
+        "absent only from services older than this field.",
     )
     items: list[FeedItem]
     next_after: int = Field(description="Pass as `after` to read the next page.")

@@ -12,7 +12,6 @@ from datetime import datetime
 import httpx
 from pydantic import ValidationError
 
-from shared.chain import hash_in_page
 from shared.feed import FEED_MAX_LIMIT, FeedPage, ServiceName
 
 logger = logging.getLogger("factcheck.follower")
@@ -22,7 +21,7 @@ QUIET_BACKOFF_SECONDS = 0.8
 
 
 class WrongFeed(ValueError):
-    """The followed URL serves another service's feed."""
+    """The followed URL serves no feed, or another service's."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +199,13 @@ class FeedFollower:
     def hash_at(self, position: int) -> str | None:
         """The hash the followed feed holds at `position`, if it holds that position."""
         page = self._read(position - 1, 0.0, limit=1)
-        return hash_in_page(page.model_dump(mode="json"), position)
+        return next(
+            (item.metadata.get("hash") for item in page.items if item.position == position), None
+        )
+
+    def check_feed(self) -> None:
+        """WrongFeed unless the followed URL serves the expected service's feed."""
+        self._read(0, 0.0, limit=1)
 
     def verify_source(self) -> dict[str, object]:
         """Ask the followed service to recompute its own hash chain."""
@@ -254,7 +259,7 @@ class FeedFollower:
             )
         response.raise_for_status()
         page = FeedPage.model_validate_json(response.content)
-        if page.service != self._service:
+        if page.service is not None and page.service != self._service:
             raise WrongFeed(
                 f"{self._client.base_url} serves the {page.service} service's feed, not the "
                 f"{self._service} service's: check its URL setting; nothing was applied"

@@ -58,6 +58,10 @@ def _http_url(value: str) -> str:
         raise ValueError(f"is not a valid URL: {error}") from None
     if not parts.hostname:
         raise ValueError("must name a host")
+    if "@" in parts.netloc or "\\" in value:
+        raise ValueError("must not hold a user, a password or a backslash")
+    if parts.netloc.startswith("[") and not re.fullmatch(r"\[[^\]]+\](:\d*)?", parts.netloc):
+        raise ValueError("is not a valid URL: only a port may follow an IPv6 address")
     return value
 
 

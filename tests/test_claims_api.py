@@ -223,6 +223,10 @@ def test_a_claims_service_pointed_at_a_claims_feed_applies_nothing_from_it(
             )
             assert follower["position"] == 0
             assert httpx.get(f"{claims_url}/follower/rejected").json() == []
+            refused = httpx.post(f"{claims_url}/admin/rebuild")
+            assert_problem(refused, 503)
+            assert "serves the claims service's feed" in refused.json()["detail"]
+            assert "retry-after" not in refused.headers
         with_path = ClaimsSettings(
             database_url=claims_database_url, sources_url=f"{sources_url}/api", follower_wait=0.2
         )

@@ -135,7 +135,14 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         assert not re.match(url["pattern"], refused)
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": refused})
         assert_problem(answer, 422, "url")
-    for malformed in ("http://[::1", "http://agency.example:99999", "http://:80/report"):
+    for malformed in (
+        "http://[::1",
+        "http://[::1]x/",
+        "http://agency.example:99999",
+        "http://:80/report",
+        "http://desk:secret@agency.example/report",
+        "https://agency.example\\@elsewhere.example/",
+    ):
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": malformed})
         assert_problem(answer, 422, "url")
     for taken in ("https://agency.example/report", "HTTP://agency.example", "http://[::1]:8/"):

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from anyio import to_thread
 
+from shared.feed import FeedPage
 from shared.routes import FEED_READERS
 from tests.conftest import KnownClaims
 
@@ -190,6 +191,8 @@ async def test_feed_items_follow_the_public_contract(
     page = (await sources.get("/feed", headers={"X-Request-ID": "req-42"})).json()
     assert set(page) == {"service", "items", "next_after", "head", "head_known_at"}
     assert page["service"] == "sources"
+    older = {name: value for name, value in page.items() if name != "service"}
+    assert FeedPage.model_validate(older).service is None, "a page from before the field"
     item = page["items"][1]
     assert set(item) == {
         "position",

@@ -16,7 +16,7 @@ from services.claims.verdicts import VerdictIndex
 from shared.chain import witness_fault
 from shared.errors import Conflict, Unavailable
 from shared.feed import FeedPage
-from shared.follower import FeedFollower, Progress
+from shared.follower import FeedFollower, Progress, WrongFeed
 from shared.projection import ReadGate
 from shared.rebuild import REBUILD_DRAIN_SECONDS, rebuild_from_own_log
 from shared.service import service_app
@@ -70,11 +70,14 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
             return rebuild_from_sources()
         except httpx.HTTPError as error:
             raise Unavailable(f"the sources service cannot be reached: {error}") from None
+        except WrongFeed as error:
+            raise Unavailable(f"{error}; nothing was rebuilt", retry_after=None) from None
         finally:
             rebuilding.release()
 
     def rebuild_from_sources() -> dict[str, float]:
         began = time.monotonic()
+        follower.check_feed()
         checked = follower.verify_source()
         if checked.get("ok"):
             applied = verdicts.progress()

@@ -28,6 +28,7 @@ class HttpClaimDirectory:
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
 
     def exists(self, claim_id: UUID) -> bool:
@@ -57,10 +58,13 @@ class HttpClaimDirectory:
                 retry_after=None,
             )
         if response.status_code in (401, 403):
+            key = (
+                "refused CLAIMS_API_KEY" if self._keyed else "needs CLAIMS_API_KEY, which is unset"
+            )
             raise Unavailable(
-                f"the claims service at CLAIMS_URL {self._client.base_url} refused "
-                f"CLAIMS_API_KEY ({response.status_code}): it needs a key it takes, with read "
-                "access; nothing was recorded",
+                f"the claims service at CLAIMS_URL {self._client.base_url} {key} "
+                f"({response.status_code}): set a key it takes, with read access; nothing was "
+                "recorded",
                 retry_after=None,
             )
         raise Unavailable(f"the claims service answered {response.status_code}")
