@@ -389,7 +389,7 @@ def rebuild(
 ) -> None:
     """Drop a service's read models and rebuild them from the events alone."""
     with _client(claims_url, sources_url, api_key) as client:
-        client.check_services()
+        client.check_services(*([] if service is Service.all else [service.value]))
         if service in (Service.sources, Service.all):
             result = client.call(client.sources, "POST", "/admin/rebuild", timeout=600)
             console.print(
