@@ -431,12 +431,12 @@ def verify(
     position it applied, that event was replaced.
     """
     with _client(claims_url, sources_url, api_key, failure_code=2) as client:
-        client.check_services()
+        healths = client.check_services()
         results = {
             name: client.call(service, "GET", "/audit/verify")
             for name, service in (("sources", client.sources), ("claims", client.claims))
         }
-        applied = client.call(client.claims, "GET", "/health")["follower"]
+        applied = healths["claims"]["follower"]
         sources = results["sources"]
 
         def hash_at(position: int) -> str | None:

@@ -45,9 +45,10 @@ class FactcheckClient:
                         raise ServiceError(f"{client.base_url} did not come up: {error}") from None
                     time.sleep(0.2)
 
-    def check_services(self, *names: str) -> None:
-        """ServiceError unless each URL named (both, if none is) answers as the service it is
-        given for."""
+    def check_services(self, *names: str) -> dict[str, dict[str, Any]]:
+        """Each named service's `/health` (both, if none is named); ServiceError unless each
+        URL answers as the service it is given for."""
+        healths = {}
         for name, client in (("claims", self.claims), ("sources", self.sources)):
             if names and name not in names:
                 continue
@@ -58,6 +59,8 @@ class FactcheckClient:
                     f"{client.base_url} is the {found or 'unknown'} service, not the {name} "
                     f"service; check the {name} URL"
                 )
+            healths[name] = health
+        return healths
 
     def call(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
         try:

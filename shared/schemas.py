@@ -45,23 +45,29 @@ def _not_blank(value: str) -> str:
     return _printable(value)
 
 
-def _http_url(value: str) -> str:
-    scheme, _, rest = value.partition("://")
-    if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
-        raise ValueError("must be an http:// or https:// URL")
-    if any(character.isspace() for character in value) or FORBIDDEN_CONTROL.search(value):
-        raise ValueError("must not contain white space or control characters")
+def http_url_fault(value: str) -> str | None:
+    """Why `value` is not an http or https URL with a host, a port if any from 1 to 65535, and
+    no user, password, backslash, space or control character, if it is not."""
     try:
         parts = urlsplit(value)
         url_port(parts)
     except ValueError as error:
-        raise ValueError(f"is not a valid URL: {error}") from None
-    if not parts.hostname:
-        raise ValueError("must name a host")
+        return f"is not a valid URL ({error})"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL with a host"
+    if any(character.isspace() for character in value) or FORBIDDEN_CONTROL.search(value):
+        return "holds a space or a control character"
     if "@" in parts.netloc or "\\" in value:
-        raise ValueError("must not hold a user, a password or a backslash")
+        return "takes no user or password, nor a backslash"
     if parts.netloc.startswith("[") and not re.fullmatch(r"\[[^\]]+\](:\d*)?", parts.netloc):
-        raise ValueError("is not a valid URL: only a port may follow an IPv6 address")
+        return "is not a valid URL: only a port may follow an IPv6 address"
+    return None
+
+
+def _http_url(value: str) -> str:
+    fault = http_url_fault(value)
+    if fault is not None:
+        raise ValueError(fault)
     return value
 
 

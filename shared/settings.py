@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from shared.auth import Gate, parse_keys
 from shared.feed import FEED_MAX_LIMIT, FEED_MAX_WAIT_SECONDS
-from shared.storage import Storage, parse_storage_url, redacted, url_port
+from shared.schemas import http_url_fault
+from shared.storage import Storage, parse_storage_url, redacted
 
 DEFAULT_SOURCES_DATABASE_URL = "sqlite:///var/sources.db"
 DEFAULT_CLAIMS_DATABASE_URL = "sqlite:///var/claims.db"
@@ -69,20 +70,10 @@ def service_url(name: str, value: str) -> str:
     def fail(reason: str) -> SettingError:
         return SettingError(f"{name}={redacted(value)!r}: {reason}")
 
-    try:
-        url = urlsplit(value)
-    except ValueError as error:
-        raise fail(f"not a URL ({error})") from None
-    if url.scheme.lower() not in ("http", "https") or not url.hostname:
-        raise fail("expected an http:// or https:// URL with a host")
-    if any(character.isspace() for character in value):
-        raise fail("holds a space")
-    if url.username is not None or url.password is not None:
-        raise fail("a service URL takes no user or password; API keys are settings of their own")
-    try:
-        url_port(url)
-    except ValueError as error:
-        raise fail(str(error)) from None
+    fault = http_url_fault(value)
+    if fault is not None:
+        raise fail(fault)
+    url = urlsplit(value)
     if url.query or url.fragment or value.endswith(("?", "#")):
         raise fail("a base URL takes no query or fragment")
     return value.rstrip("/")
