@@ -90,7 +90,7 @@ def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
                 "expected a JSON list of objects whose name, role and sha256 are strings"
             )
         entries.extend(listed)
-    keys = []
+    keys: list[ApiKey] = []
     for entry in entries:
         name, role, hexdigest = (
             entry.get("name", ""),
@@ -99,12 +99,34 @@ def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
         )
         if not name.strip():
             raise ValueError("a key's holder needs a name")
+        if name != name.strip() or not name.isprintable():
+            raise ValueError(
+                f"key {name!r}: a holder's name takes no space at either end and only printable"
+                " text"
+            )
         if role not in ROLES:
             raise ValueError(f"key {name!r}: role must be one of {', '.join(ROLES)}")
         if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
             raise ValueError(f"key {name!r}: expected the key's SHA-256 as 64 hex digits")
         keys.append(ApiKey(name, role, hexdigest))
+    _check_distinct(keys)
     return tuple(keys)
+
+
+def _check_distinct(keys: list[ApiKey]) -> None:
+    """Refuse keys that would make the recorded actor ambiguous: each holder's name is recorded
+    as the actor, so one name has one role, and one key belongs to one entry."""
+    roles: dict[str, str] = {}
+    digests: set[str] = set()
+    for key in keys:
+        if roles.setdefault(key.name, key.role) != key.role:
+            raise ValueError(
+                f"key {key.name!r} is given two roles, {roles[key.name]} and {key.role}: the"
+                " name is recorded as the actor, so one name has one role"
+            )
+        if key.digest in digests:
+            raise ValueError(f"key {key.name!r}: the same key is listed twice")
+        digests.add(key.digest)
 
 
 class Gate:

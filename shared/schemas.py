@@ -1,5 +1,6 @@
 """Request and response building blocks shared by both services' HTTP schemas."""
 
+import ipaddress
 import re
 from collections.abc import Hashable, Mapping
 from typing import Annotated, Literal, TypeVar
@@ -61,7 +62,39 @@ def http_url_fault(value: str) -> str | None:
         return "takes no user or password, nor a backslash"
     if parts.netloc.startswith("[") and not re.fullmatch(r"\[[^\]]+\](:\d*)?", parts.netloc):
         return "is not a valid URL: only a port may follow an IPv6 address"
+    return _host_fault(parts.hostname, bracketed=parts.netloc.startswith("["))
+
+
+def _host_fault(host: str, bracketed: bool) -> str | None:
+    """Why `host` is neither an IP address nor a name made of labels, if it is not."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"has {host!r} in brackets, which is not an IPv6 address"
+        return None
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"has the host {host!r}, which is not an IPv4 address"
+        return None
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_label(label) for label in labels):
+        return (
+            f"has the host {host!r}: a host name is labels of 1 to 63 letters, digits, hyphens and"
+            " underscores, joined by dots, none starting or ending with a hyphen"
+        )
     return None
+
+
+def _label(label: str) -> bool:
+    return (
+        0 < len(label) <= 63
+        and all(character.isalnum() or character in "-_" for character in label)
+        and not label.startswith("-")
+        and not label.endswith("-")
+    )
 
 
 def _http_url(value: str) -> str:

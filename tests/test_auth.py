@@ -190,6 +190,9 @@ def test_the_api_documents_say_which_operations_need_which_key(closed_reads: Gua
         (f":editor:{digest('k')}", "needs a name"),
         (f"desk:boss:{digest('k')}", "role must be one of"),
         ("desk:editor:abc", "64 hex digits"),
+        (f"desk :editor:{digest('k')}", "no space at either end"),
+        (f"ops:editor:{digest('k')}", "two roles, admin and editor"),
+        (f"desk:editor:{digest('o')}", "the same key is listed twice"),
     ],
 )
 def test_an_unusable_key_entry_is_named(entries: str, reason: str) -> None:
@@ -226,6 +229,11 @@ def test_new_key_makes_only_entries_the_services_take() -> None:
     entry = made.output.split("FACTCHECK_API_KEYS entry: ")[1].strip()
     (taken,) = Access(api_keys=entry).gate().keys
     assert (taken.name, taken.role, taken.digest) == ("standards desk", "editor", digest(key))
+
+
+def test_a_holder_may_have_two_keys_of_one_role_while_one_is_replaced() -> None:
+    keys = Access(api_keys=f"desk:editor:{digest('old')},desk:editor:{digest('new')}").gate().keys
+    assert [(key.name, key.role) for key in keys] == [("desk", "editor")] * 2
 
 
 def test_a_key_digest_is_taken_in_either_case() -> None:

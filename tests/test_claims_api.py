@@ -256,6 +256,20 @@ def test_tags_are_a_set_kept_in_the_order_first_given(services: Services) -> Non
     assert read["tags"] == ["Kharkiv", "missile"]
 
 
+def test_the_tag_limit_counts_each_tag_once(services: Services) -> None:
+    twenty = [f"tag {number}" for number in range(20)]
+    repeated = services.claims.post("/claims", json={"text": KHARKIV_CLAIM, "tags": twenty * 2})
+    assert repeated.status_code == 201, repeated.text
+    assert repeated.json()["tags"] == twenty
+    assert_problem(
+        services.claims.post(
+            "/claims", json={"text": KHARKIV_CLAIM, "tags": [*twenty, "one more"]}
+        ),
+        422,
+        "tags",
+    )
+
+
 @pytest.mark.parametrize("wrong", ["claims service with a path", "sources service itself"])
 def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_claim(
     database_url: str, claims_database_url: str, wrong: str

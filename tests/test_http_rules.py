@@ -142,10 +142,22 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         "http://:80/report",
         "http://desk:secret@agency.example/report",
         "https://agency.example\\@elsewhere.example/",
+        "http://-/",
+        "http://agency..example/",
+        "http://-agency.example/",
+        "http://999.1.1.1/",
+        "http://127.1/",
     ):
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": malformed})
         assert_problem(answer, 422, "url")
-    for taken in ("https://agency.example/report", "HTTP://agency.example", "http://[::1]:8/"):
+    for taken in (
+        "https://agency.example/report",
+        "HTTP://agency.example",
+        "http://[::1]:8/",
+        "http://203.0.113.7/",
+        "https://bücher.example./",
+        "http://localhost",
+    ):
         assert re.match(url["pattern"], taken)
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": taken})
         assert answer.status_code == 201, answer.text

@@ -134,6 +134,26 @@ async def test_submit_read_and_list_evidence(
     assert len(rest["items"]) == 1
 
 
+async def test_the_derived_from_limit_counts_each_id_once(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    claim = known_claims.add()
+    first = await submit(sources, evidence_body(source["id"], claim))
+    repeated = await submit(
+        sources, evidence_body(source["id"], claim, derived_from=[first["id"]] * 60)
+    )
+    assert repeated["derived_from"] == [first["id"]]
+    too_many = await sources.post(
+        "/evidence",
+        json=evidence_body(
+            source["id"], claim, derived_from=[str(uuid.uuid4()) for _ in range(51)]
+        ),
+    )
+    assert too_many.status_code == 422, too_many.text
+    assert "derived_from" in too_many.json()["detail"]
+
+
 async def test_retraction_and_correction_are_new_events(
     sources: httpx.AsyncClient, known_claims: KnownClaims
 ) -> None:

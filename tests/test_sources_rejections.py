@@ -53,7 +53,7 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
         ({"url": "ftp://example.org"}, "url"),
         ({"source_id": "not-a-uuid"}, "source_id"),
         ({"publishedAt": "2024-01-06T12:00:00Z"}, "publishedAt"),
-        ({"derived_from": [UNKNOWN] * 51}, "derived_from"),
+        ({"derived_from": [str(uuid.uuid4()) for _ in range(51)]}, "derived_from"),
     ],
 )
 async def test_bad_evidence_is_rejected_and_not_recorded(

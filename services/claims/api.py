@@ -100,8 +100,8 @@ add_audit_routes(router, get_claims)
 class ClaimIn(Strict):
     text: Paragraph
     context: Paragraph | None = None
-    tags: Annotated[list[Line], AfterValidator(distinct)] = Field(
-        default_factory=list, max_length=MAX_TAGS, description="A set: each tag is kept once."
+    tags: Annotated[list[Line], AfterValidator(distinct), Field(max_length=MAX_TAGS)] = Field(
+        default_factory=list, description="A set: each tag is kept once, and counted once."
     )
 
 

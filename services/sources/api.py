@@ -103,7 +103,8 @@ class RatingWritten(Written):
     rater: str
 
 
-Parents = Annotated[list[UUID], AfterValidator(distinct)]
+Parents = Annotated[list[UUID], AfterValidator(distinct), Field(max_length=MAX_DERIVED_FROM)]
+"""Evidence ids given as a set: the limit counts each id once."""
 """The evidence an item repeats or relies on: a set, kept in the order first given."""
 
 
@@ -116,7 +117,7 @@ class EvidenceIn(Strict):
     url: Url | None = None
     quote: Paragraph | None = None
     summary: Paragraph
-    derived_from: Parents = Field(default_factory=list, max_length=MAX_DERIVED_FROM)
+    derived_from: Parents = Field(default_factory=list)
 
 
 class EvidenceWritten(Written):
@@ -192,7 +193,7 @@ class EvidenceChanges(Strict):
     url: Url | None = None
     quote: Paragraph | None = None
     summary: Paragraph | None = None
-    derived_from: Parents | None = Field(default=None, max_length=MAX_DERIVED_FROM)
+    derived_from: Parents | None = None
 
     @field_validator(*_REQUIRED_FIELDS)
     @classmethod
