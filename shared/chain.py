@@ -80,7 +80,7 @@ def _link_fault(item: FeedItem, previous: str) -> str | None:
 def witness_fault(
     verified: dict[str, Any],
     applied_position: int,
-    applied_hash: str,
+    applied_hash: str | None,
     hash_at: Callable[[int], str | None],
 ) -> tuple[int, str] | None:
     """Where and why a log that verified on its own fails its follower's witness, if it does.

@@ -42,7 +42,7 @@ class FollowerStatus:
     known_through: datetime | None
     connected: bool
     last_error: str | None
-    applied_hash: str
+    applied_hash: str | None
 
 
 class FeedFollower:
@@ -117,7 +117,7 @@ class FeedFollower:
             known_through=self._progress.known_through,
             connected=self._connected,
             last_error=error,
-            applied_hash=self._progress.last_hash,
+            applied_hash=self._progress.last_hash if position else None,
         )
 
     @property

@@ -387,6 +387,7 @@ def test_rebuild_gives_identical_read_models(services: Services) -> None:
 
 
 def test_health_reports_the_follower(services: Services) -> None:
+    assert services.claims.get("/health").json()["follower"]["applied_hash"] is None
     claim = new_claim(services)
     source = new_source(services, "agency", "B")
     written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
@@ -397,6 +398,8 @@ def test_health_reports_the_follower(services: Services) -> None:
     assert health["follower"]["head"] >= written["position"]
     assert health["follower"]["lag"] == 0
     assert health["follower"]["connected"] is True
+    applied = services.sources.get("/feed", params={"after": health["follower"]["position"] - 1})
+    assert health["follower"]["applied_hash"] == applied.json()["items"][0]["metadata"]["hash"]
 
 
 class Stray(FactcheckAggregate):

@@ -281,7 +281,9 @@ class FollowerOut(BaseModel):
     known_through: UtcDatetime | None
     connected: bool
     last_error: str | None
-    applied_hash: str = Field(description="The hash of the last sources-feed item applied.")
+    applied_hash: str | None = Field(
+        description="The hash of the last sources-feed item applied; null before the first."
+    )
 
 
 class Health(BaseModel):
