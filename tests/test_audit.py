@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -326,7 +327,11 @@ async def test_a_sources_log_missing_its_newest_events_takes_writes_once_rebuilt
 
 
 def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log(
-    database_url: str, claims_database_url: str, known_claims: KnownClaims, tmp_path: Path
+    database_url: str,
+    claims_database_url: str,
+    known_claims: KnownClaims,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Before the answer starts, the event is answered 500; after, the stream breaks off
     unfinished, and the command line keeps no partial file."""
@@ -345,8 +350,12 @@ def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log
             refused = client.get("/audit/export", params={"after": broken - 1})
             assert_problem(refused, 500)
             assert f"the event at position {broken} cannot be read" in refused.json()["detail"]
+            caplog.clear()
             with pytest.raises(httpx.RemoteProtocolError):
                 client.get("/audit/export")
+            logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
+            assert "the export broke off" in logged[0].getMessage()
+            assert not any(record.exc_info for record in logged), "a line, not a traceback"
         urls = ["--sources-url", url, "--claims-url", claims_url]
         exported = CliRunner().invoke(cli, ["export", "--out", str(tmp_path), *urls])
     assert exported.exit_code == 1, exported.output
