@@ -340,6 +340,7 @@ def verdict(
     known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
     min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
     api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
@@ -347,7 +348,8 @@ def verdict(
     answer = _ask(
         claims_url, api_key, claim, "verdict", at=at, known_at=known_at, min_position=min_position
     )
-    _show(answer, as_json, lambda: verdict_table(answer, {}))
+    labels = {} if as_json else _labels(claims_url, sources_url, claim, api_key)
+    _show(answer, as_json, lambda: verdict_table(answer, labels))
 
 
 @app.command()
@@ -356,6 +358,7 @@ def timeline(
     known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
     min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
+    sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
     api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
@@ -363,7 +366,8 @@ def timeline(
     answer = _ask(
         claims_url, api_key, claim, "timeline", known_at=known_at, min_position=min_position
     )
-    _show(answer, as_json, lambda: timeline_table(answer, {}, "Timeline"))
+    labels = {} if as_json else _labels(claims_url, sources_url, claim, api_key)
+    _show(answer, as_json, lambda: timeline_table(answer, labels, "Timeline"))
 
 
 @app.command()
@@ -619,6 +623,19 @@ def _ask(
 ) -> dict[str, Any]:
     with _client(claims_url, DEFAULT_SOURCES_URL, api_key) as client:
         return client.claim_answer(claim, what, **params)
+
+
+def _labels(claims_url: str, sources_url: str, claim: str, api_key: str | None) -> dict[str, str]:
+    """The claim's evidence labels for a table; without the sources service, a warning, and
+    the tables show bare ids."""
+    client = FactcheckClient(claims_url, sources_url, api_key=api_key)
+    try:
+        return client.evidence_labels(claim)
+    except ServiceError as error:
+        typer.echo(f"factcheck: evidence is shown by id, without its source: {error}", err=True)
+        return {}
+    finally:
+        client.close()
 
 
 def _show(answer: dict[str, Any], as_json: bool, table: Any) -> None:

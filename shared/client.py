@@ -100,6 +100,15 @@ class FactcheckClient:
     def evidence_for(self, claim_id: str) -> Iterator[dict[str, Any]]:
         return self.pages(self.sources, "/evidence", claim_id=claim_id)
 
+    def evidence_labels(self, claim_id: str) -> dict[str, str]:
+        """Each of the claim's evidence ids to a short label: the id's first eight characters
+        and its source's name, as the sources service holds them now."""
+        names = {source["id"]: source["name"] for source in self.sources_list()}
+        return {
+            item["id"]: f"{item['id'][:8]} ({names.get(item['source_id'], 'unknown source')})"
+            for item in self.evidence_for(claim_id)
+        }
+
     def post_claims(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.claims, "POST", path, json=body)
 

@@ -16,6 +16,7 @@ from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
 from tests.conftest import Services
 from tests.newsroom import new_source
+from tests.servers import free_port
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "kharkiv-2024-01.json"
 
@@ -132,11 +133,21 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["status"] == "suspected"
     last = str(result["steps"][-1]["position"])
+    both = [*urls, "--sources-url", services.sources_url]
     table = runner.invoke(
-        cli, ["verdict", claim, "--at", "2024-01-07", "--min-position", last, *urls]
+        cli, ["verdict", claim, "--at", "2024-01-07", "--min-position", last, *both]
     )
     assert table.exit_code == 0, table.output
     assert "confirmed" in table.output
+    kirby = result["evidence"]["kirby"]
+    assert f"{kirby[:8]} (White House National Security Council)" in table.output
+    timeline_table = runner.invoke(cli, ["timeline", claim, "--min-position", last, *both])
+    assert f"+ {kirby[:8]} (White House National Security Council)" in timeline_table.output
+    unreachable = [*urls, "--sources-url", f"http://127.0.0.1:{free_port()}"]
+    bare = runner.invoke(cli, ["timeline", claim, "--min-position", last, *unreachable])
+    assert bare.exit_code == 0, bare.output
+    assert f"+ {kirby} " in bare.output
+    assert "evidence is shown by id, without its source" in bare.output
 
     timeline_args = ["timeline", claim, "--min-position", last, *urls, "--json"]
     timeline = json.loads(runner.invoke(cli, timeline_args).output)
