@@ -3,6 +3,7 @@
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import digest_rows
 from services.sources.bootstrap import create_app as create_sources_app
+from services.sources.claims import ANSWERED_WITHIN
 from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
@@ -268,6 +270,37 @@ def test_the_tag_limit_counts_each_tag_once(services: Services) -> None:
         422,
         "tags",
     )
+
+
+def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
+    database_url: str, claims_database_url: str
+) -> None:
+    """A claim once found is taken without asking only while the claims service answers."""
+    claims_app = create_claims_app(ClaimsSettings(database_url=claims_database_url, follow=False))
+    with ExitStack() as claims_running:
+        claims_url = claims_running.enter_context(serving(claims_app))
+        claim = httpx.post(f"{claims_url}/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+        sources_app = create_sources_app(
+            SourcesSettings(database_url=database_url, claims_url=claims_url)
+        )
+        with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
+            source = sources.post("/sources", json={"name": "x", "kind": "y"}).json()
+            body = {
+                "source_id": source["id"],
+                "claim_id": claim,
+                "stance": "supports",
+                "strength": "weak",
+                "published_at": "2024-01-05T00:00:00Z",
+                "summary": "x",
+            }
+            taken = sources.post("/evidence", json=body)
+            assert taken.status_code == 201, taken.text
+            claims_running.close()
+            time.sleep(ANSWERED_WITHIN + 0.1)
+            refused = sources.post("/evidence", json=body)
+            assert_problem(refused, 503)
+            assert "cannot be reached" in refused.json()["detail"]
+            assert sources.get("/feed").json()["head"] == taken.json()["position"]
 
 
 @pytest.mark.parametrize("wrong", ["claims service with a path", "sources service itself"])

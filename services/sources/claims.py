@@ -1,5 +1,6 @@
 """The sources service's view of the claims service: does a claim exist?"""
 
+import time
 from typing import Protocol
 from uuid import UUID
 
@@ -16,13 +17,18 @@ class ClaimDirectory(Protocol):
 
 
 KNOWN_CLAIMS_KEPT = 100_000
+ANSWERED_WITHIN = 1.0
+"""Seconds since the claims service last answered within which a claim once found is taken
+without asking; after that, the claim is asked about again, so a claims service that is down is
+found within this time."""
 
 
 class HttpClaimDirectory:
     """Asks the claims service over HTTP: `GET /claims/{id}`.
 
     Claims are never removed, so a claim once found is remembered (the newest
-    KNOWN_CLAIMS_KEPT of them); an unknown claim is asked about every time.
+    KNOWN_CLAIMS_KEPT of them) and taken without asking while the claims service answered within
+    ANSWERED_WITHIN seconds; an unknown claim is asked about every time.
     """
 
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
@@ -30,9 +36,11 @@ class HttpClaimDirectory:
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
         self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
+        self._answered_at = -ANSWERED_WITHIN
 
     def exists(self, claim_id: UUID) -> bool:
-        if claim_id in self._known:
+        fresh = time.monotonic() - self._answered_at < ANSWERED_WITHIN
+        if fresh and claim_id in self._known:
             return True
         found = self._ask(claim_id)
         if found:
@@ -47,8 +55,10 @@ class HttpClaimDirectory:
         except httpx.HTTPError as error:
             raise Unavailable(f"the claims service cannot be reached: {error}") from None
         if response.status_code == 200:
+            self._answered_at = time.monotonic()
             return True
         if response.status_code == 404 and _names_the_claim(response):
+            self._answered_at = time.monotonic()
             return False
         if response.status_code == 404:
             raise Unavailable(
