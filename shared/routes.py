@@ -30,7 +30,7 @@ from shared.feed import (
     feed_page,
 )
 from shared.problems import problem_responses
-from shared.schemas import AfterQuery, UntilQuery
+from shared.schemas import AfterQuery, UntilQuery, decimal, whole_number
 
 EXPORT_PAGE = 1000
 logger = logging.getLogger("factcheck")
@@ -94,9 +94,9 @@ def add_feed_route(
         request: Request,
         source: Annotated[FactcheckApplication, Depends(application)],
         after: AfterQuery = 0,
-        limit: Annotated[int, Query(ge=1, le=FEED_MAX_LIMIT)] = FEED_DEFAULT_LIMIT,
+        limit: Annotated[whole_number(1, FEED_MAX_LIMIT), Query()] = FEED_DEFAULT_LIMIT,
         wait: Annotated[
-            float, Query(ge=0, le=FEED_MAX_WAIT_SECONDS, description="Seconds to wait for news.")
+            decimal(0, FEED_MAX_WAIT_SECONDS), Query(description="Seconds to wait for news.")
         ] = 0,
     ) -> FeedPage:
         """This service's events in recorded order; see docs/feed.md."""

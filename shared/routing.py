@@ -14,7 +14,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from shared.auth import OPEN_PATHS, Requires
-from shared.errors import Rejected
+from shared.errors import Checks, Rejected
+from shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from shared.problems import problem_responses
 from shared.schemas import REPEATED, REQUEST_ID_HEADER, ClearParameters, parameter_names
 
@@ -179,6 +180,10 @@ class CheckedRoute(APIRoute):
         permissions = self.permissions()
         parameters = ClearParameters(self.dependant)
         takes_body = self.body_field is not None
+        records = IDEMPOTENCY_KEY.lower() in {
+            name.lower() for name in parameter_names(self.dependant, "header_params")
+        }
+        takes_nothing = "POST" in self.methods and not (takes_body or records)
 
         async def checked(request: Request) -> Response:
             for permission in permissions:
@@ -186,9 +191,25 @@ class CheckedRoute(APIRoute):
             parameters.check(request)
             if takes_body:
                 request = await _json_body(request)
+            elif takes_nothing:
+                await _nothing_sent(request)
             return await handle(request)
 
         return checked
+
+
+async def _nothing_sent(request: Request) -> None:
+    """Refuse a body or an idempotency key sent to a POST that reads neither, such as a rebuild,
+    rather than pass over it in silence."""
+    checks = Checks()
+    if await request.body():
+        checks.reject("body", "this endpoint takes no body")
+    if IDEMPOTENCY_KEY in request.headers:
+        checks.reject(
+            IDEMPOTENCY_KEY,
+            "is not taken here: this endpoint records no event, so asking again runs it again",
+        )
+    checks.done()
 
 
 async def _json_body(request: Request) -> Request:

@@ -3,10 +3,11 @@
 import ipaddress
 import re
 from collections.abc import Hashable, Mapping
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
+from annotated_types import Interval
 from fastapi import Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import (
@@ -128,15 +129,44 @@ Url = Annotated[
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
+def _in_digits(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch("[0-9]+", value, re.ASCII):
+        raise ValueError("must be a whole number in digits alone, such as 10")
+    return value
+
+
+def _decimal(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value, re.ASCII):
+        raise ValueError("must be a number in digits, with a point if any, such as 2 or 0.5")
+    return value
+
+
+def whole_number(least: int, most: int) -> Any:
+    """A count or a position in a query, from `least` to `most`, in digits alone: what Python
+    would also read as a number (1_0, +5, " 5", 1.0) is refused, not taken for a value."""
+    return Annotated[int, Interval(ge=least, le=most), BeforeValidator(_in_digits)]
+
+
+def decimal(least: float, most: float) -> Any:
+    """A number of seconds in a query, from `least` to `most`: digits, a decimal point if any."""
+    return Annotated[float, Interval(ge=least, le=most), BeforeValidator(_decimal)]
+
+
+PAGE_MAX = 1000
+"""The most items a listing's page holds."""
+PageLimit = Annotated[
+    whole_number(1, PAGE_MAX), Query(description=f"At most {PAGE_MAX} items a page.")
+]
 AfterQuery = Annotated[
-    int, Query(ge=0, le=POSITION_MAX, description="Return what comes after this feed position.")
+    whole_number(0, POSITION_MAX),
+    Query(description="Return what comes after this feed position."),
 ]
 UntilQuery = Annotated[
-    int | None, Query(ge=0, le=POSITION_MAX, description="Up to this feed position.")
+    whole_number(0, POSITION_MAX) | None, Query(description="Up to this feed position.")
 ]
 MinPositionQuery = Annotated[
-    int | None,
-    Query(ge=0, le=POSITION_MAX, description="A sources-feed position the answer must include."),
+    whole_number(0, POSITION_MAX) | None,
+    Query(description="A sources-feed position the answer must include."),
 ]
 
 

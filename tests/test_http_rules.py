@@ -321,3 +321,33 @@ def test_a_question_names_its_bad_times_before_looking_for_the_claim(
     assert fields(unknown) == ["known_at"]
     both = claims.get("/claims/not-a-uuid/claimreview", params={"at": "x"})
     assert fields(both) == ["claim_id", "at"]
+
+
+def test_a_number_in_the_query_is_written_in_digits_alone(services: Services) -> None:
+    claim = services.claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+    asked = [
+        (services.claims, f"/claims/{claim}/verdict", "min_position"),
+        (services.claims, f"/claims/{claim}/verdict", "evidence_limit"),
+        (services.claims, "/claims", "limit"),
+        (services.sources, "/evidence", "after"),
+        (services.sources, "/feed", "limit"),
+        (services.sources, "/feed", "wait"),
+    ]
+    for written in ("1_0", "+5", " 5", "5 ", "1e1", "0x5", "\uff15", "-0", "", "1."):
+        for service, path, name in asked:
+            assert_problem(service.get(path, params={name: written}), 422, name)
+    assert_problem(services.claims.get("/claims", params={"limit": "1.0"}), 422, "limit")
+    assert services.sources.get("/feed", params={"wait": "0.25"}).status_code == 200
+    assert services.claims.get("/claims", params={"limit": "010"}).status_code == 200
+
+
+async def test_a_rebuild_refuses_a_body_and_an_idempotency_key_it_would_pass_over(
+    sources: httpx.AsyncClient,
+) -> None:
+    with_body = await sources.post("/admin/rebuild", content=b"hello", headers=JSON)
+    assert_problem(with_body, 422, "body")
+    keyed = await sources.post("/admin/rebuild", headers={"Idempotency-Key": "rebuild-once"})
+    assert_problem(keyed, 422, "Idempotency-Key")
+    assert "asking again runs it again" in keyed.json()["detail"]
+    rebuilt = await sources.post("/admin/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text

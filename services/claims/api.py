@@ -40,22 +40,24 @@ from shared.idempotency import Once, once_per_key
 from shared.problems import problem_responses
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
+    PAGE_MAX,
     AfterQuery,
     ExpectedVersion,
     Line,
     MinPositionQuery,
+    PageLimit,
     Paragraph,
     RebuildAnswer,
     Strict,
     Written,
     distinct,
+    whole_number,
 )
 from shared.service import Reads, service_router
 from shared.timeaxes import UtcDatetime, format_instant, from_micros, to_micros
 
 router = service_router()
 MAX_TAGS = 20
-PAGE_MAX = 1000
 
 
 async def get_claims(request: Request) -> ClaimsApplication:
@@ -360,7 +362,7 @@ async def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWr
 def get_claims_page(
     reads: Reads,
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    limit: PageLimit = 100,
 ) -> ClaimPage:
     claims = list_claims(reads, after, limit)
     return ClaimPage(
@@ -428,7 +430,7 @@ def get_verdict(
     at: AtQuery = None,
     known_at: KnownAtQuery = None,
     min_position: MinPositionQuery = None,
-    evidence_limit: Annotated[int, Query(ge=0, le=PAGE_MAX)] = 20,
+    evidence_limit: Annotated[whole_number(0, PAGE_MAX), Query()] = 20,
 ) -> VerdictOut:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
     answer = verdict(index, claim_id, basis.at, basis.known_at)
@@ -476,7 +478,7 @@ def get_claim_evidence(
     known_at: KnownAtQuery = None,
     min_position: MinPositionQuery = None,
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    limit: PageLimit = 100,
 ) -> EvidenceList:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
     items = evidence_as_known(reads, claim_id, to_micros(basis.known_at))
@@ -617,7 +619,7 @@ def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
 def get_rejected_items(
     reads: Reads,
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    limit: PageLimit = 100,
 ) -> list[RejectedItem]:
     """Sources-feed items the claims service could not use, with the reason."""
     return [

@@ -7,7 +7,7 @@ from uuid import UUID
 from services.claims.domain import Claim, RulingStatus
 from shared.errors import Rejected, check_version
 from shared.eventstore import ANONYMOUS, FactcheckApplication, Recorded, retry_on_conflict
-from shared.timeaxes import is_future
+from shared.timeaxes import FUTURE, is_future
 
 
 class ClaimsApplication(FactcheckApplication):
@@ -55,7 +55,7 @@ class ClaimsApplication(FactcheckApplication):
         expected_version: int | None = None,
     ) -> Recorded:
         if is_future(effective_at):
-            raise Rejected("effective_at", "is in the future")
+            raise Rejected("effective_at", FUTURE)
         with self.recording(metadata) as write:
             claim = self.get_aggregate(Claim, claim_id, "claim")
             check_version("claim", claim.version, expected_version)

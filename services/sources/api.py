@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.sources.application import SourcesApplication
@@ -28,6 +28,7 @@ from shared.schemas import (
     CountryCode,
     ExpectedVersion,
     Line,
+    PageLimit,
     Paragraph,
     RebuildAnswer,
     Strict,
@@ -40,7 +41,6 @@ from shared.timeaxes import UtcDatetime
 
 router = service_router()
 MAX_DERIVED_FROM = 50
-EVIDENCE_PAGE_MAX = 1000
 
 
 async def get_sources(request: Request) -> SourcesApplication:
@@ -341,7 +341,7 @@ def list_evidence(
     reads: Reads,
     claim_id: UUID | None = None,
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=EVIDENCE_PAGE_MAX)] = 100,
+    limit: PageLimit = 100,
 ) -> EvidencePage:
     items = evidence_for_claim(reads, claim_id, after, limit)
     return EvidencePage(

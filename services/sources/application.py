@@ -16,7 +16,7 @@ from shared.eventstore import (
     retry_on_conflict,
 )
 from shared.storage import Storage
-from shared.timeaxes import format_instant, is_future
+from shared.timeaxes import FUTURE, format_instant, is_future
 
 
 class SourcesApplication(FactcheckApplication):
@@ -266,4 +266,4 @@ def _unchanged(current: Any, value: Any) -> bool:
 
 def _check_not_future(value: datetime, field: str) -> None:
     if is_future(value):
-        raise Rejected(field, "is in the future")
+        raise Rejected(field, FUTURE)
