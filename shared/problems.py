@@ -198,11 +198,12 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        if error.status_code == 415:
-            fault = {"field": "Content-Type", "reason": str(error.detail)}
-            detail = f"Content-Type: {error.detail}"
-            return Problem(415, detail, errors=[fault]).response(request)
         headers = dict(error.headers or {})
+        if error.status_code == 415:
+            field = getattr(error, "field", "Content-Type")
+            fault = {"field": field, "reason": str(error.detail)}
+            detail = f"{field}: {error.detail}"
+            return Problem(415, detail, errors=[fault], headers=headers).response(request)
         if error.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(routes, request))
         return Problem(error.status_code, str(error.detail), headers=headers).response(request)

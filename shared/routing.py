@@ -212,10 +212,25 @@ async def _nothing_sent(request: Request) -> None:
     checks.done()
 
 
+class UnsupportedEncoding(HTTPException):
+    """415 for a body sent in a content coding the service does not decode."""
+
+    field = "Content-Encoding"
+
+    def __init__(self) -> None:
+        super().__init__(
+            415, "is not taken: send the body unencoded", headers={"Accept-Encoding": "identity"}
+        )
+
+
 async def _json_body(request: Request) -> Request:
     body = JsonBodyRequest(request.scope, request.receive)
     raw = await body.body()
     if raw:
+        if len(body.headers.getlist("content-type")) > 1:
+            raise Rejected("Content-Type", REPEATED)
+        if body.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            raise UnsupportedEncoding()
         if not is_json(body.headers.get("content-type")):
             raise HTTPException(415, "must be application/json, in UTF-8")
         body.parsed = parse_json_body(raw)

@@ -73,16 +73,26 @@ def history_table(history: Mapping[str, Any]) -> Table:
         table.add_column(column, no_wrap=True)
     table.add_column("data")
     for event in history["events"]:
-        data = event["data"]
-        summary = data.get("summary") or data.get("text") or data.get("name") or ""
-        if "reliability" in data:
-            summary = f"{data['reliability']}: {data.get('rationale', '')}"
         table.add_row(
             _when(event["recorded_at"]),
             event["service"],
             event["type"],
             _when(event["at"]) if event["at"] else "",
             str(event["metadata"].get("actor", "")),
-            str(summary)[:80],
+            _gist(event["data"])[:80],
         )
     return table
+
+
+def _gist(data: Mapping[str, Any]) -> str:
+    """What an event recorded, in a line: a correction's changes, a rating's or a ruling's
+    grade and rationale, or the text, name or reason it carries."""
+    if "changes" in data:
+        changes = ", ".join(f"{name} = {value}" for name, value in data["changes"].items())
+        return f"{changes} ({data.get('reason', '')})"
+    for grade in ("reliability", "status"):
+        if grade in data:
+            return f"{data[grade]}: {data.get('rationale', '')}"
+    return str(
+        data.get("summary") or data.get("text") or data.get("name") or data.get("reason") or ""
+    )

@@ -89,6 +89,10 @@ def _fault(text: str, allow_date: bool) -> str:
     if LOCAL_DATE_TIME.fullmatch(text):
         return f"has no timezone offset; add Z or +HH:MM, {EXAMPLE}"
     if FULL_DATE.fullmatch(text):
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            return f"is not a valid date, nor a date-time with a timezone offset, {EXAMPLE}"
         return f"is a date alone; give a date-time with a timezone offset, {EXAMPLE}"
     expected = "an RFC 3339 date-time with a timezone offset" + (" or a date" if allow_date else "")
     return f"is not {expected}, {EXAMPLE}"

@@ -19,6 +19,8 @@ MERGE_PATCH = "application/merge-patch+json"
 LATIN_1 = "application/json; charset=latin-1"
 DEEP = b"[" * 5000 + b"]" * 5000
 """Deeper than the parser can follow; small enough to pass the body size limit."""
+TWO_MEDIA_TYPES = [("content-type", "application/json"), ("content-type", "text/plain")]
+ENCODING = "Content-Encoding"
 
 
 def fields(response: httpx.Response) -> list[str]:
@@ -38,12 +40,14 @@ def fields(response: httpx.Response) -> list[str]:
         (b'{"name": "a", "kind": "wire"}', {"content-type": MERGE_PATCH}, 415, "Content-Type"),
         (b'{"name": "a", "kind": "wire"}', {"content-type": LATIN_1}, 415, "Content-Type"),
         (b'{"name": "a", "kind": "wire", "notes": ' + DEEP + b"}", JSON, 422, "body"),
+        (b'{"name": "a", "kind": "wire"}', TWO_MEDIA_TYPES, 422, "Content-Type"),
+        (b'{"name": "a", "kind": "wire"}', {**JSON, "content-encoding": "gzip"}, 415, ENCODING),
     ],
 )
 async def test_a_body_is_strict_utf8_json(
     sources: httpx.AsyncClient,
     content: bytes,
-    headers: dict[str, str],
+    headers: dict[str, str] | list[tuple[str, str]],
     status: int,
     field: str | None,
 ) -> None:

@@ -14,8 +14,9 @@ from shared.cli import _load_and_show
 from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import load, read_scenario
+from shared.tables import history_table
 from tests.conftest import Services
-from tests.newsroom import new_source
+from tests.newsroom import new_claim, new_source, post_evidence
 from tests.servers import free_port
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "kharkiv-2024-01.json"
@@ -159,3 +160,39 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     missing = runner.invoke(cli, ["verdict", "00000000-0000-4000-8000-000000000000", *urls])
     assert missing.exit_code == 1
     assert "404" in missing.output
+
+
+def test_the_history_table_says_what_each_event_changed(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    evidence = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    for path, body in (
+        (
+            f"/evidence/{evidence['id']}/correction",
+            {"changes": {"strength": "strong"}, "reason": "mistyped"},
+        ),
+        (
+            f"/evidence/{evidence['id']}/retraction",
+            {"published_at": "2024-01-07T00:00:00Z", "reason": "withdrawn by the agency"},
+        ),
+    ):
+        assert services.sources.post(path, json=body).status_code == 201
+    ruled = services.claims.post(
+        f"/claims/{claim}/rulings",
+        json={"status": "confirmed", "rationale": "seen", "effective_at": "2024-01-08T00:00:00Z"},
+    )
+    assert ruled.status_code == 201, ruled.text
+    head = services.sources.get("/feed").json()["head"]
+    client = FactcheckClient(services.claims_url, services.sources_url)
+    try:
+        client.claim_answer(claim, "verdict", min_position=head)
+        history = client.claim_answer(claim, "history")
+    finally:
+        client.close()
+    out = Console(record=True, width=250)
+    out.print(history_table(history))
+    text = out.export_text()
+    assert "strength = strong (mistyped)" in text
+    assert "withdrawn by the agency" in text
+    assert "confirmed: seen" in text
+    assert "B: test" in text

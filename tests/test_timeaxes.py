@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.timeaxes import format_instant, parse_instant
+from shared.timeaxes import TimeParseError, format_instant, parse_instant
 
 offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
@@ -26,3 +27,10 @@ def test_an_rfc_3339_date_time_reads_back_as_its_instant(instant: datetime, spec
         assert parse_instant(text.removesuffix("+00:00") + "Z") == parsed
     assert parsed.tzinfo is UTC
     assert parse_instant(format_instant(parsed)) == parsed
+
+
+def test_a_date_alone_is_told_apart_from_a_date_that_does_not_exist() -> None:
+    with pytest.raises(TimeParseError, match="is a date alone"):
+        parse_instant("2024-01-06")
+    with pytest.raises(TimeParseError, match="is not a valid date"):
+        parse_instant("2024-13-01")
