@@ -15,6 +15,7 @@ from shared.bulk import Row, insert_rows
 from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, fill_records, record_of
+from shared.shape import create_missing_indexes, unlike_code
 from shared.stored import StoredEvents
 
 BATCH_SIZE = 500
@@ -154,10 +155,16 @@ class Projection(ABC):
         failed, until the next rebuild, so that a failing fill is not run at every catch-up."""
 
     def create_tables(self, bind: Engine | Connection | None = None) -> None:
-        SQLModel.metadata.create_all(
-            self.engine if bind is None else bind,
-            tables=[ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables],
-        )
+        """Create the tables missing, and the indexes missing from tables already there."""
+        tables = [ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables]
+        SQLModel.metadata.create_all(self.engine if bind is None else bind, tables=tables)
+        create_missing_indexes(self.engine if bind is None else bind, tables)
+
+    def reshape(self) -> None:
+        """Drop the read models if their columns are not this release's, so that they are
+        filled again from the log."""
+        if unlike_code(self.name, self.engine, [IdempotencyRecord.__table__, *self.tables]):
+            self._replace_tables()
 
     def drop_tables(self, connection: Connection) -> None:
         SQLModel.metadata.drop_all(connection, tables=[IdempotencyRecord.__table__, *self.tables])
@@ -367,6 +374,11 @@ class Projection(ABC):
         are replaced, and a write with an idempotency key then waits for the rebuild to reach
         the last answered write, so it never looks its key up in a table not yet refilled.
         """
+        self._replace_tables()
+        return self.catch_up()
+
+    def _replace_tables(self) -> None:
+        """Drop the read models and their position, and create them empty, in one transaction."""
         with self.application.writing(), self._lock:
             self._position = None
             """Read again from the database, however far the swap got."""
@@ -378,7 +390,6 @@ class Projection(ABC):
                 self.create_tables(connection)
             self._applied_up_to(0)
             self.fills_in_database = True
-        return self.catch_up()
 
     @abstractmethod
     def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:

@@ -52,6 +52,7 @@ def open_service(
     application.after_close(engine.dispose)
     with closed_on_failure(application):
         projection = projection_of(engine, application)
+        projection.reshape()
         projection.create_tables()
         projection.catch_up_or_log()
         application.refuse_writes(projection.missing_events(), "missing events")

@@ -33,6 +33,7 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     )
     with closed_on_failure(application):
         verdicts = VerdictProjection(engine)
+        verdicts.reshape()
         verdicts.create_tables()
         index = VerdictIndex(engine)
     verdict_gate = ReadGate()

@@ -38,6 +38,7 @@ from shared.columns import UtcDateTime, after_bound
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
 from shared.projection import Inserts, Projection, schema_change
+from shared.shape import create_missing_indexes, unlike_code
 from shared.timeaxes import UtcDatetime, from_micros, to_micros
 
 FEED_NAME = "sources-feed"
@@ -495,11 +496,17 @@ class VerdictProjection:
         session.add(row)
 
     def create_tables(self) -> None:
-        """Create what is missing: tables, and the readers' indexes a rebuild broke off without."""
+        """Create what is missing: tables, and indexes, such as the readers' ones a rebuild
+        broke off without."""
         SQLModel.metadata.create_all(self.engine, tables=_REBUILT_TABLES)
-        for index in reading_indexes():
-            index.create(self.engine, checkfirst=True)
+        create_missing_indexes(self.engine, _REBUILT_TABLES)
         self.whole = True
+
+    def reshape(self) -> None:
+        """Drop the verdict read models if their columns are not this release's, so that
+        following the feed fills them again from its start."""
+        if unlike_code("verdicts", self.engine, _REBUILT_TABLES):
+            self.drop()
 
     def drop(self) -> None:
         """Drop every verdict read model and forget the feed position; the tables come back
