@@ -59,10 +59,15 @@ def new_key() -> str:
 def key_name_fault(name: str) -> str | None:
     """Why `name` cannot be given to `factcheck new-key`, if it cannot: the holder's name is
     recorded as the actor, and its entry is `name:role:sha256`, entries split by commas."""
+    if name.strip() and any(character in name for character in ":,"):
+        return f"{name!r}: a key holder's name takes no ':' or ','"
+    return _holder_name_fault(name)
+
+
+def _holder_name_fault(name: str) -> str | None:
+    """Why `name` cannot name a key's holder in any entry, if it cannot."""
     if not name.strip():
         return "a key's holder needs a name"
-    if any(character in name for character in ":,"):
-        return f"{name!r}: a key holder's name takes no ':' or ','"
     if name != name.strip() or not name.isprintable():
         return f"{name!r}: a key holder's name takes no space at either end and only printable text"
     return None
@@ -97,36 +102,33 @@ def parse_keys(inline: str, file: str | None) -> tuple[ApiKey, ...]:
             entry.get("role", ""),
             entry.get("sha256", "").lower(),
         )
-        if not name.strip():
-            raise ValueError("a key's holder needs a name")
-        if name != name.strip() or not name.isprintable():
-            raise ValueError(
-                f"key {name!r}: a holder's name takes no space at either end and only printable"
-                " text"
-            )
+        fault = _holder_name_fault(name)
+        if fault is not None:
+            raise ValueError(fault)
         if role not in ROLES:
             raise ValueError(f"key {name!r}: role must be one of {', '.join(ROLES)}")
         if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
             raise ValueError(f"key {name!r}: expected the key's SHA-256 as 64 hex digits")
         keys.append(ApiKey(name, role, hexdigest))
-    _check_distinct(keys)
-    return tuple(keys)
+    return _distinct(keys)
 
 
-def _check_distinct(keys: list[ApiKey]) -> None:
-    """Refuse keys that would make the recorded actor ambiguous: each holder's name is recorded
-    as the actor, so one name has one role, and one key belongs to one entry."""
+def _distinct(keys: list[ApiKey]) -> tuple[ApiKey, ...]:
+    """Each key once; refuse keys that would make the recorded actor ambiguous: each holder's
+    name is recorded as the actor, so one name has one role, and one key one holder."""
     roles: dict[str, str] = {}
-    digests: set[str] = set()
+    holders: dict[str, ApiKey] = {}
     for key in keys:
         if roles.setdefault(key.name, key.role) != key.role:
             raise ValueError(
                 f"key {key.name!r} is given two roles, {roles[key.name]} and {key.role}: the"
                 " name is recorded as the actor, so one name has one role"
             )
-        if key.digest in digests:
-            raise ValueError(f"key {key.name!r}: the same key is listed twice")
-        digests.add(key.digest)
+        if holders.setdefault(key.digest, key) != key:
+            raise ValueError(
+                f"key {key.name!r}: the same key is listed for {holders[key.digest].name!r} too"
+            )
+    return tuple(holders.values())
 
 
 class Gate:

@@ -631,8 +631,8 @@ def _labels(claims_url: str, sources_url: str, claim: str, api_key: str | None) 
     client = FactcheckClient(claims_url, sources_url, api_key=api_key)
     try:
         return client.evidence_labels(claim)
-    except ServiceError as error:
-        typer.echo(f"factcheck: evidence is shown by id, without its source: {error}", err=True)
+    except (ServiceError, KeyError, TypeError) as error:
+        typer.echo(f"factcheck: evidence is shown by id, without its source: {error!r}", err=True)
         return {}
     finally:
         client.close()

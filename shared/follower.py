@@ -117,7 +117,7 @@ class FeedFollower:
             known_through=self._progress.known_through,
             connected=self._connected,
             last_error=error,
-            applied_hash=self._progress.last_hash if position else None,
+            applied_hash=(self._progress.last_hash or None) if position else None,
         )
 
     @property

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Hashable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -74,14 +75,14 @@ def _host_fault(host: str, bracketed: bool) -> str | None:
         except ValueError:
             return f"has {host!r} in brackets, which is not an IPv6 address"
         return None
-    if re.fullmatch(r"[0-9.]+", host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return f"has the host {host!r}, which is not an IPv4 address"
-        return None
     labels = host.removesuffix(".").split(".")
-    if len(host) > 253 or not all(_label(label) for label in labels):
+    if labels[-1].isascii() and labels[-1].isdigit():
+        try:
+            ipaddress.IPv4Address(host.removesuffix("."))
+        except ValueError:
+            return f"has the host {host!r}: ending in a number, it must be an IPv4 address"
+        return None
+    if not all(_label(label) for label in labels):
         return (
             f"has the host {host!r}: a host name is labels of 1 to 63 letters, digits, hyphens and"
             " underscores, joined by dots, none starting or ending with a hyphen"
@@ -92,10 +93,18 @@ def _host_fault(host: str, bracketed: bool) -> str | None:
 def _label(label: str) -> bool:
     return (
         0 < len(label) <= 63
-        and all(character.isalnum() or character in "-_" for character in label)
+        and all(_in_label(character) for character in label)
         and not label.startswith("-")
         and not label.endswith("-")
     )
+
+
+def _in_label(character: str) -> bool:
+    """A letter, a digit, a hyphen or an underscore; beyond ASCII, any letter, mark or digit of
+    an internationalised name, and the joiners some scripts write it with."""
+    if character.isascii():
+        return character.isalnum() or character in "-_"
+    return unicodedata.category(character)[0] in "LMN" or character in "\u200c\u200d"
 
 
 def _http_url(value: str) -> str:
@@ -136,8 +145,10 @@ def _in_digits(value: object) -> object:
 
 
 def _decimal(value: object) -> object:
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value, re.ASCII):
-        raise ValueError("must be a number in digits, with a point if any, such as 2 or 0.5")
+    if isinstance(value, str) and not re.fullmatch(
+        r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", value, re.ASCII
+    ):
+        raise ValueError("must be a number in digits, such as 2, 0.5 or 1e-05")
     return value
 
 
@@ -148,7 +159,8 @@ def whole_number(least: int, most: int) -> Any:
 
 
 def decimal(least: float, most: float) -> Any:
-    """A number of seconds in a query, from `least` to `most`: digits, a decimal point if any."""
+    """A number of seconds in a query, from `least` to `most`: digits, a decimal point and an
+    exponent if any, as JSON writes a number."""
     return Annotated[float, Interval(ge=least, le=most), BeforeValidator(_decimal)]
 
 

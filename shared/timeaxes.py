@@ -27,7 +27,8 @@ OFFSET_WITH_SECONDS = re.compile(r"[+-][0-9]{2}:?[0-9]{2}:?[0-9]{2}(?:[.,][0-9]+
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ahead of this server's clock a client's time may be before it counts as future."""
 FUTURE = (
-    f"is in the future, more than {CLOCK_SKEW.seconds // 60} minutes ahead of this service's clock"
+    f"is in the future, more than {CLOCK_SKEW // timedelta(minutes=1)} minutes ahead of this"
+    " service's clock"
 )
 """Why a client's valid time is refused when `is_future` holds."""
 EXAMPLE = "such as 2024-01-06T12:00:00Z or 2024-01-06T14:00:00+02:00"

@@ -351,8 +351,13 @@ def test_an_export_that_meets_an_unreadable_event_never_passes_for_the_whole_log
             assert_problem(refused, 500)
             assert f"the event at position {broken} cannot be read" in refused.json()["detail"]
             caplog.clear()
-            with pytest.raises(httpx.RemoteProtocolError):
-                client.get("/audit/export")
+            server_log = logging.getLogger("uvicorn")
+            server_log.addHandler(caplog.handler)
+            try:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    client.get("/audit/export")
+            finally:
+                server_log.removeHandler(caplog.handler)
             logged = [record for record in caplog.records if record.levelno >= logging.ERROR]
             assert "the export broke off" in logged[0].getMessage()
             assert not any(record.exc_info for record in logged), "a line, not a traceback"

@@ -192,7 +192,7 @@ def test_the_api_documents_say_which_operations_need_which_key(closed_reads: Gua
         ("desk:editor:abc", "64 hex digits"),
         (f"desk :editor:{digest('k')}", "no space at either end"),
         (f"ops:editor:{digest('k')}", "two roles, admin and editor"),
-        (f"desk:editor:{digest('o')}", "the same key is listed twice"),
+        (f"desk:admin:{digest('o')}", "the same key is listed for 'ops' too"),
     ],
 )
 def test_an_unusable_key_entry_is_named(entries: str, reason: str) -> None:
@@ -234,6 +234,14 @@ def test_new_key_makes_only_entries_the_services_take() -> None:
 def test_a_holder_may_have_two_keys_of_one_role_while_one_is_replaced() -> None:
     keys = Access(api_keys=f"desk:editor:{digest('old')},desk:editor:{digest('new')}").gate().keys
     assert [(key.name, key.role) for key in keys] == [("desk", "editor")] * 2
+
+
+def test_an_entry_given_inline_and_in_the_file_counts_once(tmp_path: Path) -> None:
+    file = tmp_path / "keys.json"
+    file.write_text(json.dumps([{"name": "desk", "role": "editor", "sha256": digest("k")}]))
+    inline = f"desk:editor:{digest('k')}"
+    (taken,) = Access(api_keys=inline, api_keys_file=str(file)).gate().keys
+    assert (taken.name, taken.role, taken.digest) == ("desk", "editor", digest("k"))
 
 
 def test_a_key_digest_is_taken_in_either_case() -> None:

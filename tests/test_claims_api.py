@@ -295,6 +295,13 @@ def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
             }
             taken = sources.post("/evidence", json=body)
             assert taken.status_code == 201, taken.text
+            with claims_app.state.projection.gate.closed(drain=1.0):
+                time.sleep(ANSWERED_WITHIN + 0.1)
+                rebuilding = httpx.get(f"{claims_url}/claims/{claim}")
+                assert rebuilding.status_code == 503, "the claims service cannot tell now"
+                while_rebuilding = sources.post("/evidence", json=body)
+                assert while_rebuilding.status_code == 201, "but it answers: the claim stands"
+            taken = while_rebuilding
             claims_running.close()
             time.sleep(ANSWERED_WITHIN + 0.1)
             refused = sources.post("/evidence", json=body)

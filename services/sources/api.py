@@ -104,8 +104,8 @@ class RatingWritten(Written):
 
 
 Parents = Annotated[list[UUID], AfterValidator(distinct), Field(max_length=MAX_DERIVED_FROM)]
-"""Evidence ids given as a set: the limit counts each id once."""
-"""The evidence an item repeats or relies on: a set, kept in the order first given."""
+"""The evidence an item repeats or relies on: a set, kept in the order first given; the limit
+counts each id once."""
 
 
 class EvidenceIn(Strict):

@@ -28,7 +28,9 @@ class HttpClaimDirectory:
 
     Claims are never removed, so a claim once found is remembered (the newest
     KNOWN_CLAIMS_KEPT of them) and taken without asking while the claims service answered within
-    ANSWERED_WITHIN seconds; an unknown claim is asked about every time.
+    ANSWERED_WITHIN seconds; after that it is asked again, and taken if the claims service
+    answers at all, even that it cannot tell now (its own 503, as while it rebuilds). An unknown
+    claim is asked about every time.
     """
 
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
@@ -39,22 +41,23 @@ class HttpClaimDirectory:
         self._answered_at = -ANSWERED_WITHIN
 
     def exists(self, claim_id: UUID) -> bool:
-        fresh = time.monotonic() - self._answered_at < ANSWERED_WITHIN
-        if fresh and claim_id in self._known:
+        known = claim_id in self._known
+        if known and time.monotonic() - self._answered_at < ANSWERED_WITHIN:
             return True
-        found = self._ask(claim_id)
+        found = self._ask(claim_id, known)
         if found:
             self._known[claim_id] = None
             if len(self._known) > KNOWN_CLAIMS_KEPT:
                 self._known.pop(next(iter(self._known)), None)
         return found
 
-    def _ask(self, claim_id: UUID) -> bool:
+    def _ask(self, claim_id: UUID, known: bool) -> bool:
         try:
             response = self._client.get(f"/claims/{claim_id}")
         except httpx.HTTPError as error:
             raise Unavailable(f"the claims service cannot be reached: {error}") from None
-        if response.status_code == 200:
+        unsure = response.status_code == 503 and _is_problem(response)
+        if response.status_code == 200 or (known and unsure):
             self._answered_at = time.monotonic()
             return True
         if response.status_code == 404 and _names_the_claim(response):
@@ -83,9 +86,14 @@ class HttpClaimDirectory:
         self._client.close()
 
 
+def _is_problem(response: httpx.Response) -> bool:
+    """Whether the answer is a factcheck service's own error, not a proxy's page."""
+    return response.headers.get("content-type") == PROBLEM_JSON
+
+
 def _names_the_claim(response: httpx.Response) -> bool:
     """Whether a 404 is the claims service's own "no claim with id", not a path it lacks."""
-    if response.headers.get("content-type") != PROBLEM_JSON:
+    if not _is_problem(response):
         return False
     try:
         errors = response.json().get("errors")
