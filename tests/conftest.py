@@ -51,6 +51,7 @@ class KnownClaims:
 
     def __init__(self) -> None:
         self.ids: set[uuid.UUID] = set()
+        self.fault: str | None = None
 
     def exists(self, claim_id: uuid.UUID) -> bool:
         return claim_id in self.ids

@@ -16,6 +16,7 @@ from shared.auth import digest
 from shared.cli import app as cli
 from shared.settings import Access, ClaimsSettings, SettingError, SourcesSettings
 from tests.servers import free_port, serving
+from tests.test_claims_api import settled_health
 from tests.test_sources_api import evidence_body
 from tests.test_sources_rejections import assert_problem
 
@@ -276,6 +277,7 @@ def test_a_claims_api_key_the_claims_service_refuses_is_named_as_the_fault(
             )
         )
         with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
+            assert told in str(settled_health(sources)["claims_setting"])
             source = sources.post(
                 "/sources", json={"name": "s", "kind": "k"}, headers=bearer("desk")
             )

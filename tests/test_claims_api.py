@@ -310,6 +310,16 @@ def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
             assert sources.get("/feed").json()["head"] == taken.json()["position"]
 
 
+def settled_health(sources: httpx.Client, **headers: str) -> dict[str, Any]:
+    """The sources service's /health once its check of the claims setting has an answer."""
+    deadline = time.monotonic() + 10
+    while True:
+        health = sources.get("/health", headers=headers).json()
+        if health["claims_setting"] is not None or time.monotonic() > deadline:
+            return health
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("wrong", ["claims service with a path", "sources service itself"])
 def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_claim(
     database_url: str, claims_database_url: str, wrong: str
@@ -335,6 +345,9 @@ def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_cl
         httpx.Client(base_url=claims_base) as claims,
         httpx.Client(base_url=sources_base) as sources,
     ):
+        health = settled_health(sources)
+        assert health["status"] == "degraded"
+        assert f"CLAIMS_URL {claims_url}" in health["claims_setting"], "named before any evidence"
         claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
         source = sources.post("/sources", json={"name": "agency", "kind": "test"}).json()["id"]
         head = sources.get("/feed").json()["head"]

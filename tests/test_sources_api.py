@@ -296,6 +296,7 @@ async def test_health(sources: httpx.AsyncClient) -> None:
         "head": 1,
         "projection_position": 1,
         "writes_refused": None,
+        "claims_setting": None,
     }
 
 

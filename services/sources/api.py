@@ -231,6 +231,10 @@ class Health(BaseModel):
     head: int
     projection_position: int
     writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
+    claims_setting: str | None = Field(
+        description="Why CLAIMS_URL or CLAIMS_API_KEY does not work, if it does not: evidence "
+        "then answers 503. Checked at start, once the claims service answers, and at each ask."
+    )
 
 
 class Rebuilt(RebuildAnswer):
@@ -427,10 +431,13 @@ def health(sources: Sources, request: Request) -> Health:
     projection = request.app.state.projection
     projection.wait_for_writes(HEALTH_WAIT_SECONDS)
     head, position = sources.head(), projection.position()
+    claims_setting = request.app.state.claims_directory.fault
+    whole = position == head and sources.refusal is None and claims_setting is None
     return Health(
-        status="ok" if position == head and sources.refusal is None else "degraded",
+        status="ok" if whole else "degraded",
         service="sources",
         head=head,
         projection_position=position,
         writes_refused=sources.refusal,
+        claims_setting=claims_setting,
     )

@@ -1,5 +1,6 @@
 """The one place where the sources service's parts are wired together."""
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -34,9 +35,16 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
             evidence = session.exec(select(func.count()).select_from(EvidenceView)).one()
         return {**asdict(rebuilt), "evidence": evidence}
 
+    stopping = threading.Event()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if isinstance(directory, HttpClaimDirectory):
+            threading.Thread(
+                target=directory.watch_setting, args=(stopping,), name="claims-setting", daemon=True
+            ).start()
         yield
+        stopping.set()
         application.close()
         if isinstance(directory, HttpClaimDirectory):
             directory.close()
@@ -51,5 +59,6 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         gate=gate,
         engine=engine,
         projection=projection,
+        claims_directory=directory,
         rebuild=rebuild,
     )

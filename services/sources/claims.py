@@ -1,5 +1,6 @@
 """The sources service's view of the claims service: does a claim exist?"""
 
+import threading
 import time
 from typing import Protocol
 from uuid import UUID
@@ -13,10 +14,14 @@ from shared.problems import PROBLEM_JSON
 class ClaimDirectory(Protocol):
     """Answers whether a claim exists; raises Unavailable when it cannot tell."""
 
+    fault: str | None
+    """Why the claims service cannot be asked as it is set up, if it cannot."""
+
     def exists(self, claim_id: UUID) -> bool: ...
 
 
 KNOWN_CLAIMS_KEPT = 100_000
+SETTING_CHECK_SECONDS = 1.0
 ANSWERED_WITHIN = 1.0
 """Seconds since the claims service last answered within which a claim once found is taken
 without asking; after that, the claim is asked about again, so a claims service that is down is
@@ -39,6 +44,8 @@ class HttpClaimDirectory:
         self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
         self._answered_at = -ANSWERED_WITHIN
+        self.fault: str | None = None
+        """Why CLAIMS_URL or CLAIMS_API_KEY does not work, as the last answer showed."""
 
     def exists(self, claim_id: UUID) -> bool:
         known = claim_id in self._known
@@ -51,36 +58,53 @@ class HttpClaimDirectory:
                 self._known.pop(next(iter(self._known)), None)
         return found
 
+    def watch_setting(self, stopping: threading.Event) -> None:
+        """Check the setting once the claims service can be reached: every
+        SETTING_CHECK_SECONDS until it answers, or until `stopping` is set."""
+        while not stopping.is_set() and not self.check_setting():
+            stopping.wait(SETTING_CHECK_SECONDS)
+
+    def check_setting(self) -> bool:
+        """Ask the claims service for one claim, to find a wrong CLAIMS_URL or CLAIMS_API_KEY
+        before the first evidence does; False if it could not be reached."""
+        try:
+            response = self._client.get("/claims", params={"limit": 1})
+        except httpx.HTTPError:
+            return False
+        if response.status_code in (401, 403, 404):
+            self.fault = self._setting_fault(response, "GET /claims")
+        elif response.status_code == 200:
+            self.fault = None
+        return True
+
     def _ask(self, claim_id: UUID, known: bool) -> bool:
         try:
             response = self._client.get(f"/claims/{claim_id}")
         except httpx.HTTPError as error:
             raise Unavailable(f"the claims service cannot be reached: {error}") from None
         unsure = response.status_code == 503 and _is_problem(response)
-        if response.status_code == 200 or (known and unsure):
+        named = response.status_code == 404 and _names_the_claim(response)
+        if response.status_code == 200 or named or (known and unsure):
             self._answered_at = time.monotonic()
-            return True
-        if response.status_code == 404 and _names_the_claim(response):
-            self._answered_at = time.monotonic()
-            return False
-        if response.status_code == 404:
-            raise Unavailable(
-                f"CLAIMS_URL {self._client.base_url} answered 404 to GET /claims/{claim_id} "
-                "without naming the claim, so it does not look like the claims service's "
-                "base URL; nothing was recorded",
-                retry_after=None,
-            )
-        if response.status_code in (401, 403):
-            key = (
-                "refused CLAIMS_API_KEY" if self._keyed else "needs CLAIMS_API_KEY, which is unset"
-            )
-            raise Unavailable(
-                f"the claims service at CLAIMS_URL {self._client.base_url} {key} "
-                f"({response.status_code}): set a key it takes, with read access; nothing was "
-                "recorded",
-                retry_after=None,
-            )
+            self.fault = None
+            return not named
+        if response.status_code in (401, 403, 404):
+            self.fault = self._setting_fault(response, f"GET /claims/{claim_id}")
+            raise Unavailable(f"{self.fault}; nothing was recorded", retry_after=None)
         raise Unavailable(f"the claims service answered {response.status_code}")
+
+    def _setting_fault(self, response: httpx.Response, asked: str) -> str:
+        """Which setting a 401, 403 or 404 that does not name a claim shows to be wrong."""
+        if response.status_code == 404:
+            return (
+                f"CLAIMS_URL {self._client.base_url} answered 404 to {asked} without naming a "
+                "claim, so it does not look like the claims service's base URL"
+            )
+        key = "refused CLAIMS_API_KEY" if self._keyed else "needs CLAIMS_API_KEY, which is unset"
+        return (
+            f"the claims service at CLAIMS_URL {self._client.base_url} {key} "
+            f"({response.status_code}): set a key it takes, with read access"
+        )
 
     def close(self) -> None:
         self._client.close()
