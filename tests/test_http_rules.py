@@ -360,3 +360,16 @@ async def test_a_rebuild_refuses_a_body_and_an_idempotency_key_it_would_pass_ove
     assert "asking again runs it again" in keyed.json()["detail"]
     rebuilt = await sources.post("/admin/rebuild")
     assert rebuilt.status_code == 200, rebuilt.text
+
+
+def test_the_documented_query_times_are_a_date_time_or_a_date(services: Services) -> None:
+    claim = services.claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+    document = services.claims.get("/openapi.json").json()
+    parameters = document["paths"]["/claims/{claim_id}/verdict"]["get"]["parameters"]
+    for name in ("at", "known_at"):
+        (schema,) = [parameter["schema"] for parameter in parameters if parameter["name"] == name]
+        assert [kind["format"] for kind in schema["anyOf"]] == ["date-time", "date"]
+    for taken in ("2024-01-06", "2024-01-06T12:00:00Z"):
+        answer = services.claims.get(f"/claims/{claim}/verdict", params={"at": taken})
+        assert answer.status_code == 200, answer.text
+    assert_problem(services.claims.get(f"/claims/{claim}/verdict", params={"at": "x"}), 422, "at")

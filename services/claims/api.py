@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
@@ -85,15 +85,26 @@ Claims = Annotated[ClaimsApplication, Depends(get_claims)]
 Follower = Annotated[FeedFollower, Depends(get_follower)]
 Index = Annotated[VerdictIndex, Depends(get_index)]
 Writes = Annotated[Once, Depends(once_per_key)]
+QUERY_TIME_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+        ]
+    }
+)
+"""A time in a query, as documented: an RFC 3339 date-time with its offset, or a date."""
 AtQuery = Annotated[
     str | None,
     Query(description="Valid time: ISO 8601 with an offset, or a date (its end, UTC). Now."),
     AfterValidator(query_time_form),
+    QUERY_TIME_SCHEMA,
 ]
 KnownAtQuery = Annotated[
     str | None,
     Query(description="Transaction time, same forms. Default: all the feed applied so far."),
     AfterValidator(query_time_form),
+    QUERY_TIME_SCHEMA,
 ]
 add_feed_route(router, get_claims, "claims")
 add_audit_routes(router, get_claims)
