@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,11 +71,23 @@ SourcesUrl = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _whole_number(value: str | int) -> int:
+    """A position given on the command line: digits alone, as the services take it."""
+    if isinstance(value, int):
+        return value
+    if not re.fullmatch("[0-9]+", value, re.ASCII):
+        raise typer.BadParameter(f"{value!r} is not a whole number in digits alone, such as 10")
+    return int(value)
+
+
 MinPosition = Annotated[
     int | None,
     typer.Option(
         help="A sources-feed position the answer must include, such as one `load` printed; "
-        "the claims service waits for its follower to pass it."
+        "the claims service waits for its follower to pass it.",
+        parser=_whole_number,
     ),
 ]
 ApiKeyOption = Annotated[
@@ -263,7 +276,7 @@ def _load_with_progress(client: FactcheckClient, scenario: Scenario) -> Loaded:
 def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) -> None:
     """Load the scenario and show how its verdict moved, step by step and as known now."""
     loaded = _load_with_progress(client, scenario)
-    labels = loaded.labels(scenario)
+    labels = {**client.evidence_labels(loaded.claim_id), **loaded.labels(scenario)}
     at = max(item.published_at for item in scenario.evidence).date().isoformat()
     out.print(f"\n[bold]{scenario.claim.text}[/bold]  (claim {loaded.claim_id})", soft_wrap=True)
     out.print(
@@ -477,8 +490,12 @@ def verify(
 @app.command()
 def export(
     folder: Annotated[Path, typer.Option("--out", help="Folder for the NDJSON files.")] = Path(),
-    after: Annotated[int, typer.Option(help="Export events after this position.")] = 0,
-    until: Annotated[int | None, typer.Option(help="...up to this position.")] = None,
+    after: Annotated[
+        int, typer.Option(help="Export events after this position.", parser=_whole_number)
+    ] = 0,
+    until: Annotated[
+        int | None, typer.Option(help="...up to this position.", parser=_whole_number)
+    ] = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     sources_url: SourcesUrl = DEFAULT_SOURCES_URL,
     api_key: ApiKeyOption = None,
@@ -632,7 +649,7 @@ def _labels(claims_url: str, sources_url: str, claim: str, api_key: str | None) 
     try:
         return client.evidence_labels(claim)
     except (ServiceError, KeyError, TypeError) as error:
-        typer.echo(f"factcheck: evidence is shown by id, without its source: {error!r}", err=True)
+        typer.echo(f"factcheck: evidence is shown by id, without its source: {error}", err=True)
         return {}
     finally:
         client.close()

@@ -82,10 +82,11 @@ def _host_fault(host: str, bracketed: bool) -> str | None:
         except ValueError:
             return f"has the host {host!r}: ending in a number, it must be an IPv4 address"
         return None
-    if not all(_label(label) for label in labels):
+    if len(host.removesuffix(".")) > 253 or not all(_label(label) for label in labels):
         return (
-            f"has the host {host!r}: a host name is labels of 1 to 63 letters, digits, hyphens and"
-            " underscores, joined by dots, none starting or ending with a hyphen"
+            f"has the host {host!r}: a host name is up to 253 characters, in labels of 1 to 63"
+            " letters, digits, hyphens and underscores joined by dots, none starting or ending"
+            " with a hyphen"
         )
     return None
 
@@ -96,15 +97,28 @@ def _label(label: str) -> bool:
         and all(_in_label(character) for character in label)
         and not label.startswith("-")
         and not label.endswith("-")
+        and unicodedata.category(label[0])[0] != "M"
+        and _punycode_decodes(label)
     )
 
 
 def _in_label(character: str) -> bool:
     """A letter, a digit, a hyphen or an underscore; beyond ASCII, any letter, mark or digit of
-    an internationalised name, and the joiners some scripts write it with."""
+    an internationalised name, nothing invisible."""
     if character.isascii():
         return character.isalnum() or character in "-_"
-    return unicodedata.category(character)[0] in "LMN" or character in "\u200c\u200d"
+    return unicodedata.category(character)[0] in "LMN"
+
+
+def _punycode_decodes(label: str) -> bool:
+    """Whether an ASCII-encoded label (xn--) holds punycode that decodes, as any other does."""
+    if not label.lower().startswith("xn--"):
+        return True
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        return False
+    return not decoded.isascii() and _label(decoded)
 
 
 def _http_url(value: str) -> str:

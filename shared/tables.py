@@ -60,7 +60,12 @@ def verdict_table(verdict: Mapping[str, Any], labels: Mapping[str, str]) -> Tabl
             f"weight {item['weight']}",
         )
     ruling = verdict["ruling"]
-    table.add_row("ruling", f"{ruling['status']}: {ruling['rationale']}" if ruling else "none")
+    table.add_row(
+        "ruling",
+        f"{ruling['status']} from {_when(ruling['effective_at'])}: {ruling['rationale']}"
+        if ruling
+        else "none",
+    )
     table.add_row("model", verdict["model"])
     table.add_row("basis", f"sources feed position {basis['position']}")
     return table
@@ -69,18 +74,21 @@ def verdict_table(verdict: Mapping[str, Any], labels: Mapping[str, str]) -> Tabl
 def history_table(history: Mapping[str, Any]) -> Table:
     """Every recorded event that shaped the claim, in recorded order."""
     table = Table(title="History, in recorded order", title_justify="left")
-    for column in ("recorded at (UTC)", "service", "event", "valid time", "actor"):
+    for column in ("recorded at (UTC)", "service", "event", "of", "valid time", "actor"):
         table.add_column(column, no_wrap=True)
     table.add_column("data")
     for event in history["events"]:
+        gist = _gist(event["data"])
         table.add_row(
             _when(event["recorded_at"]),
             event["service"],
             event["type"],
+            str(event["stream_id"])[:8],
             _when(event["at"]) if event["at"] else "",
             str(event["metadata"].get("actor", "")),
-            _gist(event["data"])[:80],
+            gist if len(gist) <= 80 else f"{gist[:79]}\u2026",
         )
+    table.caption = "of: the start of the id of the claim, source or evidence item"
     return table
 
 

@@ -320,7 +320,9 @@ def settled_health(sources: httpx.Client, **headers: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("wrong", ["claims service with a path", "sources service itself"])
+@pytest.mark.parametrize(
+    "wrong", ["claims service with a path", "claims service's own path", "sources service itself"]
+)
 def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_claim(
     database_url: str, claims_database_url: str, wrong: str
 ) -> None:
@@ -329,6 +331,7 @@ def test_a_claims_url_that_is_not_the_claims_service_means_503_not_an_unknown_cl
     sources_port, claims_port = free_port(), free_port()
     claims_url = {
         "claims service with a path": f"http://127.0.0.1:{claims_port}/api",
+        "claims service's own path": f"http://127.0.0.1:{claims_port}/claims",
         "sources service itself": f"http://127.0.0.1:{sources_port}",
     }[wrong]
     claims_app = create_claims_app(

@@ -153,6 +153,10 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         "http://127.1/",
         "http://0x7f.1/",
         "http://agency.123/",
+        "https://pay\u200dpal.example/",
+        "http://\u0301a.example/",
+        "http://xn--zz.example/",
+        "http://" + ".".join(["a" * 63] * 5) + "/",
     ):
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": malformed})
         assert_problem(answer, 422, "url")
@@ -164,6 +168,7 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         "https://bücher.example./",
         "http://localhost",
         "http://\u0939\u093f\u0928\u094d\u0926\u0940.example/",
+        "http://xn--bcher-kva.example/",
     ):
         assert re.match(url["pattern"], taken)
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": taken})

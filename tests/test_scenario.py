@@ -192,7 +192,21 @@ def test_the_history_table_says_what_each_event_changed(services: Services) -> N
     out = Console(record=True, width=250)
     out.print(history_table(history))
     text = out.export_text()
+    assert re.search(rf"EvidenceCorrected +│ {evidence['id'][:8]} +│", text), text
     assert "strength = strong (mistyped)" in text
     assert "withdrawn by the agency" in text
     assert "confirmed: seen" in text
     assert "B: test" in text
+
+
+def test_a_position_on_the_command_line_is_digits_alone() -> None:
+    claim = "00000000-0000-4000-8000-000000000000"
+    for command in (
+        ["verdict", claim, "--min-position", "1_0"],
+        ["timeline", claim, "--min-position", "+5"],
+        ["export", "--after", " 5"],
+        ["export", "--until", "1.0"],
+    ):
+        refused = CliRunner().invoke(cli, command)
+        assert refused.exit_code == 2, (command, refused.output)
+        assert "is not a whole number in digits" in refused.output, refused.output

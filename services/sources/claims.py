@@ -1,5 +1,6 @@
 """The sources service's view of the claims service: does a claim exist?"""
 
+import logging
 import threading
 import time
 from typing import Protocol
@@ -9,6 +10,8 @@ import httpx
 
 from shared.errors import Unavailable
 from shared.problems import PROBLEM_JSON
+
+logger = logging.getLogger("factcheck")
 
 
 class ClaimDirectory(Protocol):
@@ -41,6 +44,7 @@ class HttpClaimDirectory:
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        self._url = base_url
         self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
         self._answered_at = -ANSWERED_WITHIN
@@ -66,15 +70,18 @@ class HttpClaimDirectory:
 
     def check_setting(self) -> bool:
         """Ask the claims service for one claim, to find a wrong CLAIMS_URL or CLAIMS_API_KEY
-        before the first evidence does; False if it could not be reached."""
+        before the first evidence does; False if it could not tell (unreachable, or a 5xx)."""
         try:
             response = self._client.get("/claims", params={"limit": 1})
         except httpx.HTTPError:
             return False
-        if response.status_code in (401, 403, 404):
-            self.fault = self._setting_fault(response, "GET /claims")
-        elif response.status_code == 200:
+        if response.status_code >= 500:
+            return False
+        if response.status_code == 200 and _lists_claims(response):
             self.fault = None
+        else:
+            self.fault = self._setting_fault(response, "GET /claims?limit=1")
+            logger.warning("the claims service cannot be asked about claims: %s", self.fault)
         return True
 
     def _ask(self, claim_id: UUID, known: bool) -> bool:
@@ -94,20 +101,30 @@ class HttpClaimDirectory:
         raise Unavailable(f"the claims service answered {response.status_code}")
 
     def _setting_fault(self, response: httpx.Response, asked: str) -> str:
-        """Which setting a 401, 403 or 404 that does not name a claim shows to be wrong."""
-        if response.status_code == 404:
+        """Which setting an answer the claims service would not give shows to be wrong: the
+        key for a 401 or 403, else the URL."""
+        if response.status_code not in (401, 403):
             return (
-                f"CLAIMS_URL {self._client.base_url} answered 404 to {asked} without naming a "
-                "claim, so it does not look like the claims service's base URL"
+                f"CLAIMS_URL {self._url} answered {response.status_code} to {asked}, not as the "
+                "claims service does, so it does not look like the claims service's base URL"
             )
         key = "refused CLAIMS_API_KEY" if self._keyed else "needs CLAIMS_API_KEY, which is unset"
         return (
-            f"the claims service at CLAIMS_URL {self._client.base_url} {key} "
+            f"the claims service at CLAIMS_URL {self._url} {key} "
             f"({response.status_code}): set a key it takes, with read access"
         )
 
     def close(self) -> None:
         self._client.close()
+
+
+def _lists_claims(response: httpx.Response) -> bool:
+    """Whether an answer to GET /claims is the claims service's page of claims."""
+    try:
+        page = response.json()
+    except ValueError:
+        return False
+    return isinstance(page, dict) and isinstance(page.get("items"), list)
 
 
 def _is_problem(response: httpx.Response) -> bool:
