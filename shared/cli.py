@@ -276,7 +276,7 @@ def _load_with_progress(client: FactcheckClient, scenario: Scenario) -> Loaded:
 def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) -> None:
     """Load the scenario and show how its verdict moved, step by step and as known now."""
     loaded = _load_with_progress(client, scenario)
-    labels = {**client.evidence_labels(loaded.claim_id), **loaded.labels(scenario)}
+    labels = {**_evidence_labels(client, loaded.claim_id), **loaded.labels(scenario)}
     at = max(item.published_at for item in scenario.evidence).date().isoformat()
     out.print(f"\n[bold]{scenario.claim.text}[/bold]  (claim {loaded.claim_id})", soft_wrap=True)
     out.print(
@@ -643,16 +643,25 @@ def _ask(
 
 
 def _labels(claims_url: str, sources_url: str, claim: str, api_key: str | None) -> dict[str, str]:
-    """The claim's evidence labels for a table; without the sources service, a warning, and
-    the tables show bare ids."""
+    """The claim's evidence labels for a table, asked of the sources service."""
     client = FactcheckClient(claims_url, sources_url, api_key=api_key)
     try:
-        return client.evidence_labels(claim)
-    except (ServiceError, KeyError, TypeError) as error:
-        typer.echo(f"factcheck: evidence is shown by id, without its source: {error}", err=True)
-        return {}
+        return _evidence_labels(client, claim)
     finally:
         client.close()
+
+
+def _evidence_labels(client: FactcheckClient, claim: str) -> dict[str, str]:
+    """The claim's evidence labels; if the sources service cannot give them, a warning, and
+    the tables show bare ids."""
+    try:
+        return client.evidence_labels(claim)
+    except ServiceError as error:
+        reason = str(error)
+    except (KeyError, TypeError) as error:
+        reason = f"its answer is not the sources service's ({error!r} is missing or wrong)"
+    typer.echo(f"factcheck: evidence is shown by id, without its source: {reason}", err=True)
+    return {}
 
 
 def _show(answer: dict[str, Any], as_json: bool, table: Any) -> None:

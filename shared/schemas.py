@@ -82,7 +82,11 @@ def _host_fault(host: str, bracketed: bool) -> str | None:
         except ValueError:
             return f"has the host {host!r}: ending in a number, it must be an IPv4 address"
         return None
-    if len(host.removesuffix(".")) > 253 or not all(_label(label) for label in labels):
+    encoded = [_ascii_form(label) for label in labels]
+    if len(".".join(encoded)) > 253 or not all(
+        _label(label) and len(ascii_label) <= 63
+        for label, ascii_label in zip(labels, encoded, strict=True)
+    ):
         return (
             f"has the host {host!r}: a host name is up to 253 characters, in labels of 1 to 63"
             " letters, digits, hyphens and underscores joined by dots, none starting or ending"
@@ -91,10 +95,15 @@ def _host_fault(host: str, bracketed: bool) -> str | None:
     return None
 
 
+def _ascii_form(label: str) -> str:
+    """The label as DNS carries it: an internationalised one in punycode, after xn--."""
+    return label if label.isascii() else f"xn--{label.encode('punycode').decode('ascii')}"
+
+
 def _label(label: str) -> bool:
     return (
-        0 < len(label) <= 63
-        and all(_in_label(character) for character in label)
+        len(label) > 0
+        and all(_in_label(label, index) for index in range(len(label)))
         and not label.startswith("-")
         and not label.endswith("-")
         and unicodedata.category(label[0])[0] != "M"
@@ -102,12 +111,31 @@ def _label(label: str) -> bool:
     )
 
 
-def _in_label(character: str) -> bool:
-    """A letter, a digit, a hyphen or an underscore; beyond ASCII, any letter, mark or digit of
-    an internationalised name, nothing invisible."""
+def _in_label(label: str, index: int) -> bool:
+    """Whether the character at `index` may stand there: a letter, a digit, a hyphen or an
+    underscore; beyond ASCII, a letter, mark or digit that is its own normal form, and, where
+    IDNA allows them, a joiner after a virama or a non-joiner between letters, and the middle
+    dot between two l's."""
+    character = label[index]
     if character.isascii():
         return character.isalnum() or character in "-_"
-    return unicodedata.category(character)[0] in "LMN"
+    before = label[index - 1] if index else ""
+    after = label[index + 1] if index + 1 < len(label) else ""
+    after_virama = bool(before) and unicodedata.combining(before) == 9
+    if character == "\u200d":
+        return after_virama
+    if character == "\u200c":
+        return after_virama or (_foreign_letter(before) and _foreign_letter(after))
+    if character == "\u00b7":
+        return before == after == "l"
+    return (
+        unicodedata.category(character)[0] in "LMN"
+        and unicodedata.normalize("NFKC", character) == character
+    )
+
+
+def _foreign_letter(character: str) -> bool:
+    return bool(character) and not character.isascii() and character.isalpha()
 
 
 def _punycode_decodes(label: str) -> bool:

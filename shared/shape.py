@@ -1,26 +1,28 @@
 """Whether the read-model tables a store holds have the shape this release gives them.
 
 Read models are derived from the events alone, so a release that adds, renames or removes a
-column rebuilds them from the log at start instead of failing on the old table. A missing
-index is created where it stands.
+table or a column refills them from the log at start instead of failing on the old tables. A
+missing index is created where it stands.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Table, inspect
 
 logger = logging.getLogger("factcheck")
 
 
-def shape_faults(bind: Engine | Connection, tables: Iterable[Table]) -> list[str]:
-    """How each stored table's columns differ from the code's, one line a column; a table not
-    stored yet is left for its creation."""
+def shape_faults(bind: Engine | Connection, tables: Sequence[Table]) -> list[str]:
+    """How the stored tables differ from the code's, one line a table missing or a column; a
+    store that holds none of them is new, and left for their creation."""
     inspector = inspect(bind)
-    faults = []
-    for table in tables:
-        if not inspector.has_table(table.name):
-            continue
+    present = [table for table in tables if inspector.has_table(table.name)]
+    if not present:
+        return []
+    stored_names = {table.name for table in present}
+    faults = [f"{table.name} is missing" for table in tables if table.name not in stored_names]
+    for table in present:
         stored = {column["name"] for column in inspector.get_columns(table.name)}
         expected = {column.name for column in table.columns}
         faults += [f"{table.name}.{name} is missing" for name in sorted(expected - stored)]
@@ -28,8 +30,8 @@ def shape_faults(bind: Engine | Connection, tables: Iterable[Table]) -> list[str
     return faults
 
 
-def unlike_code(name: str, engine: Engine, tables: Iterable[Table]) -> bool:
-    """Whether the stored tables' columns differ from the code's; if so, log how, as a refill."""
+def unlike_code(name: str, engine: Engine, tables: Sequence[Table]) -> bool:
+    """Whether the stored tables differ from the code's; if so, log how, as a refill."""
     faults = shape_faults(engine, tables)
     if faults:
         logger.warning(

@@ -320,6 +320,30 @@ def settled_health(sources: httpx.Client, **headers: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+def test_a_claims_setting_fault_found_at_start_clears_once_the_claims_service_answers(
+    database_url: str, claims_database_url: str, tmp_path: Path
+) -> None:
+    """What answers at CLAIMS_URL while the claims service starts (here another service) is
+    named, then forgotten once the claims service itself answers there."""
+    port = free_port()
+    claims_url = f"http://127.0.0.1:{port}"
+    stand_in = create_sources_app(SourcesSettings(database_url=f"sqlite:///{tmp_path}/other.db"))
+    sources_app = create_sources_app(
+        SourcesSettings(database_url=database_url, claims_url=claims_url)
+    )
+    with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
+        with serving(stand_in, port):
+            assert "answered 404" in str(settled_health(sources)["claims_setting"])
+        claims_app = create_claims_app(
+            ClaimsSettings(database_url=claims_database_url, follow=False)
+        )
+        with serving(claims_app, port):
+            deadline = time.monotonic() + 10
+            while sources.get("/health").json()["claims_setting"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert sources.get("/health").json()["claims_setting"] is None
+
+
 @pytest.mark.parametrize(
     "wrong", ["claims service with a path", "claims service's own path", "sources service itself"]
 )

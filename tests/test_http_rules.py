@@ -157,6 +157,8 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         "http://\u0301a.example/",
         "http://xn--zz.example/",
         "http://" + ".".join(["a" * 63] * 5) + "/",
+        "http://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com/",
+        "http://" + "".join(chr(0x4E00 + 97 * n) for n in range(34)) + ".example/",
     ):
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": malformed})
         assert_problem(answer, 422, "url")
@@ -169,6 +171,8 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         "http://localhost",
         "http://\u0939\u093f\u0928\u094d\u0926\u0940.example/",
         "http://xn--bcher-kva.example/",
+        "http://\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.ir/",
+        "http://col\u00b7legi.cat/",
     ):
         assert re.match(url["pattern"], taken)
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": taken})

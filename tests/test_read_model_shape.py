@@ -44,6 +44,9 @@ async def test_sources_read_models_of_another_shape_are_refilled_at_start(
     with sources_service(database_url, known_claims) as app:
         async with in_process(app) as sources:
             source = await register(sources)
+            rating = {"reliability": "B", "rationale": "wire service"}
+            rated = await sources.post(f"/sources/{source['id']}/ratings", json=rating)
+            assert rated.status_code == 201, rated.text
             evidence = await submit(sources, evidence_body(source["id"], claim))
             before = (await sources.get(f"/evidence/{evidence['id']}")).json()
             listed = (await sources.get("/sources")).json()
@@ -58,6 +61,7 @@ async def test_sources_read_models_of_another_shape_are_refilled_at_start(
         database_url,
         "ALTER TABLE evidence_view DROP COLUMN summary",
         "ALTER TABLE source_view ADD COLUMN legacy VARCHAR(10) NOT NULL DEFAULT 'x'",
+        "DROP TABLE rating_view",
     )
     with (
         caplog.at_level(logging.WARNING, "factcheck"),
@@ -70,6 +74,8 @@ async def test_sources_read_models_of_another_shape_are_refilled_at_start(
             assert taken["position"] > evidence["position"]
     assert "evidence_view.summary is missing" in caplog.text
     assert "source_view.legacy is unknown" in caplog.text
+    assert "rating_view is missing" in caplog.text
+    assert listed[0]["ratings"], "the ratings came back with their table"
     columns, _ = stored_shape(database_url, "source_view")
     assert "legacy" not in columns
 

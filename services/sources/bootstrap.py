@@ -39,13 +39,17 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watching = None
         if isinstance(directory, HttpClaimDirectory):
-            threading.Thread(
+            watching = threading.Thread(
                 target=directory.watch_setting, args=(stopping,), name="claims-setting", daemon=True
-            ).start()
+            )
+            watching.start()
         yield
         stopping.set()
         application.close()
+        if watching is not None:
+            watching.join(timeout=1.0)
         if isinstance(directory, HttpClaimDirectory):
             directory.close()
 

@@ -63,9 +63,12 @@ class HttpClaimDirectory:
         return found
 
     def watch_setting(self, stopping: threading.Event) -> None:
-        """Check the setting once the claims service can be reached: every
-        SETTING_CHECK_SECONDS until it answers, or until `stopping` is set."""
-        while not stopping.is_set() and not self.check_setting():
+        """Check the setting every SETTING_CHECK_SECONDS until the claims service answers that
+        it works, or until `stopping` is set: a fault found is checked again, so that one a
+        proxy's answer showed while the claims service started is cleared once it is up."""
+        while not stopping.is_set():
+            if self.check_setting() and self.fault is None:
+                return
             stopping.wait(SETTING_CHECK_SECONDS)
 
     def check_setting(self) -> bool:
@@ -73,15 +76,17 @@ class HttpClaimDirectory:
         before the first evidence does; False if it could not tell (unreachable, or a 5xx)."""
         try:
             response = self._client.get("/claims", params={"limit": 1})
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError):
             return False
         if response.status_code >= 500:
             return False
         if response.status_code == 200 and _lists_claims(response):
             self.fault = None
         else:
-            self.fault = self._setting_fault(response, "GET /claims?limit=1")
-            logger.warning("the claims service cannot be asked about claims: %s", self.fault)
+            fault = self._setting_fault(response, "GET /claims?limit=1")
+            if fault != self.fault:
+                logger.warning("the claims service cannot be asked about claims: %s", fault)
+            self.fault = fault
         return True
 
     def _ask(self, claim_id: UUID, known: bool) -> bool:
