@@ -658,9 +658,9 @@ def _evidence_labels(client: FactcheckClient, claim: str) -> dict[str, str]:
         return client.evidence_labels(claim)
     except ServiceError as error:
         reason = str(error)
-    except (KeyError, TypeError) as error:
-        reason = f"its answer is not the sources service's ({error!r} is missing or wrong)"
-    typer.echo(f"factcheck: evidence is shown by id, without its source: {reason}", err=True)
+    except (KeyError, TypeError):
+        reason = f"{client.sources.base_url} did not answer as the sources service does"
+    typer.echo(f"factcheck: evidence without a label is shown by its id: {reason}", err=True)
     return {}
 
 

@@ -89,6 +89,8 @@ class FactcheckClient:
             yield from page["items"]
             if not page["items"]:
                 return
+            if page["next_after"] <= after:
+                raise ServiceError(f"{_url(client, path)} did not page past position {after}")
             after = page["next_after"]
 
     def claims_list(self) -> Iterator[dict[str, Any]]:

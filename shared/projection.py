@@ -15,7 +15,7 @@ from shared.bulk import Row, insert_rows
 from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, fill_records, record_of
-from shared.shape import create_missing_indexes, unlike_code
+from shared.shape import create_missing_indexes, shape_faults, unlike_code
 from shared.stored import StoredEvents
 
 BATCH_SIZE = 500
@@ -154,16 +154,21 @@ class Projection(ABC):
         """Whether empty read models are filled inside the database: False once a fill has
         failed, until the next rebuild, so that a failing fill is not run at every catch-up."""
 
+    def _all_tables(self) -> list[Table]:
+        """The read models with the position they hold and the idempotency records."""
+        return [ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables]
+
     def create_tables(self, bind: Engine | Connection | None = None) -> None:
         """Create the tables missing, and the indexes missing from tables already there."""
-        tables = [ProjectionTracking.__table__, IdempotencyRecord.__table__, *self.tables]
-        SQLModel.metadata.create_all(self.engine if bind is None else bind, tables=tables)
-        create_missing_indexes(self.engine if bind is None else bind, tables)
+        SQLModel.metadata.create_all(
+            self.engine if bind is None else bind, tables=self._all_tables()
+        )
+        create_missing_indexes(self.engine if bind is None else bind, self._all_tables())
 
     def reshape(self) -> None:
-        """Drop the read models if their columns are not this release's, so that they are
-        filled again from the log."""
-        if unlike_code(self.name, self.engine, [IdempotencyRecord.__table__, *self.tables]):
+        """Drop the read models if their tables or columns are not this release's, so that
+        they are filled again from the log."""
+        if unlike_code(self.name, self.engine, self._all_tables()):
             self._replace_tables()
 
     def drop_tables(self, connection: Connection) -> None:
@@ -384,10 +389,13 @@ class Projection(ABC):
             """Read again from the database, however far the swap got."""
             with schema_change(self.engine) as connection:
                 self.drop_tables(connection)
+                tracking = [ProjectionTracking.__table__]
+                if shape_faults(connection, tracking):
+                    SQLModel.metadata.drop_all(connection, tables=tracking)
+                self.create_tables(connection)
                 connection.execute(
                     delete(ProjectionTracking).where(col(ProjectionTracking.name) == self.name)
                 )
-                self.create_tables(connection)
             self._applied_up_to(0)
             self.fills_in_database = True
 

@@ -2,12 +2,12 @@
 
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Hashable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
+import idna
 from annotated_types import Interval
 from fastapi import Header, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -82,71 +82,34 @@ def _host_fault(host: str, bracketed: bool) -> str | None:
         except ValueError:
             return f"has the host {host!r}: ending in a number, it must be an IPv4 address"
         return None
-    encoded = [_ascii_form(label) for label in labels]
-    if len(".".join(encoded)) > 253 or not all(
-        _label(label) and len(ascii_label) <= 63
-        for label, ascii_label in zip(labels, encoded, strict=True)
-    ):
+    encoded = [_dns_label(label) for label in labels]
+    if None in encoded or len(".".join(label or "" for label in encoded)) > 253:
         return (
             f"has the host {host!r}: a host name is up to 253 characters, in labels of 1 to 63"
             " letters, digits, hyphens and underscores joined by dots, none starting or ending"
-            " with a hyphen"
+            " with a hyphen, or internationalised labels that IDNA 2008 takes"
         )
     return None
 
 
-def _ascii_form(label: str) -> str:
-    """The label as DNS carries it: an internationalised one in punycode, after xn--."""
-    return label if label.isascii() else f"xn--{label.encode('punycode').decode('ascii')}"
-
-
-def _label(label: str) -> bool:
-    return (
-        len(label) > 0
-        and all(_in_label(label, index) for index in range(len(label)))
-        and not label.startswith("-")
-        and not label.endswith("-")
-        and unicodedata.category(label[0])[0] != "M"
-        and _punycode_decodes(label)
-    )
-
-
-def _in_label(label: str, index: int) -> bool:
-    """Whether the character at `index` may stand there: a letter, a digit, a hyphen or an
-    underscore; beyond ASCII, a letter, mark or digit that is its own normal form, and, where
-    IDNA allows them, a joiner after a virama or a non-joiner between letters, and the middle
-    dot between two l's."""
-    character = label[index]
-    if character.isascii():
-        return character.isalnum() or character in "-_"
-    before = label[index - 1] if index else ""
-    after = label[index + 1] if index + 1 < len(label) else ""
-    after_virama = bool(before) and unicodedata.combining(before) == 9
-    if character == "\u200d":
-        return after_virama
-    if character == "\u200c":
-        return after_virama or (_foreign_letter(before) and _foreign_letter(after))
-    if character == "\u00b7":
-        return before == after == "l"
-    return (
-        unicodedata.category(character)[0] in "LMN"
-        and unicodedata.normalize("NFKC", character) == character
-    )
-
-
-def _foreign_letter(character: str) -> bool:
-    return bool(character) and not character.isascii() and character.isalpha()
-
-
-def _punycode_decodes(label: str) -> bool:
-    """Whether an ASCII-encoded label (xn--) holds punycode that decodes, as any other does."""
-    if not label.lower().startswith("xn--"):
-        return True
+def _dns_label(label: str) -> str | None:
+    """The label as DNS carries it, if it is one: ASCII letters, digits, hyphens and
+    underscores, or an internationalised label, checked and encoded (xn--) as httpx does."""
+    if label.isascii() and not label.lower().startswith("xn--"):
+        plain = (
+            0 < len(label) <= 63
+            and all(character.isalnum() or character in "-_" for character in label)
+            and not label.startswith("-")
+            and not label.endswith("-")
+        )
+        return label if plain else None
     try:
-        decoded = label[4:].encode("ascii").decode("punycode")
+        if label.isascii():
+            idna.decode(label)
+            return label
+        return idna.encode(label.lower()).decode("ascii")
     except (UnicodeError, ValueError):
-        return False
-    return not decoded.isascii() and _label(decoded)
+        return None
 
 
 def _http_url(value: str) -> str:

@@ -159,6 +159,8 @@ async def test_the_documented_body_schemas_refuse_what_the_checks_refuse(
         "http://" + ".".join(["a" * 63] * 5) + "/",
         "http://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com/",
         "http://" + "".join(chr(0x4E00 + 97 * n) for n in range(34)) + ".example/",
+        "http://\u00e9\u200c\u00e9.example/",
+        "http://e\u0301cole.example/",
     ):
         answer = await sources.post("/sources", json={"name": "n", "kind": "k", "url": malformed})
         assert_problem(answer, 422, "url")

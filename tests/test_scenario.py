@@ -148,7 +148,7 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     bare = runner.invoke(cli, ["timeline", claim, "--min-position", last, *unreachable])
     assert bare.exit_code == 0, bare.output
     assert f"+ {kirby} " in bare.output
-    assert "evidence is shown by id, without its source" in bare.output
+    assert "evidence without a label is shown by its id" in bare.output
 
     timeline_args = ["timeline", claim, "--min-position", last, *urls, "--json"]
     timeline = json.loads(runner.invoke(cli, timeline_args).output)

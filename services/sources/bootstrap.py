@@ -10,7 +10,7 @@ from sqlmodel import Session, func, select
 
 from services.sources.api import router
 from services.sources.application import SourcesApplication
-from services.sources.claims import ClaimDirectory, HttpClaimDirectory
+from services.sources.claims import SETTING_CHECK_SECONDS, ClaimDirectory, HttpClaimDirectory
 from services.sources.projections import EvidenceView, SourcesProjection
 from shared.rebuild import rebuild_from_own_log
 from shared.service import service_app
@@ -49,7 +49,7 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
         stopping.set()
         application.close()
         if watching is not None:
-            watching.join(timeout=1.0)
+            watching.join(timeout=SETTING_CHECK_SECONDS + 1)
         if isinstance(directory, HttpClaimDirectory):
             directory.close()
 

@@ -45,6 +45,9 @@ class HttpClaimDirectory:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
         self._url = base_url
+        self._timeout = timeout
+        self._checked: str | None = None
+        """The fault the last check found, so that each is logged once."""
         self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
         self._answered_at = -ANSWERED_WITHIN
@@ -75,7 +78,9 @@ class HttpClaimDirectory:
         """Ask the claims service for one claim, to find a wrong CLAIMS_URL or CLAIMS_API_KEY
         before the first evidence does; False if it could not tell (unreachable, or a 5xx)."""
         try:
-            response = self._client.get("/claims", params={"limit": 1})
+            response = self._client.get(
+                "/claims", params={"limit": 1}, timeout=min(self._timeout, SETTING_CHECK_SECONDS)
+            )
         except (httpx.HTTPError, RuntimeError):
             return False
         if response.status_code >= 500:
@@ -83,10 +88,10 @@ class HttpClaimDirectory:
         if response.status_code == 200 and _lists_claims(response):
             self.fault = None
         else:
-            fault = self._setting_fault(response, "GET /claims?limit=1")
-            if fault != self.fault:
-                logger.warning("the claims service cannot be asked about claims: %s", fault)
-            self.fault = fault
+            self.fault = self._setting_fault(response, "GET /claims?limit=1")
+            if self.fault != self._checked:
+                logger.warning("the claims service cannot be asked about claims: %s", self.fault)
+            self._checked = self.fault
         return True
 
     def _ask(self, claim_id: UUID, known: bool) -> bool:
