@@ -17,6 +17,8 @@ from shared.cli import PORTS, Service
 from shared.cli import app as cli
 
 HOST = "127.0.0.1"
+POLL_START_SECONDS = 1.5
+"""Time for the long poll's request to reach the server before the stop, on a loaded machine."""
 
 
 def _answering(port: int) -> bool:
@@ -59,7 +61,7 @@ def test_stopping_serve_stops_both_services(tmp_path: Path, stop: signal.Signals
         polled: list[tuple[int, float]] = []
         poll = threading.Thread(target=_long_poll, args=(PORTS[Service.sources], polled))
         poll.start()
-        time.sleep(0.5)
+        time.sleep(POLL_START_SECONDS)
         stopped = time.monotonic()
         serve.send_signal(stop)
         assert serve.wait(timeout=30) == 0
