@@ -79,7 +79,13 @@ async def test_sources_read_models_of_another_shape_are_refilled_at_start(
     columns, _ = stored_shape(database_url, "source_view")
     assert "legacy" not in columns
 
-    read_models = ("source_view", "rating_view", "evidence_view", "correction_view")
+    read_models = (
+        "source_view",
+        "rating_view",
+        "evidence_view",
+        "correction_view",
+        "idempotency_record",
+    )
     alter(database_url, *(f"DROP TABLE {table}" for table in read_models))
     with sources_service(database_url, known_claims) as app:
         async with in_process(app) as sources:
