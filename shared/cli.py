@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
 from shared.feed import FeedItem
 from shared.scenario import Loaded, Scenario, load, read_scenario, writes_needed
+from shared.schemas import DIGITS
 from shared.server import serve as serve_app
 from shared.settings import (
     DEFAULT_CLAIMS_URL,
@@ -77,7 +77,7 @@ def _whole_number(value: str | int) -> int:
     """A position given on the command line: digits alone, as the services take it."""
     if isinstance(value, int):
         return value
-    if not re.fullmatch("[0-9]+", value, re.ASCII):
+    if not DIGITS.fullmatch(value):
         raise typer.BadParameter(f"{value!r} is not a whole number in digits alone, such as 10")
     return int(value)
 

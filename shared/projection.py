@@ -160,10 +160,9 @@ class Projection(ABC):
 
     def create_tables(self, bind: Engine | Connection | None = None) -> None:
         """Create the tables missing, and the indexes missing from tables already there."""
-        SQLModel.metadata.create_all(
-            self.engine if bind is None else bind, tables=self._all_tables()
-        )
-        create_missing_indexes(self.engine if bind is None else bind, self._all_tables())
+        target, tables = self.engine if bind is None else bind, self._all_tables()
+        SQLModel.metadata.create_all(target, tables=tables)
+        create_missing_indexes(target, tables)
 
     def reshape(self) -> None:
         """Drop the read models if their tables or columns are not this release's, so that

@@ -180,9 +180,7 @@ class CheckedRoute(APIRoute):
         permissions = self.permissions()
         parameters = ClearParameters(self.dependant)
         takes_body = self.body_field is not None
-        records = IDEMPOTENCY_KEY.lower() in {
-            name.lower() for name in parameter_names(self.dependant, "header_params")
-        }
+        records = IDEMPOTENCY_KEY.lower() in {name.lower() for name in parameters.headers}
         takes_nothing = "POST" in self.methods and not (takes_body or records)
 
         async def checked(request: Request) -> Response:

@@ -143,8 +143,12 @@ Url = Annotated[
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
+DIGITS = re.compile("[0-9]+", re.ASCII)
+"""How a count or a position is written, in a query or on the command line."""
+
+
 def _in_digits(value: object) -> object:
-    if isinstance(value, str) and not re.fullmatch("[0-9]+", value, re.ASCII):
+    if isinstance(value, str) and not DIGITS.fullmatch(value):
         raise ValueError("must be a whole number in digits alone, such as 10")
     return value
 
