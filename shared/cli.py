@@ -25,7 +25,14 @@ from shared.chain import hash_in_page, witness_fault
 from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
 from shared.feed import FeedItem
-from shared.scenario import Loaded, Scenario, load, read_scenario, writes_needed
+from shared.scenario import (
+    Loaded,
+    Scenario,
+    ScenarioConflict,
+    load,
+    read_scenario,
+    writes_needed,
+)
 from shared.schemas import DIGITS
 from shared.server import serve as serve_app
 from shared.settings import (
@@ -183,8 +190,8 @@ def serve(
             client.wait_until_up()
             if scenario is not None:
                 _load_and_show(client, read_scenario(scenario), console)
-        except ServiceError as error:
-            console.print(f"[red]{error}[/red]")
+        except (ServiceError, ScenarioConflict) as error:
+            console.print(f"[red]{error}[/red]", soft_wrap=True)
         finally:
             client.close()
         for one, one_port in PORTS.items():
@@ -194,6 +201,12 @@ def serve(
                 f"development API key (role admin): {development_key}\n"
                 f"  curl -H 'Authorization: Bearer {development_key}' ...   "
                 f"or export FACTCHECK_API_KEY={development_key}",
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                "API keys: those of FACTCHECK_API_KEYS or FACTCHECK_API_KEYS_FILE; "
+                "no development key was made for this run",
                 soft_wrap=True,
             )
         console.print("Ctrl-C stops both services.")
@@ -280,7 +293,7 @@ def _load_and_show(client: FactcheckClient, scenario: Scenario, out: Console) ->
     at = max(item.published_at for item in scenario.evidence).date().isoformat()
     out.print(f"\n[bold]{scenario.claim.text}[/bold]  (claim {loaded.claim_id})", soft_wrap=True)
     out.print(
-        f"{scenario.name}: {loaded.recorded} new writes"
+        f"{scenario.name}: {_writes(loaded.recorded)}"
         + ("" if loaded.recorded else " (already loaded)")
         + "\n"
     )
@@ -321,7 +334,10 @@ def load_command(
     except ValueError as error:
         _fail(f"load: {scenario} is not a scenario: {str(error).splitlines()[0]}")
     with _client(claims_url, sources_url, api_key) as client:
-        loaded = load(client, parsed) if as_json else _load_with_progress(client, parsed)
+        try:
+            loaded = load(client, parsed) if as_json else _load_with_progress(client, parsed)
+        except ScenarioConflict as error:
+            _fail(f"load: {error}", 1)
     result = {
         "claim_id": loaded.claim_id,
         "recorded": loaded.recorded,
@@ -338,7 +354,7 @@ def load_command(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    console.print(f"claim {loaded.claim_id}: {loaded.recorded} new writes", soft_wrap=True)
+    console.print(f"claim {loaded.claim_id}: {_writes(loaded.recorded)}", soft_wrap=True)
     for step in result["steps"]:
         console.print(
             f"  {step['label']}: known at {step['known_at']}, position {step['position']}",
@@ -566,6 +582,10 @@ def replay(
             row["ruling"] or "",
         )
     console.print(table)
+
+
+def _writes(count: int) -> str:
+    return f"{count} new write{'' if count == 1 else 's'}"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

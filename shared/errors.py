@@ -52,17 +52,23 @@ class NotFound(LookupError):
 
 
 class Conflict(RuntimeError):
-    """The command does not fit the aggregate's current state (409)."""
+    """The command does not fit the aggregate's current state (409); `field` names the part
+    of the request that met it, where one did."""
 
-    def __init__(self, detail: str, current_version: int | None = None) -> None:
+    def __init__(
+        self, detail: str, current_version: int | None = None, field: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.current_version = current_version
+        self.field = field
 
 
 def check_version(kind: str, current: int, expected: int | None) -> None:
     """Refuse an update made against a version the aggregate no longer has (If-Match)."""
     if expected is not None and expected != current:
-        raise Conflict(f"the {kind} is at version {current}, not {expected}", current)
+        raise Conflict(
+            f"the {kind} is at version {current}, not {expected}", current, field="If-Match"
+        )
 
 
 class Unavailable(RuntimeError):

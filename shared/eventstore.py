@@ -203,6 +203,13 @@ class FactcheckApplication(Application[UUID]):
         if write.events:
             self._store_through(write)
 
+    def store_decided(self) -> None:
+        """Return once every write decided so far is stored (or has failed). A write decided
+        later takes a later time, so every event recorded before this call is then stored."""
+        with self._writing:
+            pass
+        self._store_through()
+
     def get_aggregate(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
         """The `kind` with that id as every write decided so far leaves it; NotFound if none.
 

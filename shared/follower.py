@@ -21,7 +21,8 @@ QUIET_BACKOFF_SECONDS = 0.8
 
 
 class WrongFeed(ValueError):
-    """The followed URL serves no feed, or another service's."""
+    """The follower's settings do not reach the feed as they should: the followed URL serves
+    no feed, or another service's, or the service refuses the key (or its absence)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class FeedFollower:
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout + wait, headers=headers)
+        self._keyed = bool(api_key)
         self._apply = apply
         self._service = service
         self._wait = wait
@@ -210,8 +212,21 @@ class FeedFollower:
     def verify_source(self) -> dict[str, object]:
         """Ask the followed service to recompute its own hash chain."""
         response = self._client.get("/audit/verify", timeout=600)
+        self._check_key(response, "GET /audit/verify", "the auditor or admin role")
         response.raise_for_status()
         return response.json()
+
+    def _check_key(self, response: httpx.Response, asked: str, access: str) -> None:
+        """WrongFeed naming the key setting if the followed service refused it (or its
+        absence) for `asked`, which needs `access`."""
+        if response.status_code not in (401, 403):
+            return
+        setting = f"{self._service.upper()}_API_KEY"
+        key = f"refused {setting}" if self._keyed else f"needs {setting}, which is unset"
+        raise WrongFeed(
+            f"the {self._service} service at {self._client.base_url} {key} "
+            f"({response.status_code} to {asked}): set a key with {access}"
+        )
 
     def replay_from_start(self, reset: Callable[[], Progress]) -> Progress:
         """Hold the follower, let `reset` drop the projection, then read the whole feed again.
@@ -257,6 +272,7 @@ class FeedFollower:
                 f"serves no feed, so it is not the {self._service} service's base URL; check "
                 "its URL setting"
             )
+        self._check_key(response, "GET /feed", "read access (any role)")
         response.raise_for_status()
         page = FeedPage.model_validate_json(response.content)
         if page.service is not None and page.service != self._service:

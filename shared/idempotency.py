@@ -6,6 +6,7 @@ record is as durable as the event itself, and a rebuild derives it again from th
 """
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated
@@ -65,13 +66,37 @@ def _canonical_id(value: str) -> str:
         return value
 
 
+KEY_LOCK_STRIPES = 64
+
+
+class KeyLocks:
+    """One lock per caller's idempotency key, or per several keys that share a stripe.
+
+    Looking a key up and recording its write are one step for requests with the same key,
+    while writes with other keys, or with none, go on: a write's own checks may wait on
+    another service, and must not hold every other write and read of the feed meanwhile.
+    """
+
+    def __init__(self, stripes: int = KEY_LOCK_STRIPES) -> None:
+        self._locks = tuple(threading.Lock() for _ in range(stripes))
+
+    def of(self, actor: str, key: str) -> threading.Lock:
+        return self._locks[hash((actor, key)) % len(self._locks)]
+
+
 class Once:
-    """Runs a write command at most once per idempotency key of the caller."""
+    """Runs a write command at most once per idempotency key of the caller.
+
+    The key is looked up under the write lock, once the read models hold every answered write,
+    so never in tables a rebuild is replacing; the command then runs under its key's lock
+    alone.
+    """
 
     def __init__(
         self,
         application: FactcheckApplication,
         engine: Engine,
+        key_locks: KeyLocks,
         key: str | None,
         request: Request,
         hold_answered_writes: Callable[[], None],
@@ -79,6 +104,7 @@ class Once:
         self.application = application
         self.engine = engine
         self.hold_answered_writes = hold_answered_writes
+        self.key_locks = key_locks
         self.key = key
         self.request = request
 
@@ -89,7 +115,7 @@ class Once:
     async def __call__(
         self, body: BaseModel | None, command: Callable[[Mapping[str, str]], Recorded]
     ) -> Recorded:
-        """Run the write in a worker thread: it waits for the write lock and the database.
+        """Run the write in a worker thread: it waits for its key's lock and the database.
 
         The route itself stays on the event loop, and so does checking its answer.
         """
@@ -102,10 +128,11 @@ class Once:
         if self.key is None:
             return command(metadata)
         request_hash = fingerprint(self.request.method, canonical_path(self.request), body)
-        with self.application.writing():
-            self.hold_answered_writes()
-            with Session(self.engine) as session:
-                found = session.get(IdempotencyRecord, (metadata["actor"], self.key))
+        with self.key_locks.of(metadata["actor"], self.key):
+            with self.application.writing():
+                self.hold_answered_writes()
+                with Session(self.engine) as session:
+                    found = session.get(IdempotencyRecord, (metadata["actor"], self.key))
             if found is not None:
                 if found.request_hash != request_hash:
                     raise Rejected(HEADER, "was already used for a different request")
@@ -181,6 +208,7 @@ async def once_per_key(request: Request, idempotency_key: IdempotencyKey = None)
     return Once(
         state.application,
         state.engine,
+        state.key_locks,
         idempotency_key,
         request,
         state.projection.hold_answered_writes,

@@ -165,7 +165,11 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
     @app.exception_handler(Conflict)
     async def on_conflict(request: Request, error: Conflict) -> JSONResponse:
         extra = {} if error.current_version is None else {"current_version": error.current_version}
-        return Problem(409, str(error), extra=extra).response(request)
+        if error.field is None:
+            return Problem(409, str(error), extra=extra).response(request)
+        fault = {"field": error.field, "reason": str(error)}
+        detail = f"{error.field}: {error}"
+        return Problem(409, detail, errors=[fault], extra=extra).response(request)
 
     @app.exception_handler(Unavailable)
     async def on_unavailable(request: Request, error: Unavailable) -> JSONResponse:

@@ -244,6 +244,12 @@ class Projection(ABC):
         if not self.wait_for_writes(READ_MODEL_WAIT_SECONDS):
             raise Unavailable("the read models are behind the event store; try again shortly")
 
+    def hold_recorded_writes(self) -> None:
+        """Return once the read models hold every event recorded so far, answered or not: each
+        event they lack was recorded later than this call."""
+        self.application.store_decided()
+        self.hold_answered_writes()
+
     def _applied_up_to(self, position: int) -> None:
         with self._applied:
             self._applied_position = position

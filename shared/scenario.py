@@ -123,26 +123,38 @@ def writes_needed(scenario: Scenario) -> int:
     return 1 + len(scenario.sources) + ratings + len(scenario.evidence)
 
 
+class ScenarioConflict(ValueError):
+    """The scenario's item differs from what was recorded for it: loading would duplicate it."""
+
+
 def load(
     client: FactcheckClient, scenario: Scenario, advance: Callable[[], None] = lambda: None
 ) -> Loaded:
-    """Record what of the scenario is not recorded yet, step by step; describe every step."""
+    """Record what of the scenario is not recorded yet, step by step; describe every step.
+
+    Before anything is recorded, each scenario item not found by its summary is looked for
+    by its source and publication time alone: one found so raises ScenarioConflict, since
+    loading the scenario would record the same statement twice.
+    """
     recorded = 0
     claim_id = next(
         (claim["id"] for claim in client.claims_list() if claim["text"] == scenario.claim.text),
         None,
     )
+    known_sources = client.sources_list()
+    existing = list(client.evidence_for(claim_id)) if claim_id is not None else []
+    _check_unchanged(scenario, _found_sources(scenario, known_sources), existing)
     if claim_id is None:
         claim_id = client.post_claims("/claims", scenario.claim.model_dump())["id"]
         recorded += 1
     advance()
 
-    source_ids, sources_recorded = _load_sources(client, scenario, advance)
+    source_ids, sources_recorded = _load_sources(client, scenario, known_sources, advance)
     recorded += sources_recorded
 
-    existing = {
+    by_identity = {
         (item["source_id"], parse_instant(item["published_at"]), item["summary"]): item
-        for item in client.evidence_for(claim_id)
+        for item in existing
     }
     by_key = {item.key: item for item in scenario.evidence}
     evidence_ids: dict[str, str] = {}
@@ -152,7 +164,7 @@ def load(
         for key in step.evidence:
             item = by_key[key]
             source_id = source_ids[item.source]
-            found = existing.get((source_id, item.published_at, item.summary))
+            found = by_identity.get((source_id, item.published_at, item.summary))
             if found is None:
                 body = item.model_dump(mode="json", exclude={"key", "source", "note"})
                 body.update(
@@ -175,16 +187,45 @@ def load(
     return Loaded(claim_id=claim_id, evidence_ids=evidence_ids, steps=steps, recorded=recorded)
 
 
-def _load_sources(
-    client: FactcheckClient, scenario: Scenario, advance: Callable[[], None]
-) -> tuple[dict[str, str], int]:
-    """Each scenario source's id, registered and rated unless it already is; and the writes."""
-    known = client.sources_list()
-    ids: dict[str, str] = {}
-    recorded = 0
+def _check_unchanged(
+    scenario: Scenario, sources: dict[str, dict[str, Any]], existing: list[dict[str, Any]]
+) -> None:
+    """ScenarioConflict naming each scenario item that was recorded otherwise: an item of the
+    claim from its source at its publication time, but with another summary."""
+    faults = []
+    for item in scenario.evidence:
+        source = sources.get(item.source)
+        if source is None:
+            continue
+        there = [
+            recorded
+            for recorded in existing
+            if recorded["source_id"] == source["id"]
+            and parse_instant(recorded["published_at"]) == item.published_at
+        ]
+        if not there:
+            continue
+        if any(found["summary"] == item.summary for found in there):
+            continue
+        faults.append(
+            f"{item.key}: evidence {there[0]['id']} from its source at its published_at has "
+            "another summary"
+        )
+    if faults:
+        raise ScenarioConflict(
+            "the scenario differs from what was recorded from it, so loading it would record "
+            "the same statements twice; correct the recorded evidence instead "
+            "(POST /evidence/{id}/correction), or leave the scenario as it was: "
+            + "; ".join(faults)
+        )
+
+
+def _found_sources(scenario: Scenario, known: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The scenario's sources already registered, by key: every registered field the same."""
+    found: dict[str, dict[str, Any]] = {}
     for source in scenario.sources:
         registered = source.model_dump(exclude={"key", "rating"})
-        found = next(
+        match = next(
             (
                 candidate
                 for candidate in known
@@ -192,6 +233,24 @@ def _load_sources(
             ),
             None,
         )
+        if match is not None:
+            found[source.key] = match
+    return found
+
+
+def _load_sources(
+    client: FactcheckClient,
+    scenario: Scenario,
+    known: list[dict[str, Any]],
+    advance: Callable[[], None],
+) -> tuple[dict[str, str], int]:
+    """Each scenario source's id, registered and rated unless it already is; and the writes."""
+    already_registered = _found_sources(scenario, known)
+    ids: dict[str, str] = {}
+    recorded = 0
+    for source in scenario.sources:
+        registered = source.model_dump(exclude={"key", "rating"})
+        found = already_registered.get(source.key)
         if found is None:
             body = {field: value for field, value in registered.items() if value is not None}
             found = {**client.post_sources("/sources", body), "ratings": []}

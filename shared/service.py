@@ -10,6 +10,7 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Requires
+from shared.idempotency import KeyLocks
 from shared.problems import PROBLEM_JSON, install_problem_handlers
 from shared.routes import FeedLimits
 from shared.routing import CheckedRoute
@@ -35,6 +36,7 @@ def service_app(
         lifespan=lifespan,
     )
     app.state.feed_limits = FeedLimits()
+    app.state.key_locks = KeyLocks()
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app, [*app.routes, *router.routes])

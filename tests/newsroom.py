@@ -58,9 +58,11 @@ def post_evidence(
 
 
 def verdict(services: Services, claim_id: str, **params: Any) -> dict[str, Any]:
-    """The verdict, once the claims service has applied everything the sources recorded."""
-    head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
-    params.setdefault("min_position", head)
+    """The verdict, once the claims service has applied everything the sources recorded (or,
+    with a `known_at`, everything recorded by then)."""
+    if "known_at" not in params:
+        head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
+        params.setdefault("min_position", head)
     response = services.claims.get(f"/claims/{claim_id}/verdict", params=params)
     assert response.status_code == 200, response.text
     return response.json()

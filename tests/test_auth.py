@@ -39,7 +39,12 @@ class Guarded:
     claims: httpx.Client
 
 
-def guarded(database_url: str, claims_database_url: str, public_reads: bool) -> Iterator[Guarded]:
+def guarded(
+    database_url: str,
+    claims_database_url: str,
+    public_reads: bool,
+    sources_api_key: str | None = KEYS["ops"][1],
+) -> Iterator[Guarded]:
     access = Access(api_keys=CONFIG, public_reads=public_reads)
     service_key = KEYS["ops"][1]
     sources_port, claims_port = free_port(), free_port()
@@ -55,7 +60,7 @@ def guarded(database_url: str, claims_database_url: str, public_reads: bool) -> 
         ClaimsSettings(
             database_url=claims_database_url,
             sources_url=f"http://127.0.0.1:{sources_port}",
-            sources_api_key=service_key,
+            sources_api_key=sources_api_key,
             follower_wait=0.3,
             read_wait=3.0,
             access=access,
@@ -288,3 +293,21 @@ def test_a_claims_api_key_the_claims_service_refuses_is_named_as_the_fault(
             assert told in refused.json()["detail"]
             assert "retry-after" not in refused.headers
             assert sources.get("/feed", headers=bearer("desk")).json()["head"] == head
+
+
+@pytest.mark.parametrize(
+    ("sources_api_key", "told"),
+    [
+        (KEYS["desk"][1], "refused SOURCES_API_KEY (403 to GET /audit/verify)"),
+        (None, "needs SOURCES_API_KEY, which is unset (401 to GET /audit/verify)"),
+    ],
+)
+def test_a_rebuild_names_a_sources_key_that_cannot_verify_the_sources_log(
+    database_url: str, claims_database_url: str, sources_api_key: str | None, told: str
+) -> None:
+    for services in guarded(database_url, claims_database_url, True, sources_api_key):
+        refused = services.claims.post("/admin/rebuild", headers=bearer("ops"))
+        assert_problem(refused, 503)
+        assert told in refused.json()["detail"]
+        assert "auditor or admin role" in refused.json()["detail"]
+        assert "Retry-After" not in refused.headers, "retrying cannot help"

@@ -1,5 +1,6 @@
 """The claims service's own endpoints, its checks on the sources service, and its follower."""
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -147,6 +148,81 @@ def test_min_position_past_the_feed_answers_503_with_retry_after(services: Servi
     response = services.claims.get(f"/claims/{claim}/verdict", params={"min_position": 10**9})
     assert_problem(response, 503)
     assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_min_position_recorded_after_known_at_is_refused(services: Services) -> None:
+    """The answer must include `min_position`; one as known before it was recorded cannot."""
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    early = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    late = post_evidence(services, source, claim, "2024-01-05T00:00:00Z", stance="refutes")
+    path = f"/claims/{claim}/verdict"
+    pinned = {"known_at": early["recorded_at"]}
+    refused = services.claims.get(path, params={**pinned, "min_position": late["position"]})
+    assert_problem(refused, 422, "min_position")
+    taken = services.claims.get(path, params={**pinned, "min_position": early["position"]})
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["basis"]["position"] == early["position"]
+
+
+def test_a_basis_asked_again_after_concurrent_rulings_gives_the_same_answer(
+    services: Services,
+) -> None:
+    """Rulings and rewordings recorded while verdicts are answered: each answer, asked again
+    with its basis once the writes are over, is the same, ClaimReview's wording included."""
+    claim = new_claim(services)
+    stop = threading.Event()
+    written: list[tuple[str, int]] = []
+
+    def write(path: str, body: Callable[[int], dict[str, str]]) -> None:
+        with httpx.Client(base_url=services.claims_url, timeout=30) as own:
+            n = 0
+            while not stop.is_set():
+                answer = own.post(f"/claims/{claim}/{path}", json=body(n))
+                written.append((path, answer.status_code))
+                n += 1
+
+    writers = [
+        threading.Thread(
+            target=write,
+            args=(
+                "rulings",
+                lambda n: {
+                    "status": "suspected",
+                    "rationale": f"ruling {n}",
+                    "effective_at": "2024-01-01T00:00:00Z",
+                },
+            ),
+        ),
+        threading.Thread(
+            target=write, args=("rewording", lambda n: {"text": f"wording {n}", "reason": "r"})
+        ),
+    ]
+    for writer in writers:
+        writer.start()
+    answered: list[tuple[str, httpx.Response]] = []
+    try:
+        for n in range(120):
+            path = f"/claims/{claim}/" + ("verdict" if n % 2 else "claimreview")
+            answered.append((path, services.claims.get(path, params={"at": "2024-01-02"})))
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(timeout=30)
+    assert {path for path, _ in written} == {"rulings", "rewording"}
+    assert {status for _, status in written} == {201}
+    differing = 0
+    for path, first in answered:
+        assert first.status_code == 200, first.text
+        if path.endswith("verdict"):
+            basis = first.json()["basis"]
+            again = services.claims.get(
+                path, params={"at": basis["at"], "known_at": basis["known_at"]}
+            )
+        else:
+            again = services.claims.get(first.headers["Content-Location"])
+        differing += again.json() != first.json()
+    assert differing == 0, f"{differing} of {len(answered)} answers changed on their basis"
 
 
 def test_sources_checks_claims_over_http(services: Services) -> None:

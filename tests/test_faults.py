@@ -1,10 +1,15 @@
 """Faults: the database refusing connections, and the sources service going away."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -267,6 +272,108 @@ def test_the_recording_clock_stays_past_a_time_already_recorded() -> None:
     clock.not_before(recorded)
     first, second = clock.now(), clock.now()
     assert recorded < first < second
+
+
+SKEWED_SOURCES = """
+import sys
+from datetime import UTC, datetime, timedelta
+from shared.cli import app
+from shared.timeaxes import recording_clock
+recording_clock.not_before(datetime.now(UTC) + timedelta(seconds=float(sys.argv[1])))
+app(["serve", "--service", "sources", "--port", sys.argv[2]])
+"""
+"""The sources service alone, in a process of its own whose recording clock runs ahead."""
+
+
+@contextmanager
+def sources_clock_ahead(
+    tmp_path: Path, ahead: timedelta, port: int, claims_url: str
+) -> Iterator[httpx.Client]:
+    """A sources service on `port` whose clock is `ahead` of this process's, asking
+    `claims_url` about claims."""
+    env = {
+        **os.environ,
+        "SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'sources.db'}",
+        "CLAIMS_URL": claims_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", SKEWED_SOURCES, str(ahead.total_seconds()), str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while not _answers(client):
+                assert process.poll() is None, "the sources service exited"
+                assert time.monotonic() < deadline, "the sources service did not come up"
+                time.sleep(0.2)
+            yield client
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_sources_clock_ahead_of_the_claims_clock_gives_bases_that_hold(
+    tmp_path: Path,
+) -> None:
+    """Every basis can be asked again, however far ahead the sources service's clock runs:
+    an item it has recorded in this service's future is left out until that time comes."""
+    ahead = timedelta(minutes=10)
+    claims_port, sources_port = free_port(), free_port()
+    claims_app = create_claims_app(
+        ClaimsSettings(
+            database_url=f"sqlite:///{tmp_path / 'claims.db'}",
+            sources_url=f"http://127.0.0.1:{sources_port}",
+            follower_wait=0.5,
+            read_wait=1.0,
+        )
+    )
+    claims_url = f"http://127.0.0.1:{claims_port}"
+    with (
+        serving(claims_app, claims_port),
+        httpx.Client(base_url=claims_url, timeout=10) as claims,
+        sources_clock_ahead(tmp_path, ahead, sources_port, claims_url) as sources,
+    ):
+        claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+        source = sources.post("/sources", json={"name": "agency", "kind": "k"}).json()["id"]
+        item = sources.post(
+            "/evidence",
+            json={
+                "source_id": source,
+                "claim_id": claim,
+                "stance": "supports",
+                "strength": "strong",
+                "published_at": "2024-01-05T00:00:00Z",
+                "summary": "recorded in the claims service's future",
+            },
+        ).json()
+        assert datetime.fromisoformat(item["recorded_at"]) > datetime.now(UTC) + ahead / 2
+        deadline = time.monotonic() + 30
+        while claims.get("/health").json()["follower"]["position"] < item["position"]:
+            assert time.monotonic() < deadline, "the follower did not apply the item"
+            time.sleep(0.1)
+        path = f"/claims/{claim}/verdict"
+        first = claims.get(path)
+        assert first.status_code == 200, first.text
+        basis = first.json()["basis"]
+        assert datetime.fromisoformat(basis["known_at"]) <= datetime.now(UTC)
+        assert basis["position"] < item["position"]
+        assert first.json()["status"] == "unverified"
+        again = claims.get(path, params={"at": basis["at"], "known_at": basis["known_at"]})
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        own_write = claims.get(path, params={"min_position": item["position"]})
+        assert_problem(own_write, 503)
+        assert "clocks differ" in own_write.json()["detail"]
 
 
 def _lock_holder(connection: Connection, key: str) -> int | None:

@@ -90,7 +90,7 @@ async def test_if_match_star_means_any_version_and_a_weak_tag_never_matches(
     assert (await sources.post(url, json=rating, headers={"If-Match": "*"})).status_code == 201
     assert (await sources.post(url, json=rating, headers={"If-Match": '"2"'})).status_code == 201
     stale = await sources.post(url, json=rating, headers={"If-Match": "99999999999999999"})
-    assert_problem(stale, 409)
+    assert_problem(stale, 409, "If-Match")
 
 
 async def test_an_idempotency_key_matches_any_spelling_of_the_same_id(

@@ -15,7 +15,14 @@ from sqlmodel import Session
 from services.claims.confidence import Verdict
 from services.claims.projections import VERDICT_TABLES, FeedTracking, TallyPoint, VerdictProjection
 from services.claims.replay import replay_verdict
-from services.claims.verdicts import VerdictIndex, evidence_as_known, judge, timeline, verdict
+from services.claims.verdicts import (
+    KEPT_ENTRIES,
+    VerdictIndex,
+    evidence_as_known,
+    judge,
+    timeline,
+    verdict,
+)
 from shared.chain import GENESIS, event_hash
 from shared.feed import FeedItem, FeedPage, event_id
 from shared.storage import parse_storage_url
@@ -80,22 +87,26 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
             item_type = "EvidenceRetracted"
         else:
             stream = draw(st.sampled_from(sorted(evidence)))
-            field = draw(
-                st.sampled_from(["strength", "stance", "published_at", "claim_id", "source_id"])
-            )
+            retracted = evidence[stream]["retracted"]
+            fields = ["strength", "stance", "published_at", "claim_id", "source_id"]
+            field = draw(st.sampled_from(fields + (["retracted_from"] * 5 if retracted else [])))
             value: Any = {
                 "strength": st.sampled_from(["weak", "moderate", "strong"]),
                 "stance": st.sampled_from(["supports", "refutes", "neutral"]),
                 "published_at": st.integers(min_value=0, max_value=12).map(day),
                 "claim_id": st.sampled_from(CLAIMS),
                 "source_id": st.sampled_from(SOURCES),
+                "retracted_from": st.none() | st.integers(min_value=0, max_value=12).map(day),
             }[field]
             value = draw(value)
-            retracted = evidence[stream]["retracted"]
             if field == "published_at":
                 if retracted and value > retracted:
                     continue
                 evidence[stream]["published"] = value
+            if field == "retracted_from":
+                if value is not None and value < evidence[stream]["published"]:
+                    continue
+                evidence[stream]["retracted"] = value
             data = {"changes": {field: value}, "reason": "typo"}
             item_type = "EvidenceCorrected"
         items.append(
@@ -160,6 +171,7 @@ probe_times = st.tuples(st.integers(min_value=-1, max_value=26), st.integers(-1,
     page_size=st.integers(min_value=1, max_value=7),
     probes=st.lists(probe_times, min_size=1, max_size=6),
     warm=st.booleans(),
+    kept_entries=st.sampled_from([KEPT_ENTRIES, 1]),
 )
 def test_projection_equals_replay(
     engine: Engine,
@@ -167,10 +179,12 @@ def test_projection_equals_replay(
     page_size: int,
     probes: list[tuple[int, int]],
     warm: bool,
+    kept_entries: int,
 ) -> None:
+    """Also with an index that holds one claim at a time, letting each go for the next."""
     projection = VerdictProjection(engine)
     projection.drop()
-    index = VerdictIndex(engine)
+    index = VerdictIndex(engine, kept_entries)
     if warm:
         for claim in CLAIMS:
             index.tally(uuid.UUID(claim), 0, 0)
@@ -202,6 +216,10 @@ def test_projection_equals_replay(
                 before = replay_verdict(items, claim, point.at - ONE_MICROSECOND, known_at)
                 assert point.assessment == there.assessment
                 assert change_key(before) != change_key(there), "every point changes something"
+    alone = VerdictIndex(engine)
+    alone.tally(uuid.UUID(CLAIMS[-1]), 0, 0)
+    held = alone.entries if kept_entries == 1 else fresh.entries
+    assert index.entries == held, "an index over its limit holds the claim asked last alone"
 
 
 DECLARED_INDEXES = {str(index.name) for table in VERDICT_TABLES for index in table.indexes}

@@ -13,7 +13,7 @@ from services.claims.confidence import REASON_REPEAT
 from shared.cli import _load_and_show
 from shared.cli import app as cli
 from shared.client import FactcheckClient
-from shared.scenario import load, read_scenario
+from shared.scenario import ScenarioConflict, load, read_scenario
 from shared.tables import history_table
 from tests.conftest import Services
 from tests.newsroom import new_claim, new_source, post_evidence
@@ -74,6 +74,44 @@ def test_loading_twice_records_nothing_new(client: FactcheckClient, services: Se
     assert again.steps == first.steps
     assert services.sources.get("/feed", params={"limit": 1}).json()["head"] == head
     assert services.claims.get("/feed", params={"limit": 1}).json()["head"] == claims_head
+
+
+def test_a_scenario_edited_after_loading_is_refused_whole(
+    client: FactcheckClient, services: Services, tmp_path: Path
+) -> None:
+    """An item recorded from the scenario, then given another summary in the file, is not
+    recorded a second time; nothing else of the edited scenario is recorded either."""
+    scenario = read_scenario(SCENARIO)
+    load(client, scenario)
+    edited = json.loads(SCENARIO.read_text(encoding="utf-8"))
+    kirby = next(item for item in edited["evidence"] if item["key"] == "kirby")
+    kirby["summary"] += " (edited)"
+    edited["sources"].append({"key": "new", "name": "A new outlet", "kind": "newspaper"})
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edited), encoding="utf-8")
+    heads = [
+        service.get("/feed", params={"limit": 1}).json()["head"]
+        for service in (services.sources, services.claims)
+    ]
+    with pytest.raises(ScenarioConflict, match=r"kirby: evidence .* has another summary"):
+        load(client, read_scenario(path))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "load",
+            str(path),
+            "--claims-url",
+            services.claims_url,
+            "--sources-url",
+            services.sources_url,
+        ],
+    )
+    assert result.exit_code == 1
+    assert "kirby" in result.output
+    assert heads == [
+        service.get("/feed", params={"limit": 1}).json()["head"]
+        for service in (services.sources, services.claims)
+    ]
 
 
 def test_a_source_of_the_same_name_is_never_taken_for_the_scenarios_own(

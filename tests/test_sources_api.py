@@ -201,6 +201,7 @@ async def test_retraction_and_correction_are_new_events(
     )
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
+    assert [error["field"] for error in again.json()["errors"]] == ["evidence_id"]
 
 
 async def test_feed_items_follow_the_public_contract(

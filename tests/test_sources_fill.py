@@ -134,7 +134,10 @@ def commands(draw: st.DrawFn) -> Command:
             (),
         )
     field = draw(
-        st.sampled_from(["stance", "strength", "summary", "published_at", "url", "derived_from"])
+        st.sampled_from(
+            ["stance", "strength", "summary", "published_at", "url", "derived_from"]
+            + ["retracted_from"] * 2
+        )
     )
     value = draw(
         {
@@ -144,6 +147,7 @@ def commands(draw: st.DrawFn) -> Command:
             "published_at": instants,
             "url": optional_texts,
             "derived_from": st.lists(st.integers(min_value=0, max_value=50), max_size=3),
+            "retracted_from": st.none() | instants,
         }[field]
     )
 

@@ -1,7 +1,10 @@
 """Both services on real servers: the verdict moves as evidence arrives, on both time axes."""
 
+from typing import Any
+
 from tests.conftest import Services
 from tests.newsroom import new_claim, new_source, post_evidence, rate, verdict
+from tests.test_sources_rejections import assert_problem
 
 
 def test_kharkiv_moves_from_suspicion_to_confirmation(services: Services) -> None:
@@ -91,6 +94,76 @@ def test_retraction_holds_only_from_its_own_date(services: Services) -> None:
     assert verdict(services, claim, at="2024-01-20")["status"] == "unverified"
     listing = services.claims.get(f"/claims/{claim}/evidence", params={"at": "2024-01-20"})
     assert listing.json()["items"][0]["reason"] == "retracted"
+
+
+def test_a_corrected_retraction_holds_from_the_correction(services: Services) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "ministry", "B")
+    item = post_evidence(services, source, claim, "2024-01-05T00:00:00Z", strength="strong")
+    path = f"/evidence/{item['id']}"
+
+    def correct(retracted_from: str | None) -> dict[str, Any]:
+        response = services.sources.post(
+            f"{path}/correction",
+            json={"changes": {"retracted_from": retracted_from}, "reason": "date mistyped"},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    head = services.sources.get("/feed").json()["head"]
+    assert_problem(
+        services.sources.post(
+            f"{path}/correction", json={"changes": {"retracted_from": None}, "reason": "x"}
+        ),
+        422,
+        "changes.retracted_from",
+    )
+    retracted = services.sources.post(
+        f"{path}/retraction",
+        json={"published_at": "2024-01-06T00:00:00Z", "reason": "withdrawn"},
+    )
+    assert retracted.status_code == 201, retracted.text
+    assert retracted.json()["position"] == head + 1, "the refused correction recorded nothing"
+    for refused in ("2024-01-04T23:59:59Z", "2024-01-06T00:00:00Z"):
+        assert_problem(
+            services.sources.post(
+                f"{path}/correction",
+                json={"changes": {"retracted_from": refused}, "reason": "x"},
+            ),
+            422,
+            "changes.retracted_from",
+        )
+    assert verdict(services, claim, at="2024-01-08")["status"] == "unverified"
+
+    moved = correct("2024-01-10T00:00:00Z")
+    assert verdict(services, claim, at="2024-01-08")["supporting_origins"] == 1
+    assert verdict(services, claim, at="2024-01-10")["status"] == "unverified"
+    before_move = _just_before(moved["recorded_at"])
+    assert verdict(services, claim, at="2024-01-08", known_at=before_move)["status"] == (
+        "unverified"
+    ), "a correction holds only from its recording"
+    assert services.sources.get(path).json()["retraction"]["published_at"] == (
+        "2024-01-10T00:00:00Z"
+    )
+
+    withdrawn = correct(None)
+    assert verdict(services, claim, at="2024-01-20")["supporting_origins"] == 1
+    before_withdrawal = _just_before(withdrawn["recorded_at"])
+    assert verdict(services, claim, at="2024-01-20", known_at=before_withdrawal)["status"] == (
+        "unverified"
+    )
+    shown = services.sources.get(path).json()
+    assert shown["retraction"] is None
+    assert [c["changes"] for c in shown["corrections"]] == [
+        {"retracted_from": "2024-01-10T00:00:00Z"},
+        {"retracted_from": None},
+    ]
+    again = services.sources.post(
+        f"{path}/retraction",
+        json={"published_at": "2024-01-15T00:00:00Z", "reason": "withdrawn after all"},
+    )
+    assert again.status_code == 201, again.text
+    assert verdict(services, claim, at="2024-01-15")["status"] == "unverified"
 
 
 def test_correction_holds_only_from_its_recording(services: Services) -> None:

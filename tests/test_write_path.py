@@ -72,6 +72,58 @@ def test_a_client_that_retries_after_a_timeout_records_once(database_url: str) -
         assert after_restart.json() == retried.json(), "the key outlives the process"
 
 
+class HeldClaims(KnownClaims):
+    """A claim check that waits until the test lets it answer, as a slow claims service."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = threading.Semaphore(0)
+        self.answer = threading.Event()
+
+    def exists(self, claim_id: uuid.UUID) -> bool:
+        self.asked.release()
+        self.answer.wait(timeout=30)
+        return super().exists(claim_id)
+
+
+def test_a_keyed_write_waiting_on_the_claims_service_holds_up_no_other_write(
+    database_url: str,
+) -> None:
+    claims = HeldClaims()
+    app = create_app(SourcesSettings(database_url=database_url), claims=claims)
+    with serving(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        source = client.post("/sources", json={"name": "agency", "kind": "k"}).json()
+        body = evidence_body(source["id"], claims.add())
+        headers = {"Idempotency-Key": "newsroom-7f3a"}
+        answers: list[httpx.Response] = []
+
+        def submit() -> None:
+            with httpx.Client(base_url=base_url, timeout=30) as own:
+                answers.append(own.post("/evidence", json=body, headers=headers))
+
+        writers = [threading.Thread(target=submit) for _ in range(2)]
+        for writer in writers:
+            writer.start()
+        assert claims.asked.acquire(timeout=10), "the claim check was never asked"
+        try:
+            other = client.post("/sources", json={"name": "other", "kind": "k"}, timeout=3)
+            assert other.status_code == 201, other.text
+            assert client.get("/feed", timeout=3).json()["head"] == other.json()["position"]
+            assert not claims.asked.acquire(timeout=0.5), "the same key was checked twice"
+        finally:
+            claims.answer.set()
+            for writer in writers:
+                writer.join(timeout=30)
+        assert [answer.status_code for answer in answers] == [201, 201]
+        assert answers[0].json() == answers[1].json()
+        submitted = [
+            item
+            for item in client.get("/feed").json()["items"]
+            if item["type"] == "EvidenceSubmitted"
+        ]
+        assert [item["position"] for item in submitted] == [answers[0].json()["position"]]
+
+
 def test_if_match_refuses_a_stale_version(services: Services) -> None:
     source = new_source(services, "agency")
     rating = {"reliability": "B", "rationale": "x"}
@@ -81,7 +133,7 @@ def test_if_match_refuses_a_stale_version(services: Services) -> None:
     assert first.json()["version"] == 2
     before = services.sources.get("/feed").json()["head"]
     stale = services.sources.post(path, json=rating, headers={"If-Match": "1"})
-    assert_problem(stale, 409)
+    assert_problem(stale, 409, "If-Match")
     assert stale.json()["current_version"] == 2
     assert_problem(
         services.sources.post(path, json=rating, headers={"If-Match": "v2"}), 422, "If-Match"
@@ -92,7 +144,7 @@ def test_if_match_refuses_a_stale_version(services: Services) -> None:
     stale_claim = services.claims.post(
         f"/claims/{claim}/rulings", json=ruling, headers={"If-Match": "5"}
     )
-    assert_problem(stale_claim, 409)
+    assert_problem(stale_claim, 409, "If-Match")
     assert stale_claim.json()["current_version"] == 1
 
 

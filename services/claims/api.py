@@ -340,6 +340,7 @@ def _basis(
         known_at,
         min_position,
         request.app.state.settings.read_wait,
+        request.app.state.projection.hold_recorded_writes,
     )
 
 

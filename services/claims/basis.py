@@ -1,5 +1,6 @@
 """The basis of an answer: which `at`, which `known_at`, and which sources-feed position."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,6 +41,8 @@ def resolve_basis(
     known_at: str | None,
     min_position: int | None,
     wait: float,
+    position_at: Callable[[datetime], int],
+    hold_own_writes: Callable[[], None],
     floor: datetime | None = None,
 ) -> Basis:
     """Settle the question's two times (their form checked already), waiting a bounded time
@@ -48,9 +51,14 @@ def resolve_basis(
     Without `known_at` (or with today's bare date), the answer is as known through the last
     recording time the follower has applied completely, so it never promises items it has not
     seen yet; and no earlier than `floor`, the time of the claim's own latest event, so that a
-    new ruling shows at once.
+    new ruling shows at once. That time is never later than this service's clock: where the
+    sources service's clock runs ahead, the answer is as known now, at the position
+    `position_at` gives, so that it can be asked again with its basis. `hold_own_writes` returns
+    once the read models hold every event of this service recorded so far, so that each event
+    they lack was recorded after `now`, and no answer as known by `now` can change.
     """
     now = datetime.now(UTC)
+    hold_own_writes()
     wanted_at = now if at is None else parse_query_time(at)
     wanted_known = None if known_at is None else parse_query_time(known_at)
     if wanted_known is not None and wanted_known > now:
@@ -69,11 +77,23 @@ def resolve_basis(
     progress = follower.progress
     if progress.known_through is None:
         raise Unavailable("the sources feed has not been read yet")
-    return Basis(
-        at=wanted_at,
-        known_at=wanted_known or progress.known_through,
-        position=progress.position,
-    )
+    if wanted_known is None and progress.known_through <= now:
+        basis = Basis(at=wanted_at, known_at=progress.known_through, position=progress.position)
+    else:
+        known = wanted_known or now
+        basis = Basis(at=wanted_at, known_at=known, position=position_at(known))
+    if min_position is not None and basis.position < min_position:
+        if wanted_known is not None:
+            raise Rejected(
+                "min_position",
+                f"was recorded after known_at ({format_instant(wanted_known)}), so an answer as "
+                "known then cannot include it",
+            )
+        raise Unavailable(
+            f"the sources service recorded position {min_position} at a time still ahead of "
+            "this service's clock: the two services' clocks differ"
+        )
+    return basis
 
 
 def basis_for_claim(
@@ -84,6 +104,7 @@ def basis_for_claim(
     known_at: str | None,
     min_position: int | None,
     wait: float,
+    hold_own_writes: Callable[[], None],
 ) -> Basis:
     """The basis of a question about one claim: not before the claim was known, and with the
     sources-feed position that everything recorded by `known_at` ends at.
@@ -92,11 +113,18 @@ def basis_for_claim(
     """
     floor, registered_at = last_recorded(session, claim.id), claim.registered_at
     session.rollback()
-    basis = resolve_basis(follower, at, known_at, min_position, wait, floor=floor)
+    basis = resolve_basis(
+        follower,
+        at,
+        known_at,
+        min_position,
+        wait,
+        lambda known: position_known_at(session, known),
+        hold_own_writes,
+        floor=floor,
+    )
     if basis.known_at < registered_at:
         raise Rejected(
             "known_at", f"is before the claim was registered ({format_instant(registered_at)})"
         )
-    if known_at is None:
-        return basis
-    return Basis(basis.at, basis.known_at, position_known_at(session, basis.known_at))
+    return basis

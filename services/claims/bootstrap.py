@@ -69,6 +69,12 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
             raise Conflict("a rebuild is already running")
         try:
             return rebuild_from_sources()
+        except httpx.HTTPStatusError as error:
+            answered = error.response
+            raise Unavailable(
+                f"the sources service answered {answered.status_code} to "
+                f"{error.request.method} {error.request.url.path}; nothing was rebuilt"
+            ) from None
         except httpx.HTTPError as error:
             raise Unavailable(f"the sources service cannot be reached: {error}") from None
         except WrongFeed as error:

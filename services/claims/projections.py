@@ -339,6 +339,16 @@ class CorrectedData(_Data):
     changes: dict[str, Any]
 
 
+class RetractionChange(_Data):
+    """A correction's new retraction date; None withdraws the retraction."""
+
+    retracted_from: UtcDatetime | None
+
+
+_UNCHANGED = object()
+"""A field a correction leaves as it was."""
+
+
 def steps_to_json(steps: Steps) -> list[list[Any]]:
     return [[step.at, step.level, step.item, step.published] for step in steps]
 
@@ -676,6 +686,8 @@ class VerdictProjection:
         data = _parse(CorrectedData, item)
         evidence = self._evidence(session, item)
         before = EvidenceState(**evidence.model_dump())
+        fields = dict(data.changes)
+        retraction = fields.pop("retracted_from", _UNCHANGED)
         merged = {
             "source_id": evidence.source_id,
             "claim_id": evidence.claim_id,
@@ -683,10 +695,13 @@ class VerdictProjection:
             "strength": evidence.strength,
             "published_at": from_micros(evidence.published),
             "derived_from": evidence.derived_from,
-            **data.changes,
+            **fields,
         }
         try:
             state = SubmittedData.model_validate(merged)
+            if retraction is not _UNCHANGED:
+                retracted = RetractionChange(retracted_from=retraction).retracted_from
+                evidence.retracted = None if retracted is None else to_micros(retracted)
         except ValidationError as error:
             raise ItemRejected(_first_error(error)) from None
         evidence.source_id = state.source_id

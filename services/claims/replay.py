@@ -35,7 +35,11 @@ def replay_verdict(
             evidence[stream]["retracted_from"] = data["published_at"]
         elif kind == "EvidenceCorrected" and stream in evidence:
             evidence[stream].update(
-                {key: value for key, value in data["changes"].items() if key in EVIDENCE_FIELDS}
+                {
+                    key: value
+                    for key, value in data["changes"].items()
+                    if key in EVIDENCE_FIELDS or key == "retracted_from"
+                }
             )
     on_claim = [
         Item(

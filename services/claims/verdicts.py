@@ -10,6 +10,7 @@ read models on first use and extended after every committed feed page.
 import threading
 from array import array
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +114,13 @@ class ClaimIndex:
     origins: dict[tuple[UUID, str], Versions]
     last_point: int = 0
     last_origin: int = 0
+    entries: int = 0
+    """Tally points and origin versions held."""
+
+
+KEPT_ENTRIES = 1_000_000
+"""Tally points and origin versions the index holds over every claim. Beyond that, the claims
+asked about least recently are let go, to be read again from the read models when next asked."""
 
 
 @dataclass(frozen=True)
@@ -130,17 +138,26 @@ class Counted:
 class VerdictIndex:
     """In-memory, per-claim bitemporal index over the verdict read models."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, kept_entries: int = KEPT_ENTRIES) -> None:
         self.engine = engine
+        self.kept_entries = kept_entries
         self._lock = threading.RLock()
-        self._claims: dict[UUID, ClaimIndex] = {}
+        self._claims: OrderedDict[UUID, ClaimIndex] = OrderedDict()
+        """The claims in memory, the one asked about least recently first."""
+        self._entries = 0
         self._ratings: dict[UUID, Versions] = {}
         self._last_rating = 0
         self._ratings_loaded = False
 
+    @property
+    def entries(self) -> int:
+        """Tally points and origin versions held, over every claim in memory."""
+        return self._entries
+
     def clear(self) -> None:
         with self._lock:
             self._claims.clear()
+            self._entries = 0
             self._ratings.clear()
             self._last_rating = 0
             self._ratings_loaded = False
@@ -153,6 +170,7 @@ class VerdictIndex:
                 if claim is not None and point.row is not None and point.row > claim.last_point:
                     claim.sums.append(point.known_from, point.at_from, point.vector)
                     claim.last_point = point.row
+                    self._held(claim, 1)
             for origin in changes.origins:
                 claim = self._claims.get(origin.claim_id)
                 if claim is not None and origin.row is not None and origin.row > claim.last_origin:
@@ -161,6 +179,8 @@ class VerdictIndex:
                         origin.known_from, steps_from_json(origin.steps)
                     )
                     claim.last_origin = origin.row
+                    self._held(claim, 1)
+            self._let_go()
             if self._ratings_loaded:
                 for rating in changes.ratings:
                     self._add_rating(rating)
@@ -212,7 +232,22 @@ class VerdictIndex:
         if claim is None:
             claim = self._load(claim_id)
             self._claims[claim_id] = claim
+            self._entries += claim.entries
+            self._let_go()
+        else:
+            self._claims.move_to_end(claim_id)
         return claim
+
+    def _held(self, claim: ClaimIndex, entries: int) -> None:
+        claim.entries += entries
+        self._entries += entries
+
+    def _let_go(self) -> None:
+        """Let the claims asked about least recently go while more than `kept_entries` are
+        held; the one asked about last stays, however large."""
+        while self._entries > self.kept_entries and len(self._claims) > 1:
+            _, claim = self._claims.popitem(last=False)
+            self._entries -= claim.entries
 
     def _load(self, claim_id: UUID) -> ClaimIndex:
         claim = ClaimIndex(sums=DominanceSum(), origins={})
@@ -221,12 +256,14 @@ class VerdictIndex:
                 point = PointRow(**row._mapping)
                 claim.sums.append(point.known_from, point.at_from, point.vector)
                 claim.last_point = point.row
+                claim.entries += 1
             for row in _claim_rows(connection, OriginVersion.__table__, claim_id):
                 origin = OriginRow(**row._mapping)
                 claim.origins.setdefault((origin.source_id, origin.stance), Versions()).add(
                     origin.known_from, steps_from_json(origin.steps)
                 )
                 claim.last_origin = origin.row
+                claim.entries += 1
         return claim
 
     def _load_ratings(self) -> None:

@@ -194,6 +194,11 @@ class EvidenceChanges(Strict):
     quote: Paragraph | None = None
     summary: Paragraph | None = None
     derived_from: Parents | None = None
+    retracted_from: UtcDatetime | None = Field(
+        default=None,
+        description="A retracted item's retraction date (its `published_at`), corrected; null "
+        "withdraws a retraction recorded in error.",
+    )
 
     @field_validator(*_REQUIRED_FIELDS)
     @classmethod

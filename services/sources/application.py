@@ -117,7 +117,7 @@ class SourcesApplication(FactcheckApplication):
             evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
             if evidence.retracted_from is not None:
-                raise Conflict(f"evidence {evidence_id} was already retracted")
+                raise Conflict(f"evidence {evidence_id} was already retracted", field="evidence_id")
             if published_at < evidence.published_at:
                 raise Rejected(
                     "published_at",
@@ -144,16 +144,26 @@ class SourcesApplication(FactcheckApplication):
             with checks.check():
                 self._check_claim(changes["claim_id"], "changes.claim_id")
         known_claim = checks.passed()
-        if "published_at" in changes:
-            with checks.check():
-                _check_not_future(changes["published_at"], "changes.published_at")
+        for field in ("published_at", "retracted_from"):
+            if changes.get(field) is not None:
+                with checks.check():
+                    _check_not_future(changes[field], f"changes.{field}")
         if "claim_id" in changes and known_claim:
             self._derivations.catch_up(self)
         with self.recording(metadata) as write:
             evidence = self.get_aggregate(Evidence, evidence_id, "evidence")
             check_version("evidence", evidence.version, expected_version)
+            unretracted = "retracted_from" in changes and evidence.retracted_from is None
+            if unretracted:
+                checks.reject(
+                    "changes.retracted_from",
+                    f"evidence {evidence_id} has no retraction to correct; "
+                    "POST its retraction to record one",
+                )
             for field, value in changes.items():
-                if _unchanged(getattr(evidence, field), value):
+                if _unchanged(getattr(evidence, field), value) and not (
+                    unretracted and field == "retracted_from"
+                ):
                     checks.reject(f"changes.{field}", "already has that value; name only changes")
             if "source_id" in changes:
                 with checks.check():
@@ -188,10 +198,18 @@ class SourcesApplication(FactcheckApplication):
                         "correct its derived_from first",
                     )
             published_at = changes.get("published_at", evidence.published_at)
-            if evidence.retracted_from is not None and published_at > evidence.retracted_from:
-                checks.reject(
-                    "changes.published_at", "would fall after the evidence's own retraction"
-                )
+            retracted_from = changes.get("retracted_from", evidence.retracted_from)
+            if retracted_from is not None and published_at > retracted_from:
+                if "published_at" in changes:
+                    checks.reject(
+                        "changes.published_at", "would fall after the evidence's own retraction"
+                    )
+                else:
+                    checks.reject(
+                        "changes.retracted_from",
+                        "would fall before the evidence's own published_at "
+                        f"({format_instant(published_at)})",
+                    )
             checks.done()
             evidence.correct(changes=changes, reason=reason)
             write.add(evidence)

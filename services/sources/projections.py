@@ -149,6 +149,10 @@ class SourcesProjection(Projection):
                 if field == "derived_from":
                     value = [str(parent) for parent in value]
                 setattr(evidence, field, value)
+            if "retracted_from" in event.changes and event.changes["retracted_from"] is None:
+                evidence.retraction_reason = None
+                evidence.retraction_recorded_at = None
+                evidence.retraction_position = None
             evidence.version = event.originator_version
             session.add(evidence)
             session.add(
