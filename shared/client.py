@@ -13,6 +13,11 @@ from shared.settings import DEFAULT_CLAIMS_URL, DEFAULT_SOURCES_URL
 class ServiceError(RuntimeError):
     """A service answered with an error (its problem detail is the message) or not at all."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The answer's status, if there was an answer."""
+
 
 class FactcheckClient:
     """Talks to the claims and sources services over HTTP."""
@@ -69,7 +74,8 @@ class FactcheckClient:
             raise ServiceError(f"{_url(client, path)}: {error}") from None
         if response.is_error:
             raise ServiceError(
-                f"{method} {_url(client, path)}: {response.status_code} {_detail(response)}"
+                f"{method} {_url(client, path)}: {response.status_code} {_detail(response)}",
+                response.status_code,
             )
         try:
             return response.json()
@@ -114,8 +120,11 @@ class FactcheckClient:
     def post_claims(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.claims, "POST", path, json=body)
 
-    def post_sources(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.call(self.sources, "POST", path, json=body)
+    def post_sources(
+        self, path: str, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.call(self.sources, "POST", path, json=body, headers=headers)
 
     def claim_answer(self, claim_id: str, what: str, **params: Any) -> dict[str, Any]:
         """GET /claims/{id}/{what} (verdict, timeline, history, evidence), without empty params."""

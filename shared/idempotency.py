@@ -7,7 +7,8 @@ record is as durable as the event itself, and a rebuild derives it again from th
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -43,8 +44,10 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 def fingerprint(method: str, path: str, body: BaseModel | None) -> str:
-    """What makes two requests the same: method, canonical path and the validated body."""
-    content = body.model_dump_json() if body is not None else ""
+    """What makes two requests the same: method, canonical path and the validated body; in a
+    body whose `unset_differs_from_null` is true, a field left out differs from a null."""
+    sparse = getattr(body, "unset_differs_from_null", False)
+    content = body.model_dump_json(exclude_unset=sparse) if body is not None else ""
     return hashlib.sha256(f"{method} {path}\n{content}".encode()).hexdigest()
 
 
@@ -66,22 +69,32 @@ def _canonical_id(value: str) -> str:
         return value
 
 
-KEY_LOCK_STRIPES = 64
-
-
 class KeyLocks:
-    """One lock per caller's idempotency key, or per several keys that share a stripe.
+    """One lock per caller's idempotency key, kept while a request holds or waits for it.
 
     Looking a key up and recording its write are one step for requests with the same key,
     while writes with other keys, or with none, go on: a write's own checks may wait on
     another service, and must not hold every other write and read of the feed meanwhile.
     """
 
-    def __init__(self, stripes: int = KEY_LOCK_STRIPES) -> None:
-        self._locks = tuple(threading.Lock() for _ in range(stripes))
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, list[int]]] = {}
+        """Each key's lock, with how many requests hold or wait for it."""
 
-    def of(self, actor: str, key: str) -> threading.Lock:
-        return self._locks[hash((actor, key)) % len(self._locks)]
+    @contextmanager
+    def of(self, actor: str, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault((actor, key), (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if not users[0]:
+                    del self._locks[(actor, key)]
 
 
 class Once:

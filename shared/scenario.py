@@ -6,6 +6,7 @@ recorded again. A source someone else registered under the same name is taken fo
 scenario's own only if every field it was registered with is the scenario's too.
 """
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.client import FactcheckClient
+from shared.client import FactcheckClient, ServiceError
 from shared.timeaxes import UtcDatetime, parse_instant
 
 
@@ -132,9 +133,11 @@ def load(
 ) -> Loaded:
     """Record what of the scenario is not recorded yet, step by step; describe every step.
 
-    Before anything is recorded, each scenario item not found by its summary is looked for
-    by its source and publication time alone: one found so raises ScenarioConflict, since
-    loading the scenario would record the same statement twice.
+    An item is found by its source, publication time and summary; failing that, it is posted
+    with an idempotency key of the scenario's name and the item's key, so that one this caller
+    recorded from the scenario before, and corrected since, is found by its key. A scenario
+    edited since raises ScenarioConflict at its first edited item, rather than recording the
+    same statement twice.
     """
     recorded = 0
     claim_id = next(
@@ -143,7 +146,6 @@ def load(
     )
     known_sources = client.sources_list()
     existing = list(client.evidence_for(claim_id)) if claim_id is not None else []
-    _check_unchanged(scenario, _found_sources(scenario, known_sources), existing)
     if claim_id is None:
         claim_id = client.post_claims("/claims", scenario.claim.model_dump())["id"]
         recorded += 1
@@ -156,6 +158,7 @@ def load(
         (item["source_id"], parse_instant(item["published_at"]), item["summary"]): item
         for item in existing
     }
+    known_ids = {item["id"] for item in existing}
     by_key = {item.key: item for item in scenario.evidence}
     evidence_ids: dict[str, str] = {}
     steps: list[LoadedStep] = []
@@ -172,8 +175,8 @@ def load(
                     claim_id=claim_id,
                     derived_from=[evidence_ids[parent] for parent in item.derived_from],
                 )
-                found = client.post_sources("/evidence", body)
-                recorded += 1
+                found = _post_once(client, body, scenario, item.key)
+                recorded += found["id"] not in known_ids
             evidence_ids[key] = found["id"]
             written.append(found)
             advance()
@@ -187,37 +190,28 @@ def load(
     return Loaded(claim_id=claim_id, evidence_ids=evidence_ids, steps=steps, recorded=recorded)
 
 
-def _check_unchanged(
-    scenario: Scenario, sources: dict[str, dict[str, Any]], existing: list[dict[str, Any]]
-) -> None:
-    """ScenarioConflict naming each scenario item that was recorded otherwise: an item of the
-    claim from its source at its publication time, but with another summary."""
-    faults = []
-    for item in scenario.evidence:
-        source = sources.get(item.source)
-        if source is None:
-            continue
-        there = [
-            recorded
-            for recorded in existing
-            if recorded["source_id"] == source["id"]
-            and parse_instant(recorded["published_at"]) == item.published_at
-        ]
-        if not there:
-            continue
-        if any(found["summary"] == item.summary for found in there):
-            continue
-        faults.append(
-            f"{item.key}: evidence {there[0]['id']} from its source at its published_at has "
-            "another summary"
-        )
-    if faults:
-        raise ScenarioConflict(
-            "the scenario differs from what was recorded from it, so loading it would record "
-            "the same statements twice; correct the recorded evidence instead "
-            "(POST /evidence/{id}/correction), or leave the scenario as it was: "
-            + "; ".join(faults)
-        )
+def _scenario_key(scenario: Scenario) -> str:
+    """The start of the idempotency keys of a scenario's evidence: its name, hashed."""
+    return "scenario-" + hashlib.sha256(scenario.name.encode()).hexdigest()[:16]
+
+
+def _post_once(
+    client: FactcheckClient, body: dict[str, Any], scenario: Scenario, item_key: str
+) -> dict[str, Any]:
+    """POST /evidence keyed by the scenario and the item: the item this caller recorded from
+    it before, or a new one."""
+    key = f"{_scenario_key(scenario)}-{item_key}"
+    try:
+        return client.post_sources("/evidence", body, idempotency_key=key)
+    except ServiceError as error:
+        if error.status == 422 and "Idempotency-Key" in str(error):
+            raise ScenarioConflict(
+                f"evidence {item_key!r} was recorded from this scenario as it "
+                "was before, and differs from it now; loading it would record the same "
+                "statement twice. Correct the recorded item instead "
+                "(POST /evidence/{id}/correction), and leave the scenario as it was"
+            ) from None
+        raise
 
 
 def _found_sources(scenario: Scenario, known: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

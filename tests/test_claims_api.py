@@ -5,7 +5,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
 from shared.settings import ClaimsSettings, SourcesSettings
+from shared.timeaxes import recording_clock
 from tests.conftest import KnownClaims, Services
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
 from tests.servers import free_port, serving
@@ -223,6 +224,31 @@ def test_a_basis_asked_again_after_concurrent_rulings_gives_the_same_answer(
             again = services.claims.get(first.headers["Content-Location"])
         differing += again.json() != first.json()
     assert differing == 0, f"{differing} of {len(answered)} answers changed on their basis"
+
+
+def test_a_recording_clock_ahead_of_the_wall_clock_answers_with_the_latest_ruling(
+    services: Services,
+) -> None:
+    """After the wall clock steps back, the recording clock stays ahead of it: a claim and a
+    ruling recorded then are still answered at once, on a basis that can be asked again."""
+    ahead = datetime.now(UTC) + timedelta(seconds=1)
+    recording_clock.not_before(ahead)
+    try:
+        claim = new_claim(services)
+        path = f"/claims/{claim}/verdict"
+        first = services.claims.get(path)
+        assert first.status_code == 200, first.text
+        ruling = {"status": "suspected", "rationale": "x", "effective_at": "2024-01-06T00:00:00Z"}
+        ruled = services.claims.post(f"/claims/{claim}/rulings", json=ruling)
+        assert ruled.status_code == 201, ruled.text
+        answer = services.claims.get(path)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["ruling"]["status"] == "suspected"
+        basis = answer.json()["basis"]
+        again = services.claims.get(path, params={"at": basis["at"], "known_at": basis["known_at"]})
+        assert again.json() == answer.json()
+    finally:
+        time.sleep(max(0.0, (ahead - datetime.now(UTC)).total_seconds()))
 
 
 def test_sources_checks_claims_over_http(services: Services) -> None:

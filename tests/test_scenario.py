@@ -76,24 +76,23 @@ def test_loading_twice_records_nothing_new(client: FactcheckClient, services: Se
     assert services.claims.get("/feed", params={"limit": 1}).json()["head"] == claims_head
 
 
-def test_a_scenario_edited_after_loading_is_refused_whole(
+def test_a_scenario_edited_after_loading_is_refused_and_a_corrected_item_is_found(
     client: FactcheckClient, services: Services, tmp_path: Path
 ) -> None:
     """An item recorded from the scenario, then given another summary in the file, is not
-    recorded a second time; nothing else of the edited scenario is recorded either."""
+    recorded a second time; one whose summary was corrected through the API is still found."""
     scenario = read_scenario(SCENARIO)
-    load(client, scenario)
+    first = load(client, scenario)
     edited = json.loads(SCENARIO.read_text(encoding="utf-8"))
     kirby = next(item for item in edited["evidence"] if item["key"] == "kirby")
     kirby["summary"] += " (edited)"
-    edited["sources"].append({"key": "new", "name": "A new outlet", "kind": "newspaper"})
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(edited), encoding="utf-8")
     heads = [
         service.get("/feed", params={"limit": 1}).json()["head"]
         for service in (services.sources, services.claims)
     ]
-    with pytest.raises(ScenarioConflict, match=r"kirby: evidence .* has another summary"):
+    with pytest.raises(ScenarioConflict, match="'kirby' was recorded from this scenario"):
         load(client, read_scenario(path))
     result = CliRunner().invoke(
         cli,
@@ -112,6 +111,14 @@ def test_a_scenario_edited_after_loading_is_refused_whole(
         service.get("/feed", params={"limit": 1}).json()["head"]
         for service in (services.sources, services.claims)
     ]
+    corrected = services.sources.post(
+        f"/evidence/{first.evidence_ids['kirby']}/correction",
+        json={"changes": {"summary": "Kirby's statement, reworded"}, "reason": "reworded"},
+    )
+    assert corrected.status_code == 201, corrected.text
+    again = load(client, scenario)
+    assert again.recorded == 0
+    assert again.evidence_ids == first.evidence_ids
 
 
 def test_a_source_of_the_same_name_is_never_taken_for_the_scenarios_own(

@@ -124,12 +124,13 @@ def test_a_corrected_retraction_holds_from_the_correction(services: Services) ->
     )
     assert retracted.status_code == 201, retracted.text
     assert retracted.json()["position"] == head + 1, "the refused correction recorded nothing"
-    for refused in ("2024-01-04T23:59:59Z", "2024-01-06T00:00:00Z"):
+    for refused in (
+        {"retracted_from": "2024-01-04T23:59:59Z"},
+        {"retracted_from": "2024-01-06T00:00:00Z"},
+        {"retracted_from": "2024-01-11T00:00:00Z", "published_at": "2024-01-12T00:00:00Z"},
+    ):
         assert_problem(
-            services.sources.post(
-                f"{path}/correction",
-                json={"changes": {"retracted_from": refused}, "reason": "x"},
-            ),
+            services.sources.post(f"{path}/correction", json={"changes": refused, "reason": "x"}),
             422,
             "changes.retracted_from",
         )
@@ -146,7 +147,17 @@ def test_a_corrected_retraction_holds_from_the_correction(services: Services) ->
         "2024-01-10T00:00:00Z"
     )
 
-    withdrawn = correct(None)
+    keyed = {"Idempotency-Key": "withdraw-once"}
+    withdrawal = {"changes": {"retracted_from": None, "strength": "weak"}, "reason": "r"}
+    other = {"changes": {"strength": "weak"}, "reason": "r"}
+    first = services.sources.post(f"{path}/correction", json=withdrawal, headers=keyed)
+    assert first.status_code == 201, first.text
+    assert_problem(
+        services.sources.post(f"{path}/correction", json=other, headers=keyed),
+        422,
+        "Idempotency-Key",
+    )
+    withdrawn = first.json()
     assert verdict(services, claim, at="2024-01-20")["supporting_origins"] == 1
     before_withdrawal = _just_before(withdrawn["recorded_at"])
     assert verdict(services, claim, at="2024-01-20", known_at=before_withdrawal)["status"] == (
@@ -156,7 +167,7 @@ def test_a_corrected_retraction_holds_from_the_correction(services: Services) ->
     assert shown["retraction"] is None
     assert [c["changes"] for c in shown["corrections"]] == [
         {"retracted_from": "2024-01-10T00:00:00Z"},
-        {"retracted_from": None},
+        {"retracted_from": None, "strength": "weak"},
     ]
     again = services.sources.post(
         f"{path}/retraction",

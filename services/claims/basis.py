@@ -2,14 +2,20 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlmodel import Session
 
 from services.claims.projections import ClaimView, last_recorded, position_known_at
 from shared.errors import Rejected, Unavailable
 from shared.follower import FeedFollower
-from shared.timeaxes import TimeParseError, format_instant, is_today, parse_instant
+from shared.timeaxes import (
+    TimeParseError,
+    format_instant,
+    is_today,
+    parse_instant,
+    recording_clock,
+)
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,12 @@ def resolve_basis(
     seen yet; and no earlier than `floor`, the time of the claim's own latest event, so that a
     new ruling shows at once. That time is never later than this service's clock: where the
     sources service's clock runs ahead, the answer is as known now, at the position
-    `position_at` gives, so that it can be asked again with its basis. `hold_own_writes` returns
+    `position_at` gives, so that it can be asked again with its basis. Now is this service's
+    recording clock, which never runs behind a time it has recorded. `hold_own_writes` returns
     once the read models hold every event of this service recorded so far, so that each event
     they lack was recorded after `now`, and no answer as known by `now` can change.
     """
-    now = datetime.now(UTC)
+    now = recording_clock.now()
     hold_own_writes()
     wanted_at = now if at is None else parse_query_time(at)
     wanted_known = None if known_at is None else parse_query_time(known_at)

@@ -1,6 +1,6 @@
 """HTTP routes and schemas of the sources service."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from fastapi import Depends, Request
@@ -223,6 +223,9 @@ class EvidenceChanges(Strict):
 class CorrectionIn(Strict):
     changes: EvidenceChanges
     reason: Paragraph
+
+    unset_differs_from_null: ClassVar[bool] = True
+    """A change to null (a url cleared, a retraction withdrawn) is not the field left out."""
 
 
 class CorrectionWritten(Written):

@@ -200,7 +200,7 @@ class SourcesApplication(FactcheckApplication):
             published_at = changes.get("published_at", evidence.published_at)
             retracted_from = changes.get("retracted_from", evidence.retracted_from)
             if retracted_from is not None and published_at > retracted_from:
-                if "published_at" in changes:
+                if "published_at" in changes and "retracted_from" not in changes:
                     checks.reject(
                         "changes.published_at", "would fall after the evidence's own retraction"
                     )
