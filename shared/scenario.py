@@ -144,16 +144,15 @@ def load(
         (claim["id"] for claim in client.claims_list() if claim["text"] == scenario.claim.text),
         None,
     )
-    known_sources = client.sources_list()
-    existing = list(client.evidence_for(claim_id)) if claim_id is not None else []
     if claim_id is None:
         claim_id = client.post_claims("/claims", scenario.claim.model_dump())["id"]
         recorded += 1
     advance()
 
-    source_ids, sources_recorded = _load_sources(client, scenario, known_sources, advance)
+    source_ids, sources_recorded = _load_sources(client, scenario, advance)
     recorded += sources_recorded
 
+    existing = list(client.evidence_for(claim_id))
     by_identity = {
         (item["source_id"], parse_instant(item["published_at"]), item["summary"]): item
         for item in existing
@@ -214,12 +213,16 @@ def _post_once(
         raise
 
 
-def _found_sources(scenario: Scenario, known: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The scenario's sources already registered, by key: every registered field the same."""
-    found: dict[str, dict[str, Any]] = {}
+def _load_sources(
+    client: FactcheckClient, scenario: Scenario, advance: Callable[[], None]
+) -> tuple[dict[str, str], int]:
+    """Each scenario source's id, registered and rated unless it already is; and the writes."""
+    known = client.sources_list()
+    ids: dict[str, str] = {}
+    recorded = 0
     for source in scenario.sources:
         registered = source.model_dump(exclude={"key", "rating"})
-        match = next(
+        found = next(
             (
                 candidate
                 for candidate in known
@@ -227,24 +230,6 @@ def _found_sources(scenario: Scenario, known: list[dict[str, Any]]) -> dict[str,
             ),
             None,
         )
-        if match is not None:
-            found[source.key] = match
-    return found
-
-
-def _load_sources(
-    client: FactcheckClient,
-    scenario: Scenario,
-    known: list[dict[str, Any]],
-    advance: Callable[[], None],
-) -> tuple[dict[str, str], int]:
-    """Each scenario source's id, registered and rated unless it already is; and the writes."""
-    already_registered = _found_sources(scenario, known)
-    ids: dict[str, str] = {}
-    recorded = 0
-    for source in scenario.sources:
-        registered = source.model_dump(exclude={"key", "rating"})
-        found = already_registered.get(source.key)
         if found is None:
             body = {field: value for field, value in registered.items() if value is not None}
             found = {**client.post_sources("/sources", body), "ratings": []}
