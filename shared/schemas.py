@@ -206,6 +206,20 @@ class Written(BaseModel):
     recorded_at: UtcDatetime = Field(description="Transaction time of the write.")
 
 
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "Created",
+        "headers": {
+            "Location": {
+                "description": "The path of what was created.",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+"""A write that creates a resource, as OpenAPI documents it: `Location` names its path."""
+
+
 class RebuildAnswer(BaseModel):
     """What both services' `POST /admin/rebuild` answers besides their own counts."""
 

@@ -326,7 +326,8 @@ def test_a_sources_clock_ahead_of_the_claims_clock_gives_bases_that_hold(
     tmp_path: Path,
 ) -> None:
     """Every basis can be asked again, however far ahead the sources service's clock runs:
-    an item it has recorded in this service's future is left out until that time comes."""
+    an item it has recorded in this service's future is left out until that time comes, and
+    each service's `/health` gives its clock, so that the difference shows."""
     ahead = timedelta(minutes=10)
     claims_port, sources_port = free_port(), free_port()
     claims_app = create_claims_app(
@@ -374,6 +375,11 @@ def test_a_sources_clock_ahead_of_the_claims_clock_gives_bases_that_hold(
         own_write = claims.get(path, params={"min_position": item["position"]})
         assert_problem(own_write, 503)
         assert "clocks differ" in own_write.json()["detail"]
+        clocks = [
+            datetime.fromisoformat(client.get("/health").json()["clock"])
+            for client in (claims, sources)
+        ]
+        assert ahead - timedelta(seconds=30) < clocks[1] - clocks[0] <= ahead, "health shows it"
 
 
 def _lock_holder(connection: Connection, key: str) -> int | None:

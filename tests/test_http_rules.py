@@ -384,3 +384,36 @@ def test_the_documented_query_times_are_a_date_time_or_a_date(services: Services
         answer = services.claims.get(f"/claims/{claim}/verdict", params={"at": taken})
         assert answer.status_code == 200, answer.text
     assert_problem(services.claims.get(f"/claims/{claim}/verdict", params={"at": "x"}), 422, "at")
+
+
+def test_a_created_resource_is_named_in_location_and_again_on_a_replay(
+    services: Services,
+) -> None:
+    key = {"Idempotency-Key": "location-replay"}
+    claim = services.claims.post("/claims", json={"text": KHARKIV_CLAIM}, headers=key)
+    source = services.sources.post("/sources", json={"name": "Wire", "kind": "wire"}, headers=key)
+    item = {
+        "source_id": source.json()["id"],
+        "claim_id": claim.json()["id"],
+        "stance": "supports",
+        "strength": "moderate",
+        "published_at": "2024-01-03T10:00:00Z",
+        "summary": "a report",
+    }
+    evidence = services.sources.post("/evidence", json=item)
+    created = [
+        (services.claims, claim, "/claims", {"text": KHARKIV_CLAIM}),
+        (services.sources, source, "/sources", {"name": "Wire", "kind": "wire"}),
+    ]
+    for client, response, path, body in created:
+        assert response.status_code == 201, response.text
+        assert response.headers["Location"] == f"{path}/{response.json()['id']}"
+        assert client.get(response.headers["Location"]).json()["id"] == response.json()["id"]
+        replay = client.post(path, json=body, headers=key)
+        assert replay.status_code == 201
+        assert replay.headers["Location"] == response.headers["Location"]
+    assert evidence.status_code == 201, evidence.text
+    assert evidence.headers["Location"] == f"/evidence/{evidence.json()['id']}"
+    assert services.sources.get(evidence.headers["Location"]).json()["summary"] == "a report"
+    documented = services.sources.get("/openapi.json").json()["paths"]["/evidence"]["post"]
+    assert "Location" in documented["responses"]["201"]["headers"]

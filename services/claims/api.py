@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from sqlmodel import Session
@@ -40,6 +40,7 @@ from shared.idempotency import Once, once_per_key
 from shared.problems import problem_responses
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
+    CREATED,
     PAGE_MAX,
     AfterQuery,
     ExpectedVersion,
@@ -54,7 +55,13 @@ from shared.schemas import (
     whole_number,
 )
 from shared.service import Reads, service_router
-from shared.timeaxes import UtcDatetime, format_instant, from_micros, to_micros
+from shared.timeaxes import (
+    UtcDatetime,
+    format_instant,
+    from_micros,
+    recording_clock,
+    to_micros,
+)
 
 router = service_router()
 MAX_TAGS = 20
@@ -305,6 +312,10 @@ class Health(BaseModel):
     head: int
     follower: FollowerOut
     writes_refused: str | None = Field(description="Why writes answer 503, if they do.")
+    clock: UtcDatetime = Field(
+        description="This service's recording clock when it answered: every event it records "
+        "takes its time from it. Compare it with the other service's to see whether they differ."
+    )
 
 
 class Rebuilt(RebuildAnswer):
@@ -359,14 +370,18 @@ def _pinned(path: str, basis: Basis, **more: int) -> str:
     status_code=201,
     dependencies=[Depends(Requires("submit"))],
     response_model=ClaimWritten,
+    responses=CREATED,
 )
-async def register_claim(body: ClaimIn, claims: Claims, once: Writes) -> ClaimWritten:
+async def register_claim(
+    body: ClaimIn, claims: Claims, once: Writes, response: Response
+) -> ClaimWritten:
     recorded = await once(
         body,
         lambda metadata: claims.register_claim(
             body.text, body.context, body.tags, metadata=metadata
         ),
     )
+    response.headers["Location"] = f"/claims/{recorded.id}"
     return ClaimWritten(**vars(recorded), **body.model_dump())
 
 
@@ -667,6 +682,7 @@ def health(claims: Claims, follower: Follower) -> Health:
         head=claims.head(),
         follower=FollowerOut(**vars(status)),
         writes_refused=claims.refusal,
+        clock=recording_clock.now(),
     )
 
 

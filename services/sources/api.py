@@ -3,7 +3,7 @@
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.sources.application import SourcesApplication
@@ -24,6 +24,7 @@ from shared.idempotency import Once, once_per_key
 from shared.problems import problem_responses
 from shared.routes import add_audit_routes, add_feed_route
 from shared.schemas import (
+    CREATED,
     AfterQuery,
     CountryCode,
     ExpectedVersion,
@@ -37,7 +38,7 @@ from shared.schemas import (
     distinct,
 )
 from shared.service import Reads, service_router
-from shared.timeaxes import UtcDatetime
+from shared.timeaxes import UtcDatetime, recording_clock
 
 router = service_router()
 MAX_DERIVED_FROM = 50
@@ -243,6 +244,10 @@ class Health(BaseModel):
         description="Why CLAIMS_URL or CLAIMS_API_KEY does not work, if it does not: evidence "
         "then answers 503. Checked at start, once the claims service answers, and at each ask."
     )
+    clock: UtcDatetime = Field(
+        description="This service's recording clock when it answered: every event it records "
+        "takes its time from it. Compare it with the other service's to see whether they differ."
+    )
 
 
 class Rebuilt(RebuildAnswer):
@@ -283,11 +288,15 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
     status_code=201,
     dependencies=[Depends(Requires("submit"))],
     response_model=SourceWritten,
+    responses=CREATED,
 )
-async def register_source(body: SourceIn, sources: Sources, once: Writes) -> SourceWritten:
+async def register_source(
+    body: SourceIn, sources: Sources, once: Writes, response: Response
+) -> SourceWritten:
     recorded = await once(
         body, lambda metadata: sources.register_source(**body.model_dump(), metadata=metadata)
     )
+    response.headers["Location"] = f"/sources/{recorded.id}"
     return SourceWritten(**vars(recorded), **body.model_dump(), reliability="F")
 
 
@@ -339,12 +348,16 @@ async def rate_source(
     status_code=201,
     dependencies=[Depends(Requires("submit"))],
     response_model=EvidenceWritten,
+    responses=CREATED,
 )
-async def submit_evidence(body: EvidenceIn, sources: Sources, once: Writes) -> EvidenceWritten:
+async def submit_evidence(
+    body: EvidenceIn, sources: Sources, once: Writes, response: Response
+) -> EvidenceWritten:
     recorded = await once(
         body,
         lambda metadata: sources.submit_evidence(**body.model_dump(), metadata=metadata),
     )
+    response.headers["Location"] = f"/evidence/{recorded.id}"
     return EvidenceWritten(**vars(recorded), **body.model_dump())
 
 
@@ -448,4 +461,5 @@ def health(sources: Sources, request: Request) -> Health:
         projection_position=position,
         writes_refused=sources.refusal,
         claims_setting=claims_setting,
+        clock=recording_clock.now(),
     )
