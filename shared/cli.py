@@ -562,7 +562,7 @@ def replay(
             "supporting_origins": claim.verdict.tally.supporting,
             "refuting_origins": claim.verdict.tally.refuting,
             "model": claim.verdict.assessment.model,
-            "ruling": claim.ruling["status"] if claim.ruling else None,
+            "ruling": claim.ruling,
         }
         for claim in replay_claims(sources_items, claims_items, when, known)
     ]
@@ -579,7 +579,7 @@ def replay(
             row["status"],
             f"{row['probability'] * 100:.1f}% {row['likelihood']}",
             f"{row['supporting_origins']}/{row['refuting_origins']}",
-            row["ruling"] or "",
+            row["ruling"]["status"] if row["ruling"] else "",
         )
     console.print(table)
 

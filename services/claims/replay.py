@@ -61,7 +61,8 @@ def replay_verdict(
 
 @dataclass(frozen=True)
 class ReplayedClaim:
-    """One claim's verdict and ruling, rebuilt from exported events alone."""
+    """One claim's verdict and ruling, rebuilt from exported events alone; the ruling has the
+    fields a verdict's has."""
 
     claim_id: str
     text: str
@@ -85,7 +86,13 @@ def replay_claims(
         if item["type"] in WORDING_TYPES:
             texts[claim_id] = data["text"]
         elif item["type"] == "ClaimRuled" and parse_instant(data["effective_at"]) <= at:
-            rulings[claim_id] = data
+            rulings[claim_id] = {
+                "status": data["status"],
+                "rationale": data["rationale"],
+                "effective_at": data["effective_at"],
+                "recorded_at": item["recorded_at"],
+                "actor": str(item["metadata"].get("actor", "anonymous")),
+            }
     return [
         ReplayedClaim(
             claim_id=claim_id,
