@@ -375,6 +375,8 @@ def test_a_sources_clock_ahead_of_the_claims_clock_gives_bases_that_hold(
         own_write = claims.get(path, params={"min_position": item["position"]})
         assert_problem(own_write, 503)
         assert "clocks differ" in own_write.json()["detail"]
+        retry = timedelta(seconds=int(own_write.headers["Retry-After"]))
+        assert ahead - timedelta(seconds=30) < retry <= ahead + timedelta(seconds=1)
         clocks = [
             datetime.fromisoformat(client.get("/health").json()["clock"])
             for client in (claims, sources)

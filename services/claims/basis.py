@@ -1,5 +1,6 @@
 """The basis of an answer: which `at`, which `known_at`, and which sources-feed position."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,7 +99,8 @@ def resolve_basis(
             )
         raise Unavailable(
             f"the sources service recorded position {min_position} at a time still ahead of "
-            "this service's clock: the two services' clocks differ"
+            "this service's clock: the two services' clocks differ",
+            retry_after=max(1, math.ceil((progress.known_through - now).total_seconds())),
         )
     return basis
 
