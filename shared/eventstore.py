@@ -13,8 +13,15 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import Notification, RecordConflictError, Recording
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import (
+    Mapper,
+    MapperDeserialisationError,
+    Notification,
+    RecordConflictError,
+    Recording,
+    StoredEvent,
+)
+from eventsourcing.utils import Environment, get_topic
 
 from shared.chain import GENESIS, UnreadableEvent, event_hash
 from shared.errors import NotFound, Unavailable
@@ -127,6 +134,25 @@ class Write:
         return self._recorded
 
 
+class CheckedMapper(Mapper[UUID]):
+    """Decodes stored events, refusing a created event that names another aggregate class than
+    the one its event type belongs to. That name is stored beside the event's data but is not
+    part of its public feed item, so the hash chain does not cover it; altered, it would make
+    the aggregate unloadable while the log still verified."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        event = super().to_domain_event(stored_event)
+        named = getattr(event, "originator_topic", None)
+        if named is None:
+            return event
+        own = get_topic(type(event)).rpartition(".")[0]
+        if named != own:
+            raise MapperDeserialisationError(
+                f"its originator_topic {named!r} is not {own!r}, the aggregate of its event type"
+            )
+        return event
+
+
 class FactcheckApplication(Application[UUID]):
     """An eventsourcing application configured only by its Storage, never by os.environ.
 
@@ -209,6 +235,9 @@ class FactcheckApplication(Application[UUID]):
         with self._writing:
             pass
         self._store_through()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(self.construct_transcoder(), CheckedMapper)
 
     def get_aggregate(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
         """The `kind` with that id as every write decided so far leaves it; NotFound if none.

@@ -8,10 +8,10 @@ from typing import Any
 from eventsourcing.persistence import (
     InterfaceError as StoreInterfaceError,
 )
+from eventsourcing.persistence import MapperDeserialisationError, RecordConflictError
 from eventsourcing.persistence import (
     OperationalError as StoreOperationalError,
 )
-from eventsourcing.persistence import RecordConflictError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -216,6 +216,15 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
     async def on_unreadable(request: Request, error: UnreadableEvent) -> JSONResponse:
         logger.error("%s on %s %s", error, request.method, request.url.path)
         detail = f"{error}; GET /audit/verify names the first event that breaks the log"
+        return Problem(500, detail).response(request)
+
+    @app.exception_handler(MapperDeserialisationError)
+    async def on_undecodable(request: Request, error: MapperDeserialisationError) -> JSONResponse:
+        logger.error("%s on %s %s", error, request.method, request.url.path)
+        detail = (
+            "a stored event this request needs cannot be read: its row was altered; "
+            "GET /audit/verify names the first event that breaks the log"
+        )
         return Problem(500, detail).response(request)
 
     @app.exception_handler(Exception)

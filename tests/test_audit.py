@@ -138,6 +138,33 @@ async def test_an_event_that_cannot_be_read_is_named(
     assert f"position {target['position']} cannot be read" in feed.json()["detail"]
 
 
+async def test_a_created_event_naming_another_aggregate_class_is_named(
+    sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
+) -> None:
+    """The aggregate class a created event names is stored outside the hashed feed item, so
+    it is checked when the event is read: altered, it breaks the log there."""
+    items = await populate(sources, known_claims)
+    target = items[0]
+    assert target["type"] == "SourceRegistered"
+    touched = run_sql(
+        database_url,
+        "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT),"
+        " 'domain:Source\"', 'domain:Evidence\"') AS BLOB) WHERE rowid = ?",
+        "UPDATE {schema}.sources_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
+        " 'domain:Source\"', 'domain:Evidence\"'), 'UTF8') WHERE notification_id = %s",
+        target["position"],
+    )
+    assert touched == 1
+    await assert_broken_at(sources, target["position"], "cannot be read")
+    head = (await sources.get("/feed")).status_code
+    assert head == 500
+    rating = await sources.post(
+        f"/sources/{target['stream_id']}/ratings", json={"reliability": "B", "rationale": "x"}
+    )
+    assert_problem(rating, 500)
+    assert "GET /audit/verify" in rating.json()["detail"]
+
+
 async def test_a_deleted_event_is_detected(
     sources: httpx.AsyncClient, known_claims: KnownClaims, database_url: str
 ) -> None:
