@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from services.claims.projections import ClaimView, last_recorded, position_known_at
 from shared.errors import Rejected, Unavailable
-from shared.follower import FeedFollower
+from shared.follower import FeedFollower, Progress
 from shared.timeaxes import (
     TimeParseError,
     format_instant,
@@ -51,6 +51,7 @@ def resolve_basis(
     position_at: Callable[[datetime], int],
     hold_own_writes: Callable[[], None],
     floor: datetime | None = None,
+    registered_at: datetime | None = None,
 ) -> Basis:
     """Settle the question's two times (their form checked already), waiting a bounded time
     for the follower if needed.
@@ -74,6 +75,12 @@ def resolve_basis(
             wanted_known = None
         else:
             raise Rejected("known_at", "is in the future; nothing can be known at it yet")
+    if wanted_known is not None and registered_at is not None and wanted_known < registered_at:
+        raise Rejected(
+            "known_at", f"is before the claim was registered ({format_instant(registered_at)})"
+        )
+    if min_position is not None and wanted_known is not None:
+        _check_includable(follower.progress, min_position, wanted_known)
     if min_position is not None and not follower.wait_for(min_position, wait):
         raise Unavailable(
             f"the sources feed has not been applied up to position {min_position} yet"
@@ -92,17 +99,29 @@ def resolve_basis(
         basis = Basis(at=wanted_at, known_at=known, position=position_at(known))
     if min_position is not None and basis.position < min_position:
         if wanted_known is not None:
-            raise Rejected(
-                "min_position",
-                f"was recorded after known_at ({format_instant(wanted_known)}), so an answer as "
-                "known then cannot include it",
-            )
+            raise _not_includable(wanted_known)
         raise Unavailable(
             f"the sources service recorded position {min_position} at a time still ahead of "
             "this service's clock: the two services' clocks differ",
             retry_after=max(1, math.ceil((progress.known_through - now).total_seconds())),
         )
     return basis
+
+
+def _check_includable(applied: Progress, min_position: int, known_at: datetime) -> None:
+    """Refuse at once a `min_position` the follower has not applied whose item, recorded after
+    everything applied so far, is then recorded after `known_at` too: no wait can help."""
+    through = applied.known_through
+    if min_position > applied.position and through is not None and known_at <= through:
+        raise _not_includable(known_at)
+
+
+def _not_includable(known_at: datetime) -> Rejected:
+    return Rejected(
+        "min_position",
+        f"was not recorded by known_at ({format_instant(known_at)}), so an answer as known then "
+        "cannot include it",
+    )
 
 
 def basis_for_claim(
@@ -122,7 +141,7 @@ def basis_for_claim(
     """
     floor, registered_at = last_recorded(session, claim.id), claim.registered_at
     session.rollback()
-    basis = resolve_basis(
+    return resolve_basis(
         follower,
         at,
         known_at,
@@ -131,9 +150,5 @@ def basis_for_claim(
         lambda known: position_known_at(session, known),
         hold_own_writes,
         floor=floor,
+        registered_at=registered_at,
     )
-    if basis.known_at < registered_at:
-        raise Rejected(
-            "known_at", f"is before the claim was registered ({format_instant(registered_at)})"
-        )
-    return basis
