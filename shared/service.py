@@ -77,6 +77,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._declared_length(scope) > self.limit:
+            await self._too_large(scope)(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -86,20 +89,7 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.limit:
-                detail = f"the request body is over {self.limit} bytes"
-                response = JSONResponse(
-                    {
-                        "type": "about:blank",
-                        "title": "Content Too Large",
-                        "status": 413,
-                        "detail": detail,
-                        "instance": scope["path"],
-                        "errors": [{"field": "body", "reason": detail}],
-                    },
-                    status_code=413,
-                    media_type=PROBLEM_JSON,
-                )
-                await response(scope, receive, send)
+                await self._too_large(scope)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -114,6 +104,30 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def _declared_length(scope: Scope) -> int:
+        """The request's `Content-Length`, or 0 if it gives none (a chunked body is counted as
+        it is read)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit():
+                return int(value)
+        return 0
+
+    def _too_large(self, scope: Scope) -> JSONResponse:
+        detail = f"the request body is over {self.limit} bytes"
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": detail,
+                "instance": scope["path"],
+                "errors": [{"field": "body", "reason": detail}],
+            },
+            status_code=413,
+            media_type=PROBLEM_JSON,
+        )
 
 
 def service_router() -> APIRouter:

@@ -15,6 +15,7 @@ from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.settings import ClaimsSettings, SourcesSettings
 from tests.conftest import KnownClaims
+from tests.servers import free_port
 
 EXAMPLES_PER_OPERATION = 12
 LONG_POLL_SECONDS = 0.05
@@ -73,9 +74,13 @@ def test_sources_api_answers_as_documented(tmp_path: Path) -> None:
 
 
 def test_claims_api_answers_as_documented(tmp_path: Path) -> None:
+    """With no sources service at its `SOURCES_URL`, whatever else runs on this machine."""
     app = create_claims_app(
         ClaimsSettings(
-            database_url=f"sqlite:///{tmp_path / 'claims.db'}", follow=False, read_wait=0.05
+            database_url=f"sqlite:///{tmp_path / 'claims.db'}",
+            sources_url=f"http://127.0.0.1:{free_port()}",
+            follow=False,
+            read_wait=0.05,
         )
     )
     try:

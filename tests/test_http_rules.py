@@ -2,6 +2,7 @@
 
 import gc
 import re
+import socket
 from typing import Any
 
 import httpx
@@ -417,3 +418,35 @@ def test_a_created_resource_is_named_in_location_and_again_on_a_replay(
     assert services.sources.get(evidence.headers["Location"]).json()["summary"] == "a report"
     documented = services.sources.get("/openapi.json").json()["paths"]["/evidence"]["post"]
     assert "Location" in documented["responses"]["201"]["headers"]
+
+
+def test_a_declared_length_over_64_kib_is_refused_before_the_body_is_sent(
+    services: Services,
+) -> None:
+    """A client that declares a large body, and one that waits for `100 Continue` before
+    sending it, hear 413 at once instead of the server waiting for the body."""
+    port = int(services.claims_url.rsplit(":", 1)[1])
+    for expect in ("", "Expect: 100-continue\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(
+                b"POST /claims HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + expect.encode()
+                + b"Content-Length: 100000000\r\n\r\n{}"
+            )
+            answer = _read_answer(connection)
+        assert answer.startswith("HTTP/1.1 413 "), answer
+        assert "application/problem+json" in answer
+        assert '"field":"body"' in answer
+    assert services.claims.get("/claims").json()["items"] == [], "nothing recorded"
+
+
+def _read_answer(connection: socket.socket) -> str:
+    """One HTTP/1.1 answer with a `content-length`, read whole from a kept-alive connection."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+    while len(body) < length:
+        body += connection.recv(65536)
+    return (head + b"\r\n\r\n" + body).decode()

@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -290,7 +291,9 @@ def _lose_a_race(application: Any, source_id: uuid.UUID) -> None:
 
 async def test_health(sources: httpx.AsyncClient) -> None:
     await register(sources)
+    before = datetime.now(UTC)
     health = (await sources.get("/health")).json()
+    assert datetime.fromisoformat(health.pop("clock")) >= before, "never behind the wall clock"
     assert health == {
         "status": "ok",
         "service": "sources",
