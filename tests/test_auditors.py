@@ -475,7 +475,8 @@ def test_a_replaced_newest_event_is_noticed_and_rebuild_keeps_the_trace(
 
 def accept_the_loss(database_url: str) -> None:
     """What docs/audit.md tells an operator to do to take writes again after losing events."""
-    for table in ("source_view", "rating_view", "evidence_view", "correction_view"):
+    tables = ("source_view", "rating_view", "evidence_view", "correction_view", "retraction_view")
+    for table in tables:
         run_sql(database_url, f"DROP TABLE {table}", f"DROP TABLE {{schema}}.{table}")
     run_sql(database_url, "DROP TABLE idempotency_record", "DROP TABLE {schema}.idempotency_record")
     run_sql(

@@ -84,6 +84,7 @@ async def test_sources_read_models_of_another_shape_are_refilled_at_start(
         "rating_view",
         "evidence_view",
         "correction_view",
+        "retraction_view",
         "idempotency_record",
     )
     alter(database_url, *(f"DROP TABLE {table}" for table in read_models))

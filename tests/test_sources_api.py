@@ -205,6 +205,51 @@ async def test_retraction_and_correction_are_new_events(
     assert [error["field"] for error in again.json()["errors"]] == ["evidence_id"]
 
 
+async def test_every_retraction_stays_on_the_item_once_corrected_or_withdrawn(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    evidence = await submit(sources, evidence_body(source["id"], known_claims.add()))
+    path = f"/evidence/{evidence['id']}"
+    first = await sources.post(
+        f"{path}/retraction", json={"published_at": "2024-01-07T00:00:00Z", "reason": "withdrew"}
+    )
+    for change in ("2024-01-08T00:00:00Z", None):
+        moved = await sources.post(
+            f"{path}/correction", json={"changes": {"retracted_from": change}, "reason": "date"}
+        )
+        assert moved.status_code == 201, moved.text
+    withdrawn = (await sources.get(path)).json()
+    assert withdrawn["retraction"] is None
+    second = await sources.post(
+        f"{path}/retraction", json={"published_at": "2024-01-09T00:00:00Z", "reason": "again"}
+    )
+    assert second.status_code == 201, second.text
+    one = (await sources.get(path)).json()
+    recorded = [
+        {
+            "published_at": answer.json()["published_at"],
+            "reason": answer.json()["reason"],
+            "recorded_at": answer.json()["recorded_at"],
+            "position": answer.json()["position"],
+        }
+        for answer in (first, second)
+    ]
+    assert [row["published_at"] for row in recorded] == [
+        "2024-01-07T00:00:00Z",
+        "2024-01-09T00:00:00Z",
+    ]
+    assert withdrawn["retractions"] == recorded[:1], "kept once withdrawn, with its first date"
+    assert one["retractions"] == recorded
+    assert one["retraction"] == recorded[1]
+    assert [c["changes"] for c in one["corrections"]] == [
+        {"retracted_from": "2024-01-08T00:00:00Z"},
+        {"retracted_from": None},
+    ]
+    listed = (await sources.get("/evidence", params={"claim_id": evidence["claim_id"]})).json()
+    assert listed["items"] == [one]
+
+
 async def test_feed_items_follow_the_public_contract(
     sources: httpx.AsyncClient, known_claims: KnownClaims
 ) -> None:

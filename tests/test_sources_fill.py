@@ -18,6 +18,7 @@ from services.sources.projections import (
     CorrectionView,
     EvidenceView,
     RatingView,
+    RetractionView,
     SourcesProjection,
     SourceView,
 )
@@ -32,7 +33,14 @@ from tests.conftest import KnownClaims, fresh_database
 
 READ_MODELS: tuple[str, ...] = tuple(
     str(model.__tablename__)
-    for model in (SourceView, RatingView, EvidenceView, CorrectionView, IdempotencyRecord)
+    for model in (
+        SourceView,
+        RatingView,
+        EvidenceView,
+        CorrectionView,
+        RetractionView,
+        IdempotencyRecord,
+    )
 )
 Seen = dict[str, list[uuid.UUID]]
 """Ids written so far: `sources`, `claims`, `evidence`, and each claim's evidence by its id."""

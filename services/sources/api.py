@@ -5,11 +5,11 @@ from uuid import UUID
 
 from fastapi import Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel import Session
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Reliability, Stance, Strength
 from services.sources.projections import (
-    CorrectionView,
     EvidenceView,
     RatingView,
     SourceView,
@@ -17,6 +17,7 @@ from services.sources.projections import (
     evidence_for_claim,
     list_sources,
     rating_history,
+    retractions_of,
 )
 from shared.auth import Requires
 from shared.errors import NotFound
@@ -158,7 +159,13 @@ class EvidenceOut(BaseModel):
     quote: str | None
     summary: str
     derived_from: list[UUID]
-    retraction: Retraction | None
+    retraction: Retraction | None = Field(
+        description="The retraction in force, with its date as corrected since; null if none."
+    )
+    retractions: list[Retraction] = Field(
+        description="Every retraction recorded, oldest first, each with the date and reason it "
+        "was recorded with, including one a correction has since moved or withdrawn."
+    )
     corrections: list[Correction]
     recorded_at: UtcDatetime
     position: int
@@ -261,7 +268,7 @@ def _source_out(source: SourceView, ratings: list[RatingView]) -> SourceOut:
     )
 
 
-def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> EvidenceOut:
+def _evidence_out(evidence: EvidenceView, reads: Session) -> EvidenceOut:
     retraction = None
     if evidence.retracted_from is not None:
         retraction = Retraction(
@@ -279,7 +286,8 @@ def _evidence_out(evidence: EvidenceView, corrections: list[CorrectionView]) -> 
     return EvidenceOut(
         **evidence.model_dump(exclude=retraction_fields),
         retraction=retraction,
-        corrections=[Correction(**correction.model_dump()) for correction in corrections],
+        retractions=[Retraction(**row.model_dump()) for row in retractions_of(reads, evidence.id)],
+        corrections=[Correction(**row.model_dump()) for row in corrections_of(reads, evidence.id)],
     )
 
 
@@ -370,7 +378,7 @@ def list_evidence(
 ) -> EvidencePage:
     items = evidence_for_claim(reads, claim_id, after, limit)
     return EvidencePage(
-        items=[_evidence_out(item, corrections_of(reads, item.id)) for item in items],
+        items=[_evidence_out(item, reads) for item in items],
         next_after=items[-1].position if items else after,
     )
 
@@ -380,7 +388,7 @@ def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
     evidence = reads.get(EvidenceView, evidence_id)
     if evidence is None:
         raise NotFound("evidence", evidence_id)
-    return _evidence_out(evidence, corrections_of(reads, evidence_id))
+    return _evidence_out(evidence, reads)
 
 
 @router.post(

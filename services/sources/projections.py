@@ -74,6 +74,19 @@ class CorrectionView(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class RetractionView(SQLModel, table=True):
+    """Every retraction recorded, with the date and reason it was recorded with, including one
+    a correction has since moved or withdrawn."""
+
+    __tablename__ = "retraction_view"
+
+    position: int = Field(primary_key=True)
+    evidence_id: UUID = Field(index=True)
+    published_at: datetime = Field(sa_type=UtcDateTime)
+    reason: str
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class SourcesProjection(Projection):
     """Keeps sources, their rating history, evidence and corrections queryable."""
 
@@ -83,6 +96,7 @@ class SourcesProjection(Projection):
         RatingView.__table__,
         EvidenceView.__table__,
         CorrectionView.__table__,
+        RetractionView.__table__,
     )
 
     def apply(self, session: Session, position: int, event: DomainEventProtocol[UUID]) -> None:
@@ -143,6 +157,15 @@ class SourcesProjection(Projection):
             evidence.retraction_position = position
             evidence.version = event.originator_version
             session.add(evidence)
+            session.add(
+                RetractionView(
+                    position=position,
+                    evidence_id=event.originator_id,
+                    published_at=event.published_at,
+                    reason=event.reason,
+                    recorded_at=event.timestamp,
+                )
+            )
         elif isinstance(event, Evidence.Corrected):
             evidence = session.get_one(EvidenceView, event.originator_id)
             for field, value in event.changes.items():
@@ -230,3 +253,8 @@ def evidence_for_claim(
 def corrections_of(session: Session, evidence_id: UUID) -> list[CorrectionView]:
     query = select(CorrectionView).where(CorrectionView.evidence_id == evidence_id)
     return list(session.exec(query.order_by(col(CorrectionView.position))))
+
+
+def retractions_of(session: Session, evidence_id: UUID) -> list[RetractionView]:
+    query = select(RetractionView).where(RetractionView.evidence_id == evidence_id)
+    return list(session.exec(query.order_by(col(RetractionView.position))))
