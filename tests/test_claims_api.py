@@ -170,16 +170,18 @@ def test_a_min_position_not_yet_applied_is_refused_at_once_for_a_past_known_at(
     services: Services,
 ) -> None:
     """Whatever is recorded at a position the follower has not applied yet is recorded after
-    everything it has: as known at a time it has applied, waiting cannot help, so the answer
-    is 422 at once, or 422 on `known_at` first when that is before the claim was registered."""
+    everything it has: as known before an item it has applied, waiting cannot help, so the
+    answer is 422 at once, or 422 on `known_at` first when that is before the claim was
+    registered."""
     claim = new_claim(services)
     source = new_source(services, "agency", "B")
+    early = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
     item = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
     path = f"/claims/{claim}/verdict"
     caught_up = services.claims.get(path, params={"min_position": item["position"]})
     assert caught_up.status_code == 200, caught_up.text
     beyond = {"min_position": item["position"] + 1}
-    for known_at, field in ((item["recorded_at"], "min_position"), ("2000-01-01", "known_at")):
+    for known_at, field in ((early["recorded_at"], "min_position"), ("2000-01-01", "known_at")):
         began = time.monotonic()
         refused = services.claims.get(path, params={**beyond, "known_at": known_at})
         assert time.monotonic() - began < 1.0, "no wait for the follower (READ_WAIT is 2 s)"

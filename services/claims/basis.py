@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from services.claims.projections import ClaimView, last_recorded, position_known_at
 from shared.errors import Rejected, Unavailable
-from shared.follower import FeedFollower, Progress
+from shared.follower import FeedFollower
 from shared.timeaxes import (
     TimeParseError,
     format_instant,
@@ -76,11 +76,11 @@ def resolve_basis(
         else:
             raise Rejected("known_at", "is in the future; nothing can be known at it yet")
     if wanted_known is not None and registered_at is not None and wanted_known < registered_at:
-        raise Rejected(
-            "known_at", f"is before the claim was registered ({format_instant(registered_at)})"
-        )
+        raise _before_registration(registered_at)
     if min_position is not None and wanted_known is not None:
-        _check_includable(follower.progress, min_position, wanted_known)
+        applied = follower.progress.position
+        if min_position > applied and position_at(wanted_known) < applied:
+            raise _not_includable(wanted_known)
     if min_position is not None and not follower.wait_for(min_position, wait):
         raise Unavailable(
             f"the sources feed has not been applied up to position {min_position} yet"
@@ -108,12 +108,10 @@ def resolve_basis(
     return basis
 
 
-def _check_includable(applied: Progress, min_position: int, known_at: datetime) -> None:
-    """Refuse at once a `min_position` the follower has not applied whose item, recorded after
-    everything applied so far, is then recorded after `known_at` too: no wait can help."""
-    through = applied.known_through
-    if min_position > applied.position and through is not None and known_at <= through:
-        raise _not_includable(known_at)
+def _before_registration(registered_at: datetime) -> Rejected:
+    return Rejected(
+        "known_at", f"is before the claim was registered ({format_instant(registered_at)})"
+    )
 
 
 def _not_includable(known_at: datetime) -> Rejected:
@@ -141,7 +139,7 @@ def basis_for_claim(
     """
     floor, registered_at = last_recorded(session, claim.id), claim.registered_at
     session.rollback()
-    return resolve_basis(
+    basis = resolve_basis(
         follower,
         at,
         known_at,
@@ -152,3 +150,6 @@ def basis_for_claim(
         floor=floor,
         registered_at=registered_at,
     )
+    if basis.known_at < registered_at:
+        raise _before_registration(registered_at)
+    return basis
