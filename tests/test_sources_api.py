@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from anyio import to_thread
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from shared.feed import FeedPage
 from shared.routes import FEED_READERS
@@ -248,6 +250,34 @@ async def test_every_retraction_stays_on_the_item_once_corrected_or_withdrawn(
     ]
     listed = (await sources.get("/evidence", params={"claim_id": evidence["claim_id"]})).json()
     assert listed["items"] == [one]
+
+
+async def test_an_evidence_page_reads_retractions_and_corrections_once_for_all_items(
+    sources_app: FastAPI, sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    source = await register(sources)
+    claim = known_claims.add()
+    for _ in range(20):
+        item = await submit(sources, evidence_body(source["id"], claim))
+        await sources.post(
+            f"/evidence/{item['id']}/correction",
+            json={"changes": {"strength": "weak"}, "reason": "r"},
+        )
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    engine = sources_app.state.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        page = (await sources.get("/evidence", params={"claim_id": claim})).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [len(item["corrections"]) for item in page["items"]] == [1] * 20
+    tables = ("FROM correction_view", "FROM retraction_view")
+    reads = [statement for statement in statements if statement.lstrip().startswith("SELECT")]
+    assert [sum(table in read for read in reads) for table in tables] == [1, 1]
 
 
 async def test_feed_items_follow_the_public_contract(

@@ -10,14 +10,15 @@ from sqlmodel import Session
 from services.sources.application import SourcesApplication
 from services.sources.domain import Reliability, Stance, Strength
 from services.sources.projections import (
+    CorrectionView,
     EvidenceView,
     RatingView,
+    RetractionView,
     SourceView,
-    corrections_of,
     evidence_for_claim,
     list_sources,
     rating_history,
-    retractions_of,
+    records_by_item,
 )
 from shared.auth import Requires
 from shared.errors import NotFound
@@ -268,7 +269,17 @@ def _source_out(source: SourceView, ratings: list[RatingView]) -> SourceOut:
     )
 
 
-def _evidence_out(evidence: EvidenceView, reads: Session) -> EvidenceOut:
+def _evidence_out(reads: Session, items: list[EvidenceView]) -> list[EvidenceOut]:
+    """The items as answered, with their retractions and corrections read in two queries."""
+    ids = [item.id for item in items]
+    retractions = records_by_item(reads, RetractionView, ids)
+    corrections = records_by_item(reads, CorrectionView, ids)
+    return [_one_evidence_out(item, retractions[item.id], corrections[item.id]) for item in items]
+
+
+def _one_evidence_out(
+    evidence: EvidenceView, retractions: list[RetractionView], corrections: list[CorrectionView]
+) -> EvidenceOut:
     retraction = None
     if evidence.retracted_from is not None:
         retraction = Retraction(
@@ -286,8 +297,8 @@ def _evidence_out(evidence: EvidenceView, reads: Session) -> EvidenceOut:
     return EvidenceOut(
         **evidence.model_dump(exclude=retraction_fields),
         retraction=retraction,
-        retractions=[Retraction(**row.model_dump()) for row in retractions_of(reads, evidence.id)],
-        corrections=[Correction(**row.model_dump()) for row in corrections_of(reads, evidence.id)],
+        retractions=[Retraction(**row.model_dump()) for row in retractions],
+        corrections=[Correction(**row.model_dump()) for row in corrections],
     )
 
 
@@ -378,7 +389,7 @@ def list_evidence(
 ) -> EvidencePage:
     items = evidence_for_claim(reads, claim_id, after, limit)
     return EvidencePage(
-        items=[_evidence_out(item, reads) for item in items],
+        items=_evidence_out(reads, items),
         next_after=items[-1].position if items else after,
     )
 
@@ -388,7 +399,7 @@ def get_evidence(evidence_id: UUID, reads: Reads) -> EvidenceOut:
     evidence = reads.get(EvidenceView, evidence_id)
     if evidence is None:
         raise NotFound("evidence", evidence_id)
-    return _evidence_out(evidence, reads)
+    return _evidence_out(reads, [evidence])[0]
 
 
 @router.post(
