@@ -1,5 +1,6 @@
 """What every factcheck service's FastAPI app has: problem details, request ids, read sessions."""
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
@@ -19,6 +20,8 @@ from shared.schemas import RequestIds
 VERSION = "0.1.0"
 MAX_BODY_BYTES = 64 * 1024
 """A request body larger than this is answered 413 before it is read."""
+DIGITS_READ = 18
+"""The most digits of a `Content-Length` converted; any longer is over the limit anyway."""
 
 
 def service_app(
@@ -108,10 +111,10 @@ class BodyLimit:
     @staticmethod
     def _declared_length(scope: Scope) -> int:
         """The request's `Content-Length`, or 0 if it gives none (a chunked body is counted as
-        it is read)."""
+        it is read); one too long to convert is as large as any."""
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit():
-                return int(value)
+                return int(value) if len(value) <= DIGITS_READ else sys.maxsize
         return 0
 
     def _too_large(self, scope: Scope) -> JSONResponse:

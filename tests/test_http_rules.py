@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
+from shared.service import BodyLimit
 from tests.conftest import KnownClaims, Services
 from tests.newsroom import KHARKIV_CLAIM
 from tests.test_sources_api import evidence_body, head, register, submit
@@ -450,3 +452,26 @@ def _read_answer(connection: socket.socket) -> str:
     while len(body) < length:
         body += connection.recv(65536)
     return (head + b"\r\n\r\n" + body).decode()
+
+
+async def test_a_declared_length_of_any_number_of_digits_is_over_the_limit() -> None:
+    """The limit, as the service sees a request, whatever server sits in front of it."""
+    reached: list[Scope] = []
+
+    async def service(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    for declared, refused in ((b"10", False), (b"11", True), (b"9" * 5000, True)):
+        sent: list[Message] = []
+
+        async def send(message: Message, into: list[Message] = sent) -> None:
+            into.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/claims", "headers": []}
+        scope["headers"] = [(b"content-length", declared)]
+        await BodyLimit(service, limit=10)(scope, receive, send)
+        assert sent[0]["status"] == 413 if refused else not sent, declared[:20]
+    assert len(reached) == 1
