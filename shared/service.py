@@ -21,7 +21,7 @@ VERSION = "0.1.0"
 MAX_BODY_BYTES = 64 * 1024
 """A request body larger than this is answered 413 before it is read."""
 DIGITS_READ = 18
-"""The most digits of a `Content-Length` converted; any longer is over the limit anyway."""
+"""The most significant digits of a `Content-Length` converted; any more is over the limit."""
 
 
 def service_app(
@@ -114,7 +114,8 @@ class BodyLimit:
         it is read); one too long to convert is as large as any."""
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit():
-                return int(value) if len(value) <= DIGITS_READ else sys.maxsize
+                significant = value.lstrip(b"0") or b"0"
+                return int(significant) if len(significant) <= DIGITS_READ else sys.maxsize
         return 0
 
     def _too_large(self, scope: Scope) -> JSONResponse:
