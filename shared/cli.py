@@ -541,12 +541,12 @@ def replay(
     as_json: AsJson = False,
 ) -> None:
     """Rebuild every claim's verdict from exported files alone, with no service running."""
+    now = datetime.now(UTC)
     try:
-        when = parse_instant(at, allow_date=True) if at else datetime.now(UTC)
+        when = parse_instant(at, allow_date=True) if at else now
         known = parse_instant(known_at, allow_date=True)
     except TimeParseError as error:
         _fail(f"replay: {error}")
-    now = datetime.now(UTC)
     if known > now and is_today(known_at, now):
         known = now
     if known > now:

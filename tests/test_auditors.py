@@ -94,6 +94,8 @@ def test_replay_from_exports_gives_the_live_verdicts(
     today = datetime.now(UTC).date().isoformat()
     by_today = runner.invoke(cli, ["replay", *files, "--known-at", today, "--json"])
     assert by_today.exit_code == 0, by_today.output
+    now = json.loads(by_today.output)
+    assert now["at"] == now["known_at"], "one now for both axes, as the service gives"
     latest = runner.invoke(cli, ["replay", *files, "--known-at", history["known"][-1], "--json"])
     assert json.loads(by_today.output)["claims"] == json.loads(latest.output)["claims"]
 
