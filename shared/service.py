@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Requires
 from shared.idempotency import KeyLocks
-from shared.problems import PROBLEM_JSON, install_problem_handlers
+from shared.problems import Problem, install_problem_handlers
 from shared.routes import FeedLimits
 from shared.routing import CheckedRoute
 from shared.schemas import RequestIds
@@ -120,18 +120,8 @@ class BodyLimit:
 
     def _too_large(self, scope: Scope) -> JSONResponse:
         detail = f"the request body is over {self.limit} bytes"
-        return JSONResponse(
-            {
-                "type": "about:blank",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": detail,
-                "instance": scope["path"],
-                "errors": [{"field": "body", "reason": detail}],
-            },
-            status_code=413,
-            media_type=PROBLEM_JSON,
-        )
+        problem = Problem(413, detail, errors=[{"field": "body", "reason": detail}])
+        return problem.response(Request(scope))
 
 
 def service_router() -> APIRouter:
