@@ -280,22 +280,18 @@ def _evidence_out(reads: Session, items: list[EvidenceView]) -> list[EvidenceOut
 def _one_evidence_out(
     evidence: EvidenceView, retractions: list[RetractionView], corrections: list[CorrectionView]
 ) -> EvidenceOut:
+    """The retraction in force is the last one recorded, at its date as corrected since."""
     retraction = None
-    if evidence.retracted_from is not None:
+    if evidence.retracted_from is not None and retractions:
+        latest = retractions[-1]
         retraction = Retraction(
             published_at=evidence.retracted_from,
-            reason=evidence.retraction_reason or "",
-            recorded_at=evidence.retraction_recorded_at or evidence.recorded_at,
-            position=evidence.retraction_position or evidence.position,
+            reason=latest.reason,
+            recorded_at=latest.recorded_at,
+            position=latest.position,
         )
-    retraction_fields = {
-        "retracted_from",
-        "retraction_reason",
-        "retraction_recorded_at",
-        "retraction_position",
-    }
     return EvidenceOut(
-        **evidence.model_dump(exclude=retraction_fields),
+        **evidence.model_dump(exclude={"retracted_from"}),
         retraction=retraction,
         retractions=[Retraction(**row.model_dump()) for row in retractions],
         corrections=[Correction(**row.model_dump()) for row in corrections],

@@ -56,9 +56,6 @@ class EvidenceView(SQLModel, table=True):
     summary: str
     derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     retracted_from: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    retraction_reason: str | None = None
-    retraction_recorded_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    retraction_position: int | None = None
     recorded_at: datetime = Field(sa_type=UtcDateTime)
     position: int = Field(index=True)
     version: int
@@ -152,9 +149,6 @@ class SourcesProjection(Projection):
         elif isinstance(event, Evidence.Retracted):
             evidence = session.get_one(EvidenceView, event.originator_id)
             evidence.retracted_from = event.published_at
-            evidence.retraction_reason = event.reason
-            evidence.retraction_recorded_at = event.timestamp
-            evidence.retraction_position = position
             evidence.version = event.originator_version
             session.add(evidence)
             session.add(
@@ -172,10 +166,6 @@ class SourcesProjection(Projection):
                 if field == "derived_from":
                     value = [str(parent) for parent in value]
                 setattr(evidence, field, value)
-            if "retracted_from" in event.changes and event.changes["retracted_from"] is None:
-                evidence.retraction_reason = None
-                evidence.retraction_recorded_at = None
-                evidence.retraction_position = None
             evidence.version = event.originator_version
             session.add(evidence)
             session.add(
