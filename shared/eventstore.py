@@ -4,7 +4,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,7 +180,8 @@ class FactcheckApplication(Application[UUID]):
         self._waits_ended = False
         super().__init__(env=storage.eventsourcing_env())
         self._refusals: dict[str, str] = {}
-        self._chain_head = GENESIS
+        self._chain_head: str | None = GENESIS
+        """The newest stored event's hash; None when a failed store leaves it unknown."""
         try:
             self._chain_head = self._last_hash()
         except UnreadableEvent as error:
@@ -306,8 +307,14 @@ class FactcheckApplication(Application[UUID]):
             write.stored(recordings[offset - len(write.events) : offset])
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Chain each new event to the one before it, then store them together."""
+        """Chain each new event to the one before it, then store them together.
+
+        A store that fails may have stored the events all the same (a commit that landed but
+        did not answer), so after a failure the chain's head is read again (`settle`) rather
+        than taken from what this process last stored.
+        """
         with self._storing:
+            self.settle()
             head = self._chain_head
             for event in processing_event.events:
                 metadata = event.metadata  # type: ignore[attr-defined]
@@ -315,11 +322,29 @@ class FactcheckApplication(Application[UUID]):
                 metadata["prev_hash"] = head
                 head = event_hash(feed_item(0, event))
                 metadata["hash"] = head
-            recordings = super()._record(processing_event)
+            try:
+                recordings = super()._record(processing_event)
+            except Exception:
+                self._chain_head = None
+                with suppress(Exception):
+                    self.settle()
+                raise
             self._chain_head = head
             if recordings:
                 self.last_position = recordings[-1].notification.id
             return recordings
+
+    def settle(self) -> None:
+        """After a store that failed, read the newest event's hash and position again, and let
+        the read models take in whatever that store recorded all the same; else do nothing."""
+        with self._storing:
+            if self._chain_head is not None:
+                return
+            self._chain_head = self._last_hash()
+            head = self.head()
+            if head > self.last_position:
+                self.last_position = head
+                self._notify([])
 
     def _last_hash(self) -> str:
         """The newest event's hash; the recording clock is set past that event's time.

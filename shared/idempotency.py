@@ -100,9 +100,9 @@ class KeyLocks:
 class Once:
     """Runs a write command at most once per idempotency key of the caller.
 
-    The key is looked up under the write lock, once the read models hold every answered write,
-    so never in tables a rebuild is replacing; the command then runs under its key's lock
-    alone.
+    The key is looked up under the write lock, once the read models hold every answered write
+    and any write stored unanswered, so never in tables a rebuild is replacing; the command
+    then runs under its key's lock alone.
     """
 
     def __init__(
@@ -143,6 +143,7 @@ class Once:
         request_hash = fingerprint(self.request.method, canonical_path(self.request), body)
         with self.key_locks.of(metadata["actor"], self.key):
             with self.application.writing():
+                self.application.settle()
                 self.hold_answered_writes()
                 with Session(self.engine) as session:
                     found = session.get(IdempotencyRecord, (metadata["actor"], self.key))

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,7 +25,9 @@ from services.claims.application import ClaimsApplication
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import APPLYING_INDEXES, ClaimsProjection, ClaimView
 from services.sources.bootstrap import create_app as create_sources_app
+from shared.chain import verify
 from shared.holds import HOLDER
+from shared.routes import every_item
 from shared.settings import ClaimsSettings, SourcesSettings
 from shared.storage import StorageConfigError, parse_storage_url
 from shared.timeaxes import RecordingClock
@@ -232,13 +235,18 @@ def test_a_rebuild_cut_off_by_the_database_gets_the_readers_indexes_back_once_it
         watcher.dispose()
 
 
+def claims_application(database_url: str) -> ClaimsApplication:
+    """The claims service's application on the test's store."""
+    storage = parse_storage_url("CLAIMS_DATABASE_URL", database_url)
+    storage.prepare()
+    return ClaimsApplication(storage)
+
+
 def test_a_projection_recovers_from_a_commit_that_landed_but_did_not_answer(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    storage = parse_storage_url("CLAIMS_DATABASE_URL", database_url)
-    storage.prepare()
-    application = ClaimsApplication(storage)
-    engine = storage.create_engine()
+    application = claims_application(database_url)
+    engine = application.storage.create_engine()
     try:
         projection = ClaimsProjection(engine, application)
         projection.create_tables()
@@ -264,6 +272,33 @@ def test_a_projection_recovers_from_a_commit_that_landed_but_did_not_answer(
     finally:
         application.close()
         engine.dispose()
+
+
+def test_a_write_that_landed_but_did_not_answer_leaves_the_chain_whole(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    application = claims_application(database_url)
+    try:
+        application.register_claim("first")
+        insert = application.recorder.insert_events
+        drops = [ConnectionError("the connection dropped after COMMIT was sent")]
+
+        def insert_then_drop(*args: Any, **kwargs: Any) -> Any:
+            inserted = insert(*args, **kwargs)
+            if drops:
+                raise drops.pop()
+            return inserted
+
+        monkeypatch.setattr(application.recorder, "insert_events", insert_then_drop)
+        with pytest.raises(ConnectionError):
+            application.register_claim("second")
+        third = application.register_claim("third")
+        assert third.position == 3
+        assert application.last_position == 3
+        checked = verify(every_item(application))
+        assert (checked.ok, checked.reason, checked.count) == (True, None, 3)
+    finally:
+        application.close()
 
 
 def test_the_recording_clock_stays_past_a_time_already_recorded() -> None:

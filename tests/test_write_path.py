@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from eventsourcing.persistence import RecordConflictError
 from fastapi import FastAPI
 
@@ -35,6 +36,42 @@ class SlowClaims(KnownClaims):
     def exists(self, claim_id: uuid.UUID) -> bool:
         time.sleep(0.6)
         return super().exists(claim_id)
+
+
+@pytest.mark.parametrize("retried_at_once", [True, False])
+def test_a_write_stored_but_not_answered_is_found_by_its_key_and_keeps_the_chain_whole(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, retried_at_once: bool
+) -> None:
+    """The commit reaches the database and the connection drops before its answer: the client
+    gets 503 and retries with its key, at once or after a write without one."""
+    app = create_app(SourcesSettings(database_url=database_url), claims=KnownClaims())
+    with serving(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        recorder = app.state.sources.recorder
+        insert = recorder.insert_events
+        drops = [StoreOperationalError("the connection dropped after COMMIT was sent")]
+
+        def insert_then_drop(*args: Any, **kwargs: Any) -> Any:
+            inserted = insert(*args, **kwargs)
+            if drops:
+                raise drops.pop()
+            return inserted
+
+        monkeypatch.setattr(recorder, "insert_events", insert_then_drop)
+        body = {"name": "agency", "kind": "k"}
+        headers = {"Idempotency-Key": "newsroom-1c9e"}
+        lost = client.post("/sources", json=body, headers=headers)
+        assert_problem(lost, 503, None)
+        if not retried_at_once:
+            other = client.post("/sources", json={"name": "other", "kind": "k"})
+            assert other.status_code == 201, other.text
+        retried = client.post("/sources", json=body, headers=headers)
+        assert retried.status_code == 201, retried.text
+        assert retried.json()["position"] == 1, "the write that was not answered"
+        expected = ["agency"] if retried_at_once else ["agency", "other"]
+        names = sorted(source["name"] for source in client.get("/sources").json())
+        assert names == expected
+        checked = client.get("/audit/verify").json()
+        assert (checked["ok"], checked["count"]) == (True, len(expected))
 
 
 def test_a_client_that_retries_after_a_timeout_records_once(database_url: str) -> None:
