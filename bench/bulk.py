@@ -12,7 +12,8 @@ from uuid import UUID
 
 from services.claims.application import ClaimsApplication
 from services.sources.application import SourcesApplication
-from services.sources.domain import RELIABILITIES, Evidence, Source
+from services.sources.domain import Evidence, Source
+from shared.sources_feed import RELIABILITIES
 from shared.storage import parse_storage_url
 
 LOADER = {"actor": "benchmark-loader"}

@@ -16,16 +16,10 @@ from services.claims.confidence import (
     LOGODDS_PER_UNIT,
     MODEL_VERSION,
     REASON_REPEAT,
-    RELIABILITIES,
     RELIABILITY_UNITS,
-    STANCES,
-    STRENGTHS,
     WEIGHTY_UNITS,
     Assessment,
     Item,
-    Reliability,
-    Stance,
-    Strength,
     Tally,
     assess,
     likelihood,
@@ -35,6 +29,7 @@ from services.claims.confidence import (
     verdict_at,
     weight_units,
 )
+from shared.sources_feed import RELIABILITIES, STANCES, STRENGTHS, Reliability, Stance, Strength
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 SOURCES = ("s1", "s2", "s3", "s4")

@@ -12,8 +12,16 @@ from anyio import to_thread
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from services.sources.domain import CORRECTABLE_FIELDS
 from shared.feed import FeedPage
 from shared.routes import FEED_READERS
+from shared.sources_feed import (
+    CorrectedData,
+    RatedData,
+    RetractedData,
+    RetractionChange,
+    SubmittedData,
+)
 from tests.conftest import KnownClaims
 
 PROSECUTOR = {
@@ -312,6 +320,49 @@ async def test_feed_items_follow_the_public_contract(
     recorded = [entry["recorded_at"] for entry in page["items"]]
     assert recorded == sorted(recorded)
     assert page["head_known_at"] >= recorded[-1]
+
+
+async def test_each_item_type_carries_the_data_the_shared_contract_reads(
+    sources: httpx.AsyncClient, known_claims: KnownClaims
+) -> None:
+    """What the claims service reads from each item is what the sources service records."""
+    source = await register(sources)
+    rated = await sources.post(
+        f"/sources/{source['id']}/ratings", json={"reliability": "B", "rationale": "checked"}
+    )
+    assert rated.status_code == 201, rated.text
+    claim = known_claims.add()
+    first = await submit(sources, evidence_body(source["id"], claim))
+    await submit(sources, evidence_body(source["id"], claim, derived_from=[first["id"]]))
+    path = f"/evidence/{first['id']}"
+    retraction = {"published_at": "2024-01-07T00:00:00Z", "reason": "withdrawn"}
+    assert (await sources.post(f"{path}/retraction", json=retraction)).status_code == 201
+    changes = {"strength": "strong", "retracted_from": None}
+    correction = {"changes": changes, "reason": "restored"}
+    assert (await sources.post(f"{path}/correction", json=correction)).status_code == 201
+
+    read_as = {
+        "SourceRated": RatedData,
+        "EvidenceSubmitted": SubmittedData,
+        "EvidenceRetracted": RetractedData,
+        "EvidenceCorrected": CorrectedData,
+    }
+    items = (await sources.get("/feed")).json()["items"]
+    assert [item["type"] for item in items] == [
+        "SourceRegistered",
+        "SourceRated",
+        "EvidenceSubmitted",
+        "EvidenceSubmitted",
+        "EvidenceRetracted",
+        "EvidenceCorrected",
+    ]
+    read = [read_as[item["type"]].model_validate(item["data"]) for item in items[1:]]
+    assert read[0].reliability == "B"
+    assert [submitted.derived_from for submitted in read[1:3]] == [[], [uuid.UUID(first["id"])]]
+    assert read[3].published_at == datetime(2024, 1, 7, tzinfo=UTC)
+    assert read[4].changes == changes
+    assert RetractionChange.model_validate(read[4].changes).retracted_from is None
+    assert set(SubmittedData.model_fields) <= CORRECTABLE_FIELDS, "a correction can change each"
 
 
 async def test_feed_pages_with_after_across_a_gap(

@@ -10,17 +10,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, get_args
+
+from shared.sources_feed import (
+    STANCES,
+    STRENGTHS,
+    Reliability,
+    Stance,
+    Strength,
+)
 
 MODEL_VERSION = "logodds-admiralty/1"
-
-Stance = Literal["supports", "refutes", "neutral"]
-Strength = Literal["weak", "moderate", "strong"]
-Reliability = Literal["A", "B", "C", "D", "E", "F"]
-
-STANCES: tuple[Stance, ...] = get_args(Stance)
-STRENGTHS: tuple[Strength, ...] = get_args(Strength)
-RELIABILITIES: tuple[Reliability, ...] = get_args(Reliability)
 
 RELIABILITY_UNITS: Mapping[Reliability, int] = {
     "A": 10,

@@ -10,14 +10,8 @@ import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.claims.confidence import (
-    RELIABILITY_UNITS,
-    STRENGTH_UNITS,
-    Reliability,
-    Stance,
-    Strength,
-    origin_tally,
-)
+from services.claims.confidence import RELIABILITY_UNITS, STRENGTH_UNITS, origin_tally
+from shared.sources_feed import Reliability, Stance, Strength
 
 Vector = tuple[int, int, int, int, int, int]
 """Summable verdict state: units, supporting, refuting, weighty supporting/refuting, items."""

@@ -14,12 +14,11 @@ from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import JSON, BigInteger, Column, Engine, Index, Table
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
-from services.claims.confidence import Reliability, Stance, Strength
 from services.claims.domain import WORDING_TYPES, Claim
 from services.claims.origins import (
     ITEM,
@@ -39,7 +38,17 @@ from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
 from shared.projection import Inserts, Projection, schema_change
 from shared.shape import create_missing_indexes, unlike_code
-from shared.timeaxes import UtcDatetime, from_micros, to_micros
+from shared.sources_feed import (
+    CorrectedData,
+    ItemData,
+    RatedData,
+    Reliability,
+    RetractedData,
+    RetractionChange,
+    Stance,
+    SubmittedData,
+)
+from shared.timeaxes import from_micros, to_micros
 
 FEED_NAME = "sources-feed"
 
@@ -312,37 +321,6 @@ def reading_indexes() -> list[Index]:
 
 class ItemRejected(ValueError):
     """A feed item this projection cannot use; it is kept with the reason and skipped."""
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class SubmittedData(_Data):
-    source_id: UUID
-    claim_id: UUID
-    stance: Stance
-    strength: Strength
-    published_at: UtcDatetime
-    derived_from: list[UUID] = []
-
-
-class RatedData(_Data):
-    reliability: Reliability
-
-
-class RetractedData(_Data):
-    published_at: UtcDatetime
-
-
-class CorrectedData(_Data):
-    changes: dict[str, Any]
-
-
-class RetractionChange(_Data):
-    """A correction's new retraction date; None withdraws the retraction."""
-
-    retracted_from: UtcDatetime | None
 
 
 _UNCHANGED = object()
@@ -836,7 +814,7 @@ def _check_chain(item: FeedItem, last_hash: str) -> None:
         raise ChainBroken(item.position, "it does not follow the last event applied")
 
 
-def _parse(model: type[_Data], item: FeedItem) -> Any:
+def _parse(model: type[ItemData], item: FeedItem) -> Any:
     try:
         return model.model_validate(item.data)
     except ValidationError as error:

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.claims.confidence import Item, Reliability, Verdict, verdict_at
+from services.claims.confidence import Item, Verdict, verdict_at
 from services.claims.domain import WORDING_TYPES
+from shared.sources_feed import Reliability, SubmittedData
 from shared.timeaxes import parse_instant
 
-EVIDENCE_FIELDS = ("source_id", "claim_id", "stance", "strength", "published_at", "derived_from")
+EVIDENCE_FIELDS = tuple(SubmittedData.model_fields)
+"""The fields of a submission that decide whether and how it counts."""
 
 
 def replay_verdict(

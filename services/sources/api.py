@@ -8,7 +8,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sqlmodel import Session
 
 from services.sources.application import SourcesApplication
-from services.sources.domain import Reliability, Stance, Strength
 from services.sources.projections import (
     CorrectionView,
     EvidenceView,
@@ -40,6 +39,7 @@ from shared.schemas import (
     distinct,
 )
 from shared.service import Reads, service_router
+from shared.sources_feed import Reliability, Stance, Strength
 from shared.timeaxes import UtcDatetime, recording_clock
 
 router = service_router()

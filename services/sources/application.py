@@ -7,7 +7,7 @@ from uuid import UUID
 
 from services.sources.claims import ClaimDirectory
 from services.sources.derivations import Derivations
-from services.sources.domain import Evidence, Reliability, Source, Stance, Strength
+from services.sources.domain import Evidence, Source
 from shared.errors import Checks, Conflict, NotFound, Rejected, check_version
 from shared.eventstore import (
     ANONYMOUS,
@@ -15,6 +15,7 @@ from shared.eventstore import (
     Recorded,
     retry_on_conflict,
 )
+from shared.sources_feed import Reliability, Stance, Strength
 from shared.storage import Storage
 from shared.timeaxes import FUTURE, format_instant, is_future
 

@@ -1,17 +1,14 @@
 """Sources and evidence: the aggregates and their events."""
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from shared.eventstore import FactcheckAggregate
+from shared.sources_feed import Reliability, Stance, Strength
 
-Reliability = Literal["A", "B", "C", "D", "E", "F"]
-Stance = Literal["supports", "refutes", "neutral"]
-Strength = Literal["weak", "moderate", "strong"]
-RELIABILITIES: tuple[str, ...] = get_args(Reliability)
 CORRECTABLE_FIELDS = frozenset(
     {
         "source_id",
