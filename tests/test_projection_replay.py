@@ -198,13 +198,16 @@ def test_projection_equals_replay(
             expected = replay_verdict(items, claim, at, known_at)
             expected_counted = {j.item.id for j in expected.judgements if j.counted}
             for which in (index, fresh):
-                answer = verdict(which, uuid.UUID(claim), at, known_at)
+                answer = verdict(which, uuid.UUID(claim), at, known_at, len(items))
                 assert answer.tally == expected.tally
                 assert answer.assessment == expected.assessment
                 assert answer.items == sum(
                     1 for j in expected.judgements if j.item.published_at <= at
                 )
                 assert {entry.evidence_id for entry in answer.counted} == expected_counted
+                strongest = verdict(which, uuid.UUID(claim), at, known_at, 1).counted
+                assert strongest == answer.counted[:1]
+                assert verdict(which, uuid.UUID(claim), at, known_at, 0).counted == []
             with Session(engine) as session:
                 known_items = evidence_as_known(session, uuid.UUID(claim), to_micros(known_at))
                 judged = judge(index, uuid.UUID(claim), known_items, at, known_at)

@@ -29,6 +29,15 @@ def test_kharkiv_moves_from_suspicion_to_confirmation(services: Services) -> Non
     assert after["independent_origins"] == 2
     assert after["probability"] > before["probability"]
     assert after["basis"]["position"] >= kirby["position"]
+    assert [item["evidence_id"] for item in after["evidence"]["items"]] == [
+        kirby["id"],
+        examination["id"],
+    ], "strongest first"
+    for limit in (1, 0):
+        limited = verdict(services, claim, at="2024-01-07", evidence_limit=limit)
+        assert limited["evidence"]["items"] == after["evidence"]["items"][:limit]
+        assert limited["evidence"]["counted_origins"] == 2
+        assert limited["probability"] == after["probability"]
 
     as_known_before = verdict(services, claim, at="2024-01-07", known_at=debris["recorded_at"])
     assert as_known_before["status"] == "suspected"

@@ -30,6 +30,7 @@ from services.claims.verdicts import (
     history,
     judge,
     ruling_at,
+    standing,
     timeline,
     verdict,
 )
@@ -460,7 +461,7 @@ def get_verdict(
     evidence_limit: Annotated[whole_number(0, PAGE_MAX), Query()] = 20,
 ) -> VerdictOut:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
-    answer = verdict(index, claim_id, basis.at, basis.known_at)
+    answer = verdict(index, claim_id, basis.at, basis.known_at, evidence_limit)
     ruling = ruling_at(reads, claim_id, basis.at, basis.known_at)
     tally = answer.tally
     return VerdictOut(
@@ -482,7 +483,7 @@ def get_verdict(
                     reliability=entry.reliability,
                     weight=entry.units,
                 )
-                for entry in answer.counted[:evidence_limit]
+                for entry in answer.counted
             ],
             limit=evidence_limit,
             counted_origins=tally.origins,
@@ -585,15 +586,9 @@ def get_claim_review(
 ) -> JSONResponse:
     """The verdict as schema.org ClaimReview JSON-LD, the claim worded as known at `known_at`."""
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
-    answer = verdict(index, claim_id, basis.at, basis.known_at)
-    known, at_us = to_micros(basis.known_at), to_micros(basis.at)
-    items = [
-        row
-        for row in evidence_as_known(reads, claim_id, known)
-        if row.published <= at_us
-        and (row.retracted is None or row.retracted > at_us)
-        and row.stance != "neutral"
-    ]
+    answer = verdict(index, claim_id, basis.at, basis.known_at, evidence_limit=0)
+    known = to_micros(basis.known_at)
+    items = standing(reads, claim_id, to_micros(basis.at), known)
     ruling = ruling_at(reads, claim_id, basis.at, basis.known_at)
     public_url = request.app.state.settings.public_url or str(request.base_url).rstrip("/")
     review = claim_review(
@@ -633,7 +628,7 @@ def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
                 type=entry.type,
                 stream_id=entry.stream_id,
                 recorded_at=entry.recorded_at,
-                at=_valid_time(entry.data),
+                at=entry.at,
                 data=entry.data,
                 metadata=entry.metadata,
             )
@@ -688,10 +683,3 @@ def health(claims: Claims, follower: Follower) -> Health:
 
 def _maybe_time(value: int | None) -> datetime | None:
     return None if value is None else from_micros(value)
-
-
-def _valid_time(data: dict[str, Any]) -> str | None:
-    for field in ("published_at", "effective_at"):
-        if isinstance(data.get(field), str):
-            return data[field]
-    return None

@@ -7,6 +7,7 @@ sorted by `at_from` with prefix sums. The index is kept in memory, loaded per cl
 read models on first use and extended after every committed feed page.
 """
 
+import heapq
 import threading
 from array import array
 from bisect import bisect_right
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -33,7 +35,7 @@ from services.claims.confidence import (
     Tally,
     assess,
 )
-from services.claims.origins import ZERO, Steps, Vector, add, value_at
+from services.claims.origins import ZERO, Vector, add, value_at
 from services.claims.projections import (
     Changes,
     ClaimEventView,
@@ -196,36 +198,56 @@ class VerdictIndex:
     def reliability(self, source_id: UUID, known: int) -> str:
         with self._lock:
             self._load_ratings()
-            versions = self._ratings.get(source_id)
-            return (versions.at(known) if versions else None) or "F"
+            return self._reliability(source_id, known)
 
-    def steps(self, claim_id: UUID, known: int) -> dict[tuple[UUID, str], Steps]:
-        """Each origin's step function as known at `known`."""
+    def counted(self, claim_id: UUID, at: int, known: int, limit: int) -> list[Counted]:
+        """The `limit` strongest origins counted at (at, known), strongest first.
+
+        Every origin of the claim is looked at, so this costs time in their number; with a
+        limit of 0 nothing is looked at.
+        """
+        if limit <= 0:
+            return []
+        decisive = []
         with self._lock:
-            origins = self._claim(claim_id).origins
-            found = {key: versions.at(known) for key, versions in origins.items()}
-        return {key: steps for key, steps in found.items() if steps}
-
-    def counted(self, claim_id: UUID, at: int, known: int) -> list[Counted]:
-        """Every origin counted at (at, known), strongest first."""
-        counted = []
-        for (source_id, stance), steps in self.steps(claim_id, known).items():
-            step = value_at(steps, at)
-            if step is None or step.level == 0 or step.item is None:
-                continue
-            reliability = self.reliability(source_id, known)
-            counted.append(
-                Counted(
-                    evidence_id=step.item,
-                    source_id=source_id,
-                    stance=stance,
-                    strength=_strength_name(step.level),
-                    reliability=reliability,
-                    units=RELIABILITY_UNITS[reliability] * step.level,  # type: ignore[index]
-                )
+            self._load_ratings()
+            for (source_id, stance), versions in self._claim(claim_id).origins.items():
+                steps = versions.at(known)
+                step = value_at(steps, at) if steps else None
+                if step is None or step.level == 0 or step.item is None:
+                    continue
+                reliability = self._reliability(source_id, known)
+                units = RELIABILITY_UNITS[reliability] * step.level
+                decisive.append((-units, step.item, source_id, stance, step.level, reliability))
+        return [
+            Counted(
+                evidence_id=item,
+                source_id=source_id,
+                stance=stance,
+                strength=_strength_name(level),
+                reliability=reliability,
+                units=-negated,
             )
-        counted.sort(key=lambda entry: (-entry.units, entry.evidence_id))
-        return counted
+            for negated, item, source_id, stance, level, reliability in heapq.nsmallest(
+                limit, decisive, key=itemgetter(0, 1)
+            )
+        ]
+
+    def decisive_item(
+        self, claim_id: UUID, source_id: UUID, stance: str, at: int, known: int
+    ) -> str | None:
+        """The item the origin of `source_id` with `stance` counts at (at, known), if any."""
+        with self._lock:
+            versions = self._claim(claim_id).origins.get((source_id, stance))
+            steps = versions.at(known) if versions else None
+        step = value_at(steps, at) if steps else None
+        return step.item if step is not None and step.level else None
+
+    def _reliability(self, source_id: UUID, known: int) -> str:
+        """The source's rating as known at `known` ("F" if unrated); hold the lock, with the
+        ratings loaded."""
+        versions = self._ratings.get(source_id)
+        return (versions.at(known) if versions else None) or "F"
 
     def _claim(self, claim_id: UUID) -> ClaimIndex:
         claim = self._claims.get(claim_id)
@@ -302,7 +324,11 @@ class Verdict:
     counted: list[Counted]
 
 
-def verdict(index: VerdictIndex, claim_id: UUID, at: datetime, known_at: datetime) -> Verdict:
+def verdict(
+    index: VerdictIndex, claim_id: UUID, at: datetime, known_at: datetime, evidence_limit: int
+) -> Verdict:
+    """The verdict with its `evidence_limit` strongest counted origins: O(log² n) in the
+    claim's items, plus the number of its origins when `evidence_limit` is above 0."""
     at_us, known_us = to_micros(at), to_micros(known_at)
     vector = index.tally(claim_id, at_us, known_us)
     tally = Tally(*vector[:5])
@@ -310,7 +336,7 @@ def verdict(index: VerdictIndex, claim_id: UUID, at: datetime, known_at: datetim
         tally=tally,
         items=vector[5],
         assessment=assess(tally),
-        counted=index.counted(claim_id, at_us, known_us),
+        counted=index.counted(claim_id, at_us, known_us, evidence_limit),
     )
 
 
@@ -362,6 +388,16 @@ def evidence_as_known(session: Session, claim_id: UUID, known: int) -> list[Evid
     return sorted(items, key=lambda row: (row.position, str(row.evidence_id)))
 
 
+def standing(session: Session, claim_id: UUID, at: int, known: int) -> list[EvidenceVersion]:
+    """The claim's items that take a side and stand at `at` (published, not yet retracted),
+    each as known at `known`: the claim's appearances, retellings included."""
+    return [
+        row
+        for row in evidence_as_known(session, claim_id, known)
+        if _reason(row, at, counted=True) in (None, REASON_DERIVED)
+    ]
+
+
 def judge(
     index: VerdictIndex,
     claim_id: UUID,
@@ -370,14 +406,14 @@ def judge(
     known_at: datetime,
 ) -> list[Judged]:
     at_us, known_us = to_micros(at), to_micros(known_at)
-    counted = {entry.evidence_id for entry in index.counted(claim_id, at_us, known_us)}
     judged = []
     for item in items:
         reliability = index.reliability(item.source_id, known_us)
         units = 0
         if item.stance != "neutral":
             units = RELIABILITY_UNITS[reliability] * STRENGTH_UNITS[item.strength]  # type: ignore[index]
-        reason = _reason(item, at_us, str(item.evidence_id) in counted)
+        decisive = index.decisive_item(claim_id, item.source_id, item.stance, at_us, known_us)
+        reason = _reason(item, at_us, decisive == str(item.evidence_id))
         judged.append(
             Judged(
                 version=item,
@@ -465,6 +501,15 @@ class HistoryEntry:
     recorded_at: datetime
     data: dict[str, Any]
     metadata: dict[str, Any]
+
+    @property
+    def at(self) -> str | None:
+        """The event's valid time, as recorded: when the source published it, or from when
+        the ruling holds."""
+        for field in ("published_at", "effective_at"):
+            if isinstance(self.data.get(field), str):
+                return str(self.data[field])
+        return None
 
 
 class Membership:
