@@ -57,6 +57,16 @@ def post_evidence(
     return response.json()
 
 
+def rule(services: Services, claim_id: str, status: str, effective_at: str) -> dict[str, Any]:
+    """Record an editor's ruling on the claim."""
+    response = services.claims.post(
+        f"/claims/{claim_id}/rulings",
+        json={"status": status, "rationale": "test", "effective_at": effective_at},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def verdict(services: Services, claim_id: str, **params: Any) -> dict[str, Any]:
     """The verdict, once the claims service has applied everything the sources recorded (or,
     with a `known_at`, everything recorded by then)."""
