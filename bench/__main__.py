@@ -24,6 +24,8 @@ def measure(kind: str, quick: bool) -> dict[str, Any]:
     with services(kind) as running:
         results["append"] = append.run(running, warmup, duration=2 if quick else 8)
         results["lag"] = lag.run(running, warmup, duration=2 if quick else 10)
+        shared = round(lag.SHARE * results["append"]["evidence"]["per_second"])
+        results["lag_share"] = lag.run(running, warmup, duration=2 if quick else 10, rate=shared)
     sizes = [10, 1_000, 5_000] if quick else verdicts.SIZES
     results["verdicts"] = verdicts.run(
         kind, warmup=20 if quick else 100, requests=100 if quick else 500, sizes=sizes

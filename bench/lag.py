@@ -1,10 +1,12 @@
 """Follower lag: from an evidence POST returning to the claim's verdict reflecting it.
 
-Evidence is posted open-loop at RATE items per second (each POST starts on schedule, whether
-or not the ones before it have returned). For every WATCHED-th item, as soon as its POST
-returns, the client asks the claims service for the verdict with `min_position` set to the
-item's feed position: the answer comes once the verdict includes the item, so the time to
-it is the lag as a client sees it, including one request's own latency.
+Evidence is posted open-loop at a fixed rate (each POST starts on schedule, whether or not the
+ones before it have returned): RATE items per second, the issue's figure, then SHARE of the
+append rate the same run measured, a load that means the same on a slower or faster machine.
+For every WATCHED-th item, as soon as its POST returns, the client asks the claims service for
+the verdict with `min_position` set to the item's feed position: the answer comes once the
+verdict includes the item, so the time to it is the lag as a client sees it, including one
+request's own latency.
 """
 
 import asyncio
@@ -16,10 +18,11 @@ from bench.append import evidence_body, prepare
 from bench.harness import Connections, Request, Services, cpu_between, percentile
 
 RATE = 200
+SHARE = 0.5
 WATCHED = 4
 
 
-async def measure(running: Services, warmup: float, duration: float) -> dict[str, Any]:
+async def measure(running: Services, warmup: float, duration: float, rate: int) -> dict[str, Any]:
     ids = prepare(running)
     lags: list[float] = []
     posted: list[float] = []
@@ -28,12 +31,12 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
     loop = asyncio.get_running_loop()
     start = loop.time()
     measured_from = start + warmup
-    total = int((warmup + duration) * RATE)
+    total = int((warmup + duration) * rate)
     verdict_path = f"/claims/{ids['claim_id']}/verdict?min_position="
 
     async def one(n: int) -> None:
         nonlocal errors
-        await asyncio.sleep(start + n / RATE - loop.time())
+        await asyncio.sleep(start + n / rate - loop.time())
         began = loop.time()
         body = json.dumps(evidence_body(ids, n)).encode()
         status, answer = await sources.send(Request("POST", "/evidence", body))
@@ -66,7 +69,7 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
         sources.close()
         claims.close()
     return {
-        "rate_per_second": RATE,
+        "rate_per_second": rate,
         "achieved_per_second": round(len(posted) / duration, 1),
         "warmup_seconds": warmup,
         "run_seconds": duration,
@@ -80,5 +83,7 @@ async def measure(running: Services, warmup: float, duration: float) -> dict[str
     }
 
 
-def run(running: Services, warmup: float = 2, duration: float = 10) -> dict[str, Any]:
-    return asyncio.run(measure(running, warmup, duration))
+def run(
+    running: Services, warmup: float = 2, duration: float = 10, rate: int = RATE
+) -> dict[str, Any]:
+    return asyncio.run(measure(running, warmup, duration, rate))
