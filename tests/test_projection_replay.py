@@ -19,6 +19,7 @@ from services.claims.verdicts import (
     KEPT_ENTRIES,
     VerdictIndex,
     evidence_as_known,
+    evidence_page,
     judge,
     timeline,
     verdict,
@@ -210,6 +211,13 @@ def test_projection_equals_replay(
                 assert verdict(which, uuid.UUID(claim), at, known_at, 0).counted == []
             with Session(engine) as session:
                 known_items = evidence_as_known(session, uuid.UUID(claim), to_micros(known_at))
+                for after in (0, *(row.position for row in known_items[:2])):
+                    for limit in (1, 3):
+                        paged = evidence_page(
+                            session, uuid.UUID(claim), to_micros(known_at), after, limit
+                        )
+                        listed = [row for row in known_items if row.position > after][:limit]
+                        assert [row.row for row in paged] == [row.row for row in listed]
                 judged = judge(index, uuid.UUID(claim), known_items, at, known_at)
                 points = timeline(index, session, uuid.UUID(claim), known_at)
             expected_reasons = {j.item.id: j.reason for j in expected.judgements}

@@ -140,7 +140,7 @@ def test_a_start_that_fails_after_opening_the_store_lets_it_go(
         (
             lambda url: create_claims_app(ClaimsSettings(database_url=url, follow=False)),
             claims_database_url,
-            "ix_evidence_version_claim_id",
+            "ix_evidence_version_claim",
         ),
     ):
         storage = SourcesSettings(database_url=url).storage

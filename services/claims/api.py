@@ -26,7 +26,7 @@ from services.claims.projections import (
 from services.claims.verdicts import (
     VerdictIndex,
     appearances,
-    evidence_as_known,
+    evidence_page,
     history,
     judge,
     ruling_at,
@@ -509,8 +509,7 @@ def get_claim_evidence(
     limit: PageLimit = 100,
 ) -> EvidenceList:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
-    items = evidence_as_known(reads, claim_id, to_micros(basis.known_at))
-    page = [item for item in items if item.position > after][:limit]
+    page = evidence_page(reads, claim_id, to_micros(basis.known_at), after, limit)
     judged = judge(index, claim_id, page, basis.at, basis.known_at)
     return EvidenceList(
         items=[

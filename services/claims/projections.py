@@ -215,10 +215,14 @@ class EvidenceVersion(SQLModel, table=True):
     """An evidence item's state from `known_from` on (transaction time)."""
 
     __tablename__ = "evidence_version"
+    __table_args__ = (
+        Index("ix_evidence_version_claim", "claim_id", "position"),
+        Index("ix_evidence_version_item", "evidence_id", "row"),
+    )
 
     row: int | None = Field(default=None, primary_key=True)
-    evidence_id: UUID = Field(index=True)
-    claim_id: UUID = Field(index=True)
+    evidence_id: UUID
+    claim_id: UUID
     known_from: int = Field(sa_type=BigInteger)
     source_id: UUID
     stance: str

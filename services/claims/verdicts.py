@@ -21,7 +21,9 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Result, Table
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.claims.confidence import (
     REASON_DERIVED,
@@ -50,6 +52,7 @@ from services.claims.projections import (
     UpstreamEvent,
     steps_from_json,
 )
+from shared.columns import after_bound
 from shared.timeaxes import from_micros, to_micros
 
 COMPONENTS = len(ZERO)
@@ -369,23 +372,42 @@ class Judged:
 
 
 def evidence_as_known(session: Session, claim_id: UUID, known: int) -> list[EvidenceVersion]:
-    """The claim's evidence items, each in its latest state recorded by `known`."""
-    ids = session.exec(
-        select(EvidenceVersion.evidence_id)
-        .where(EvidenceVersion.claim_id == claim_id, EvidenceVersion.known_from <= known)
-        .distinct()
-    ).all()
-    latest: dict[UUID, EvidenceVersion] = {}
-    if ids:
-        rows = session.exec(
-            select(EvidenceVersion)
-            .where(col(EvidenceVersion.evidence_id).in_(ids), EvidenceVersion.known_from <= known)
-            .order_by(col(EvidenceVersion.row))
+    """The claim's evidence items, each in its latest state recorded by `known`, in the order
+    of their first positions."""
+    return list(session.exec(_as_known(claim_id, known)))
+
+
+def evidence_page(
+    session: Session, claim_id: UUID, known: int, after: int, limit: int
+) -> list[EvidenceVersion]:
+    """As `evidence_as_known`, only the first `limit` items whose first position is past
+    `after`: read by the claim's index in their order, not all of them."""
+    query = _as_known(claim_id, known).where(EvidenceVersion.position > after_bound(after))
+    return list(session.exec(query.limit(limit)))
+
+
+def _as_known(claim_id: UUID, known: int) -> SelectOfScalar[EvidenceVersion]:
+    """The versions on the claim that are their items' latest recorded by `known`; an item
+    moved to another claim since has its latest version there."""
+    later = aliased(EvidenceVersion)
+    superseded = (
+        select(later.row)
+        .where(
+            later.evidence_id == EvidenceVersion.evidence_id,
+            col(later.row) > col(EvidenceVersion.row),
+            later.known_from <= known,
         )
-        for row in rows:
-            latest[row.evidence_id] = row
-    items = [row for row in latest.values() if row.claim_id == claim_id]
-    return sorted(items, key=lambda row: (row.position, str(row.evidence_id)))
+        .exists()
+    )
+    return (
+        select(EvidenceVersion)
+        .where(
+            EvidenceVersion.claim_id == claim_id,
+            EvidenceVersion.known_from <= known,
+            ~superseded,
+        )
+        .order_by(col(EvidenceVersion.position), col(EvidenceVersion.evidence_id))
+    )
 
 
 def standing(session: Session, claim_id: UUID, at: int, known: int) -> list[EvidenceVersion]:
