@@ -137,7 +137,8 @@ def load(
     with an idempotency key of the scenario's name and the item's key, so that one this caller
     recorded from the scenario before, and corrected since, is found by its key. A scenario
     edited since raises ScenarioConflict at its first edited item, rather than recording the
-    same statement twice.
+    same statement twice. A post counts as a new write if the sources service recorded it
+    after this load began (its clock then), not if it gave back an earlier one by its key.
     """
     recorded = 0
     claim_id = next(
@@ -152,12 +153,12 @@ def load(
     source_ids, sources_recorded = _load_sources(client, scenario, advance)
     recorded += sources_recorded
 
+    started = parse_instant(client.check_services("sources")["sources"]["clock"])
     existing = list(client.evidence_for(claim_id))
     by_identity = {
         (item["source_id"], parse_instant(item["published_at"]), item["summary"]): item
         for item in existing
     }
-    known_ids = {item["id"] for item in existing}
     by_key = {item.key: item for item in scenario.evidence}
     evidence_ids: dict[str, str] = {}
     steps: list[LoadedStep] = []
@@ -175,7 +176,7 @@ def load(
                     derived_from=[evidence_ids[parent] for parent in item.derived_from],
                 )
                 found = _post_once(client, body, scenario, item.key)
-                recorded += found["id"] not in known_ids
+                recorded += parse_instant(found["recorded_at"]) > started
             evidence_ids[key] = found["id"]
             written.append(found)
             advance()

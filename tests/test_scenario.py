@@ -120,6 +120,16 @@ def test_a_scenario_edited_after_loading_is_refused_and_a_corrected_item_is_foun
     assert again.recorded == 0
     assert again.evidence_ids == first.evidence_ids
 
+    elsewhere = new_claim(services, "another claim")
+    moved = services.sources.post(
+        f"/evidence/{first.evidence_ids['attack']}/correction",
+        json={"changes": {"claim_id": elsewhere}, "reason": "about another claim"},
+    )
+    assert moved.status_code == 201, moved.text
+    head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
+    assert load(client, scenario).recorded == 0, "found by its key, nothing recorded"
+    assert services.sources.get("/feed", params={"limit": 1}).json()["head"] == head
+
 
 def test_a_source_of_the_same_name_is_never_taken_for_the_scenarios_own(
     client: FactcheckClient, services: Services
