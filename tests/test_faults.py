@@ -26,6 +26,7 @@ from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import APPLYING_INDEXES, ClaimsProjection, ClaimView
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.chain import verify
+from shared.eventstore import FactcheckApplication
 from shared.holds import HOLDER
 from shared.routes import every_item
 from shared.settings import ClaimsSettings, SourcesSettings
@@ -274,22 +275,34 @@ def test_a_projection_recovers_from_a_commit_that_landed_but_did_not_answer(
         engine.dispose()
 
 
+def lose_the_next_answer(
+    monkeypatch: pytest.MonkeyPatch, application: FactcheckApplication, error: Exception
+) -> None:
+    """Make the application's next store reach the database, then raise `error`, as when the
+    connection drops after `COMMIT` was sent; the stores after it answer as usual."""
+    insert = application.recorder.insert_events
+    drops = [error]
+
+    def insert_then_drop(*args: Any, **kwargs: Any) -> Any:
+        inserted = insert(*args, **kwargs)
+        if drops:
+            raise drops.pop()
+        return inserted
+
+    monkeypatch.setattr(application.recorder, "insert_events", insert_then_drop)
+
+
 def test_a_write_that_landed_but_did_not_answer_leaves_the_chain_whole(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     application = claims_application(database_url)
     try:
         application.register_claim("first")
-        insert = application.recorder.insert_events
-        drops = [ConnectionError("the connection dropped after COMMIT was sent")]
-
-        def insert_then_drop(*args: Any, **kwargs: Any) -> Any:
-            inserted = insert(*args, **kwargs)
-            if drops:
-                raise drops.pop()
-            return inserted
-
-        monkeypatch.setattr(application.recorder, "insert_events", insert_then_drop)
+        lose_the_next_answer(
+            monkeypatch,
+            application,
+            ConnectionError("the connection dropped after COMMIT was sent"),
+        )
         with pytest.raises(ConnectionError):
             application.register_claim("second")
         third = application.register_claim("third")

@@ -26,6 +26,7 @@ from shared.timeaxes import parse_instant
 from tests.conftest import KnownClaims, Services
 from tests.newsroom import new_claim, new_source, verdict
 from tests.servers import serving
+from tests.test_faults import lose_the_next_answer
 from tests.test_sources_api import evidence_body
 from tests.test_sources_rejections import assert_problem
 
@@ -46,17 +47,8 @@ def test_a_write_stored_but_not_answered_is_found_by_its_key_and_keeps_the_chain
     gets 503 and retries with its key, at once or after a write without one."""
     app = create_app(SourcesSettings(database_url=database_url), claims=KnownClaims())
     with serving(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
-        recorder = app.state.sources.recorder
-        insert = recorder.insert_events
-        drops = [StoreOperationalError("the connection dropped after COMMIT was sent")]
-
-        def insert_then_drop(*args: Any, **kwargs: Any) -> Any:
-            inserted = insert(*args, **kwargs)
-            if drops:
-                raise drops.pop()
-            return inserted
-
-        monkeypatch.setattr(recorder, "insert_events", insert_then_drop)
+        dropped = StoreOperationalError("the connection dropped after COMMIT was sent")
+        lose_the_next_answer(monkeypatch, app.state.sources, dropped)
         body = {"name": "agency", "kind": "k"}
         headers = {"Idempotency-Key": "newsroom-1c9e"}
         lost = client.post("/sources", json=body, headers=headers)
