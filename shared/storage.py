@@ -17,7 +17,6 @@ SQLITE_LOCK_TIMEOUT_SECONDS = 30
 READ_MODEL_CONNECTIONS = 15
 """Connections the read models' pool opens at most, and keeps once opened: a burst of reads does
 not open and close connections, on PostgreSQL each a new server process."""
-READ_MODEL_POOL: dict[str, int] = {"pool_size": READ_MODEL_CONNECTIONS, "max_overflow": 0}
 LOCK_WAIT_SECONDS = 3.0
 """How long a start waits for a PostgreSQL store's lock that a stopping process still holds."""
 IN_USE = (
@@ -68,15 +67,20 @@ class Storage:
             "POSTGRES_MAX_OVERFLOW": "10",
         }
 
-    def create_engine(self, connect_args: Mapping[str, object] | None = None) -> Engine:
-        """The SQLAlchemy engine for this service's read models; on PostgreSQL,
-        `connect_args` add to the connection's parameters."""
+    def create_engine(
+        self,
+        connect_args: Mapping[str, object] | None = None,
+        connections: int = READ_MODEL_CONNECTIONS,
+    ) -> Engine:
+        """The SQLAlchemy engine for this service's read models, opening at most `connections`
+        and keeping them; on PostgreSQL, `connect_args` add to the connection's parameters."""
+        pool = {"pool_size": connections, "max_overflow": 0}
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
             engine = create_engine(
                 URL.create("sqlite", database=str(self.sqlite_path)),
                 connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_SECONDS},
-                **READ_MODEL_POOL,
+                **pool,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -90,7 +94,7 @@ class Storage:
         arguments: dict[str, object] = {"connect_timeout": 2, **(connect_args or {})}
         if self.schema:
             arguments["options"] = f"-csearch_path={self.schema}"
-        return create_engine(url, connect_args=arguments, pool_pre_ping=True, **READ_MODEL_POOL)
+        return create_engine(url, connect_args=arguments, pool_pre_ping=True, **pool)
 
     def prepare(self) -> None:
         """Create what must exist before the stores open: the SQLite file's folder, if the

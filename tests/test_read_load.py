@@ -1,6 +1,8 @@
 """Many reads at once, more than the service has worker threads and database connections."""
 
 import asyncio
+import contextlib
+from uuid import UUID
 
 import httpx
 from sqlalchemy import event
@@ -68,3 +70,19 @@ async def test_bursts_of_reads_open_no_more_connections_than_the_pool_keeps(
         await burst()
         await burst()
     assert opened <= READ_MODEL_CONNECTIONS, f"two bursts opened {opened} connections"
+
+
+async def test_a_claim_is_loaded_while_readers_hold_every_pooled_connection(
+    database_url: str, claims_database_url: str
+) -> None:
+    """Readers hold a connection when they ask the verdict index; the first to ask loads the
+    claim under the index's lock, which the others wait for."""
+    with serve_both(database_url, claims_database_url) as services:
+        claim = UUID(new_claim(services))
+        state = services.claims_app.state
+        with contextlib.ExitStack() as held:
+            for _ in range(READ_MODEL_CONNECTIONS):
+                held.enter_context(state.engine.connect())
+            loading = asyncio.to_thread(state.index.tally, claim, 0, 0)
+            tally = await asyncio.wait_for(loading, timeout=10)
+        assert tally == state.index.tally(claim, 0, 0)

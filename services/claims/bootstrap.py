@@ -35,7 +35,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         verdicts = VerdictProjection(engine)
         verdicts.reshape()
         verdicts.create_tables()
-        index = VerdictIndex(engine)
+        index = VerdictIndex(storage.create_engine(connections=1))
+        application.after_close(index.engine.dispose)
     verdict_gate = ReadGate()
     """Readers of the verdict read models hold it; a rebuild closes it while it refollows."""
 

@@ -141,7 +141,12 @@ class Counted:
 
 
 class VerdictIndex:
-    """In-memory, per-claim bitemporal index over the verdict read models."""
+    """In-memory, per-claim bitemporal index over the verdict read models.
+
+    It reads a claim or the ratings from `engine` under its lock, which readers holding a
+    connection of their own wait for: so `engine` must be one that no reader takes connections
+    from, or the loader could wait for a connection held by a reader waiting for it.
+    """
 
     def __init__(self, engine: Engine, kept_entries: int = KEPT_ENTRIES) -> None:
         self.engine = engine
