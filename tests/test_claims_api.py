@@ -1,5 +1,6 @@
 """The claims service's own endpoints, its checks on the sources service, and its follower."""
 
+import socket
 import threading
 import time
 import uuid
@@ -398,6 +399,18 @@ def test_the_tag_limit_counts_each_tag_once(services: Services) -> None:
     )
 
 
+def weak_support(source_id: str, claim_id: str) -> dict[str, str]:
+    """An evidence body that differs only in its claim and source."""
+    return {
+        "source_id": source_id,
+        "claim_id": claim_id,
+        "stance": "supports",
+        "strength": "weak",
+        "published_at": "2024-01-05T00:00:00Z",
+        "summary": "x",
+    }
+
+
 def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
     database_url: str, claims_database_url: str
 ) -> None:
@@ -411,14 +424,7 @@ def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
         )
         with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
             source = sources.post("/sources", json={"name": "x", "kind": "y"}).json()
-            body = {
-                "source_id": source["id"],
-                "claim_id": claim,
-                "stance": "supports",
-                "strength": "weak",
-                "published_at": "2024-01-05T00:00:00Z",
-                "summary": "x",
-            }
+            body = weak_support(source["id"], claim)
             taken = sources.post("/evidence", json=body)
             assert taken.status_code == 201, taken.text
             with claims_app.state.projection.gate.closed(drain=1.0):
@@ -434,6 +440,43 @@ def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
             assert_problem(refused, 503)
             assert "cannot be reached" in refused.json()["detail"]
             assert sources.get("/feed").json()["head"] == taken.json()["position"]
+
+
+def test_a_claim_found_before_is_taken_while_the_claims_service_is_too_busy_to_answer(
+    database_url: str, claims_database_url: str
+) -> None:
+    """A claims service that takes the question but does not answer within CLAIMS_TIMEOUT is up:
+    a claim it has named stands, as claims are never removed. Its port is taken over here by a
+    listener that never answers, as a claims service whose every worker is busy looks."""
+    port = free_port()
+    claims_app = create_claims_app(ClaimsSettings(database_url=claims_database_url, follow=False))
+    sources_app = create_sources_app(
+        SourcesSettings(
+            database_url=database_url,
+            claims_url=f"http://127.0.0.1:{port}",
+            claims_timeout=0.5,
+        )
+    )
+    with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
+        source = sources.post("/sources", json={"name": "x", "kind": "y"}).json()
+        with serving(claims_app, port) as claims_url:
+            claim = httpx.post(f"{claims_url}/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+            body = weak_support(source["id"], claim)
+            assert sources.post("/evidence", json=body).status_code == 201
+        with socket.socket() as silent:
+            silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            silent.bind(("127.0.0.1", port))
+            silent.listen(16)
+            time.sleep(ANSWERED_WITHIN + 0.1)
+            taken = sources.post("/evidence", json=body)
+            assert taken.status_code == 201, taken.text
+            unknown = sources.post("/evidence", json={**body, "claim_id": str(uuid.uuid4())})
+            assert_problem(unknown, 503)
+            assert "did not answer within 0.5 s (CLAIMS_TIMEOUT)" in unknown.json()["detail"]
+        refused = sources.post("/evidence", json=body)
+        assert_problem(refused, 503)
+        assert "cannot be reached" in refused.json()["detail"]
+        assert sources.get("/feed").json()["head"] == taken.json()["position"]
 
 
 def settled_health(sources: httpx.Client, **headers: str) -> dict[str, Any]:

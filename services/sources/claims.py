@@ -37,8 +37,9 @@ class HttpClaimDirectory:
     Claims are never removed, so a claim once found is remembered (the newest
     KNOWN_CLAIMS_KEPT of them) and taken without asking while the claims service answered within
     ANSWERED_WITHIN seconds; after that it is asked again, and taken if the claims service
-    answers at all, even that it cannot tell now (its own 503, as while it rebuilds). An unknown
-    claim is asked about every time.
+    answers at all, even that it cannot tell now (its own 503, as while it rebuilds), or takes
+    the question and is too busy to answer it in time. An unknown claim is asked about every
+    time.
     """
 
     def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
@@ -97,6 +98,13 @@ class HttpClaimDirectory:
     def _ask(self, claim_id: UUID, known: bool) -> bool:
         try:
             response = self._client.get(f"/claims/{claim_id}")
+        except httpx.ReadTimeout:
+            if known:
+                return True
+            raise Unavailable(
+                f"the claims service took the question but did not answer within "
+                f"{self._timeout:g} s (CLAIMS_TIMEOUT); nothing was recorded"
+            ) from None
         except httpx.HTTPError as error:
             raise Unavailable(f"the claims service cannot be reached: {error}") from None
         unsure = response.status_code == 503 and _is_problem(response)
