@@ -213,11 +213,12 @@ def test_projection_equals_replay(
                 known_items = evidence_as_known(session, uuid.UUID(claim), to_micros(known_at))
                 for after in (0, *(row.position for row in known_items[:2])):
                     for limit in (1, 3):
-                        paged = evidence_page(
+                        paged, more = evidence_page(
                             session, uuid.UUID(claim), to_micros(known_at), after, limit
                         )
-                        listed = [row for row in known_items if row.position > after][:limit]
-                        assert [row.row for row in paged] == [row.row for row in listed]
+                        following = [row for row in known_items if row.position > after]
+                        assert [row.row for row in paged] == [row.row for row in following[:limit]]
+                        assert more == (len(following) > limit)
                 judged = judge(index, uuid.UUID(claim), known_items, at, known_at)
                 points = timeline(index, session, uuid.UUID(claim), known_at)
             expected_reasons = {j.item.id: j.reason for j in expected.judgements}

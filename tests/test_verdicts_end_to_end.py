@@ -250,6 +250,7 @@ def test_the_evidence_pages_answer_on_the_first_page_basis(services: Services) -
     while page["next"] is not None:
         page = services.claims.get(page["next"]).json()
         assert page["basis"] == basis
+        assert page["items"], "a next page is given only where items follow"
         listed += page["items"]
     assert later["id"] not in [item["evidence_id"] for item in listed], "recorded after the basis"
     assert moved["id"] not in [item["evidence_id"] for item in listed], "moved after the basis"

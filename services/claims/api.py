@@ -509,7 +509,7 @@ def get_claim_evidence(
     limit: PageLimit = 100,
 ) -> EvidenceList:
     basis = _basis(request, reads, claim_id, at, known_at, min_position)
-    page = evidence_page(reads, claim_id, to_micros(basis.known_at), after, limit)
+    page, more = evidence_page(reads, claim_id, to_micros(basis.known_at), after, limit)
     judged = judge(index, claim_id, page, basis.at, basis.known_at)
     return EvidenceList(
         items=[
@@ -531,7 +531,7 @@ def get_claim_evidence(
         ],
         next_after=page[-1].position if page else after,
         next=_pinned(request.url.path, basis, after=page[-1].position, limit=limit)
-        if len(page) == limit
+        if more
         else None,
         basis=_basis_out(basis),
     )

@@ -384,11 +384,13 @@ def evidence_as_known(session: Session, claim_id: UUID, known: int) -> list[Evid
 
 def evidence_page(
     session: Session, claim_id: UUID, known: int, after: int, limit: int
-) -> list[EvidenceVersion]:
+) -> tuple[list[EvidenceVersion], bool]:
     """As `evidence_as_known`, only the first `limit` items whose first position is past
-    `after`: read by the claim's index in their order, not all of them."""
+    `after`, read by the claim's index in their order, not all of them; and whether any item
+    follows them."""
     query = _as_known(claim_id, known).where(EvidenceVersion.position > after_bound(after))
-    return list(session.exec(query.limit(limit)))
+    page = list(session.exec(query.limit(limit + 1)))
+    return page[:limit], len(page) > limit
 
 
 def _as_known(claim_id: UUID, known: int) -> SelectOfScalar[EvidenceVersion]:
