@@ -86,3 +86,30 @@ async def test_a_claim_is_loaded_while_readers_hold_every_pooled_connection(
             loading = asyncio.to_thread(state.index.tally, claim, 0, 0)
             tally = await asyncio.wait_for(loading, timeout=10)
         assert tally == state.index.tally(claim, 0, 0)
+
+
+async def test_a_reader_waiting_for_the_follower_holds_no_pooled_connection(
+    database_url: str, claims_database_url: str
+) -> None:
+    """A verdict as known at a time, asked to include a position not yet applied, waits for the
+    follower, which needs a pooled connection to apply it."""
+    with serve_both(database_url, claims_database_url) as services:
+        claim = new_claim(services)
+        pool = services.claims_app.state.engine.pool
+        head = services.sources.get("/feed", params={"limit": 1}).json()["head"]
+        known_at = services.claims.get("/health").json()["clock"]
+        asked = asyncio.create_task(
+            asyncio.to_thread(
+                services.claims.get,
+                f"/claims/{claim}/verdict",
+                params={"known_at": known_at, "min_position": head + 1},
+            )
+        )
+        held = []
+        for _ in range(3):
+            await asyncio.sleep(0.4)
+            held.append(pool.checkedout())
+        answer = await asked
+    assert answer.status_code == 503, answer.text
+    assert "has not been applied up to position" in answer.json()["detail"]
+    assert held == [0, 0, 0], "connections held while the reader waited"

@@ -135,17 +135,25 @@ def basis_for_claim(
     """The basis of a question about one claim: not before the claim was known, and with the
     sources-feed position that everything recorded by `known_at` ends at.
 
-    The session's connection goes back to the pool while the answer waits for the follower.
+    The session's connection goes back to the pool after each read, before the answer waits for
+    the follower, which needs a connection from that pool to apply what it waits for.
     """
     floor, registered_at = last_recorded(session, claim.id), claim.registered_at
     session.rollback()
+
+    def position_at(known: datetime) -> int:
+        try:
+            return position_known_at(session, known)
+        finally:
+            session.rollback()
+
     basis = resolve_basis(
         follower,
         at,
         known_at,
         min_position,
         wait,
-        lambda known: position_known_at(session, known),
+        position_at,
         hold_own_writes,
         floor=floor,
         registered_at=registered_at,
