@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import digest_rows
 from services.sources.bootstrap import create_app as create_sources_app
-from services.sources.claims import ANSWERED_WITHIN
+from services.sources.claims import ANSWERED_WITHIN, HttpClaimDirectory
 from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
@@ -445,24 +445,21 @@ def test_a_claim_found_before_is_refused_503_once_the_claims_service_is_down(
 def test_a_claim_found_before_is_taken_while_the_claims_service_is_too_busy_to_answer(
     database_url: str, claims_database_url: str
 ) -> None:
-    """A claims service that takes the question but does not answer within CLAIMS_TIMEOUT is up:
-    a claim it has named stands, as claims are never removed. Its port is taken over here by a
-    listener that never answers, as a claims service whose every worker is busy looks."""
+    """A question that times out takes a claim once found while the claims service answered
+    within the window, as a busy claims service answers some questions in time; after the window,
+    it is refused. The claims service's port is taken over by a listener that never answers."""
     port = free_port()
+    window = 4.0
     claims_app = create_claims_app(ClaimsSettings(database_url=claims_database_url, follow=False))
-    sources_app = create_sources_app(
-        SourcesSettings(
-            database_url=database_url,
-            claims_url=f"http://127.0.0.1:{port}",
-            claims_timeout=0.5,
-        )
-    )
+    directory = HttpClaimDirectory(f"http://127.0.0.1:{port}", 0.5, timeouts_taken_within=window)
+    sources_app = create_sources_app(SourcesSettings(database_url=database_url), directory)
     with serving(sources_app) as sources_url, httpx.Client(base_url=sources_url) as sources:
         source = sources.post("/sources", json={"name": "x", "kind": "y"}).json()
         with serving(claims_app, port) as claims_url:
             claim = httpx.post(f"{claims_url}/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
             body = weak_support(source["id"], claim)
             assert sources.post("/evidence", json=body).status_code == 201
+            answered = time.monotonic()
         with socket.socket() as silent:
             silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             silent.bind(("127.0.0.1", port))
@@ -470,9 +467,14 @@ def test_a_claim_found_before_is_taken_while_the_claims_service_is_too_busy_to_a
             time.sleep(ANSWERED_WITHIN + 0.1)
             taken = sources.post("/evidence", json=body)
             assert taken.status_code == 201, taken.text
+            assert time.monotonic() - answered < window, "taken within the window"
             unknown = sources.post("/evidence", json={**body, "claim_id": str(uuid.uuid4())})
             assert_problem(unknown, 503)
             assert "did not answer within 0.5 s (CLAIMS_TIMEOUT)" in unknown.json()["detail"]
+            time.sleep(max(0.0, answered + window + 0.1 - time.monotonic()))
+            silent_too_long = sources.post("/evidence", json=body)
+            assert_problem(silent_too_long, 503)
+            assert "did not answer within" in silent_too_long.json()["detail"]
         refused = sources.post("/evidence", json=body)
         assert_problem(refused, 503)
         assert "cannot be reached" in refused.json()["detail"]

@@ -248,7 +248,7 @@ class EvidenceList(BaseModel):
     next_after: int
     next: str | None = Field(
         description="The next page's path and query, with this page's `at` and `known_at` "
-        "pinned so that every page answers on one basis; null after the last page."
+        "pinned so that every page answers on one basis; null on the last page."
     )
     basis: BasisOut
 

@@ -29,6 +29,10 @@ ANSWERED_WITHIN = 1.0
 """Seconds since the claims service last answered within which a claim once found is taken
 without asking; after that, the claim is asked about again, so a claims service that is down is
 found within this time."""
+TIMEOUTS_TAKEN_WITHIN = 30.0
+"""Seconds since the claims service last answered within which a question about a claim once
+found that times out still takes the claim: a busy claims service answers some of its questions
+in time, while one that answers none (stopped, or cut off) is found within this time."""
 
 
 class HttpClaimDirectory:
@@ -37,12 +41,18 @@ class HttpClaimDirectory:
     Claims are never removed, so a claim once found is remembered (the newest
     KNOWN_CLAIMS_KEPT of them) and taken without asking while the claims service answered within
     ANSWERED_WITHIN seconds; after that it is asked again, and taken if the claims service
-    answers at all, even that it cannot tell now (its own 503, as while it rebuilds), or takes
-    the question and is too busy to answer it in time. An unknown claim is asked about every
-    time.
+    answers at all, even that it cannot tell now (its own 503, as while it rebuilds), or does
+    not answer in time while it answered another question within `timeouts_taken_within`
+    seconds. An unknown claim is asked about every time.
     """
 
-    def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        api_key: str | None = None,
+        timeouts_taken_within: float = TIMEOUTS_TAKEN_WITHIN,
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
         self._url = base_url
@@ -51,7 +61,8 @@ class HttpClaimDirectory:
         """The fault the last check found, so that each is logged once."""
         self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
-        self._answered_at = -ANSWERED_WITHIN
+        self._answered_at = -max(ANSWERED_WITHIN, timeouts_taken_within)
+        self._timeouts_taken_within = timeouts_taken_within
         self.fault: str | None = None
         """Why CLAIMS_URL or CLAIMS_API_KEY does not work, as the last answer showed."""
 
@@ -98,12 +109,13 @@ class HttpClaimDirectory:
     def _ask(self, claim_id: UUID, known: bool) -> bool:
         try:
             response = self._client.get(f"/claims/{claim_id}")
-        except httpx.ReadTimeout:
-            if known:
+        except httpx.TimeoutException:
+            since = time.monotonic() - self._answered_at
+            if known and since < self._timeouts_taken_within:
                 return True
             raise Unavailable(
-                f"the claims service took the question but did not answer within "
-                f"{self._timeout:g} s (CLAIMS_TIMEOUT); nothing was recorded"
+                f"the claims service did not answer within {self._timeout:g} s "
+                "(CLAIMS_TIMEOUT); nothing was recorded"
             ) from None
         except httpx.HTTPError as error:
             raise Unavailable(f"the claims service cannot be reached: {error}") from None
