@@ -78,14 +78,17 @@ async def test_a_claim_is_loaded_while_readers_hold_every_pooled_connection(
     """Readers hold a connection when they ask the verdict index; the first to ask loads the
     claim under the index's lock, which the others wait for."""
     with serve_both(database_url, claims_database_url) as services:
-        claim = UUID(new_claim(services))
+        claim = new_claim(services)
+        source = new_source(services, "agency", "B")
+        written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
         state = services.claims_app.state
+        assert state.follower.wait_for(written["position"], timeout=10)
         with contextlib.ExitStack() as held:
             for _ in range(READ_MODEL_CONNECTIONS):
                 held.enter_context(state.engine.connect())
-            loading = asyncio.to_thread(state.index.tally, claim, 0, 0)
+            loading = asyncio.to_thread(state.index.tally, UUID(claim), 2**62, 2**62)
             tally = await asyncio.wait_for(loading, timeout=10)
-        assert tally == state.index.tally(claim, 0, 0)
+        assert tally[5] == 1, "the claim's one item, read while every pooled connection was held"
 
 
 async def test_a_reader_waiting_for_the_follower_holds_no_pooled_connection(
