@@ -36,9 +36,11 @@ STORAGE_DOWN: tuple[type[Exception], ...] = (
     StoreInterfaceError,
     PostgresOperationalError,
     DBAPIError,
-    PoolTimeoutError,
 )
 """Failures to reach a service's database: answered 503 with Retry-After, never 500."""
+STORAGE_DOWN_DETAIL = "the service's database cannot be reached; retry later"
+CONNECTIONS_IN_USE = "the service is busy: every connection to its database is in use; retry later"
+"""A read that waited the pool's whole timeout for a connection: the database is up."""
 
 
 class ProblemDetails(BaseModel):
@@ -186,14 +188,14 @@ def install_problem_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
         detail = "another write changed this record at the same time; nothing was recorded"
         return Problem(409, detail).response(request)
 
-    for storage_error in STORAGE_DOWN:
+    storage_faults = {fault: STORAGE_DOWN_DETAIL for fault in STORAGE_DOWN}
+    for fault, detail in {**storage_faults, PoolTimeoutError: CONNECTIONS_IN_USE}.items():
 
-        @app.exception_handler(storage_error)
-        async def on_storage_down(request: Request, error: Exception) -> JSONResponse:
-            logger.warning(
-                "storage unavailable on %s %s: %s", request.method, request.url.path, error
-            )
-            detail = "the service's database cannot be reached; retry later"
+        @app.exception_handler(fault)
+        async def on_storage_fault(
+            request: Request, error: Exception, detail: str = detail
+        ) -> JSONResponse:
+            logger.warning("%s %s: %s (%s)", request.method, request.url.path, detail, error)
             return Problem(503, detail, headers={"Retry-After": "2"}).response(request)
 
     @app.exception_handler(RequestValidationError)

@@ -2,14 +2,16 @@
 
 import asyncio
 import contextlib
+from pathlib import Path
 from uuid import UUID
 
 import httpx
 from sqlalchemy import event
 
 from shared.storage import READ_MODEL_CONNECTIONS
-from tests.conftest import serve_both
+from tests.conftest import KnownClaims, in_process, serve_both, sources_service
 from tests.newsroom import new_claim, new_source, post_evidence
+from tests.test_sources_rejections import assert_problem
 
 READS = 160
 """Well over the 40 worker threads and the 15 pooled connections a service has."""
@@ -116,3 +118,21 @@ async def test_a_reader_waiting_for_the_follower_holds_no_pooled_connection(
     assert answer.status_code == 503, answer.text
     assert "has not been applied up to position" in answer.json()["detail"]
     assert held == [0, 0, 0], "connections held while the reader waited"
+
+
+async def test_a_read_that_finds_every_connection_in_use_says_the_service_is_busy(
+    tmp_path: Path,
+) -> None:
+    """Not that the database cannot be reached: it can, and every pooled connection is in use
+    for the pool's whole wait (30 s)."""
+    with sources_service(f"sqlite:///{tmp_path / 'sources.db'}", KnownClaims()) as app:
+        async with in_process(app) as sources:
+            assert (await sources.get("/sources")).status_code == 200
+            with contextlib.ExitStack() as held:
+                for _ in range(READ_MODEL_CONNECTIONS):
+                    held.enter_context(app.state.engine.connect())
+                busy = await sources.get("/sources")
+            assert (await sources.get("/sources")).status_code == 200
+    assert_problem(busy, 503)
+    assert busy.headers["retry-after"] == "2"
+    assert "every connection to its database is in use" in busy.json()["detail"]
