@@ -136,3 +136,20 @@ async def test_a_read_that_finds_every_connection_in_use_says_the_service_is_bus
     assert_problem(busy, 503)
     assert busy.headers["retry-after"] == "2"
     assert "every connection to its database is in use" in busy.json()["detail"]
+
+
+async def test_the_follower_applies_while_readers_hold_every_pooled_connection(
+    database_url: str, claims_database_url: str
+) -> None:
+    """The claim is known to the sources service first, which then does not ask about it."""
+    with serve_both(database_url, claims_database_url) as services:
+        claim = new_claim(services)
+        source = new_source(services, "agency", "B")
+        post_evidence(services, source, claim, "2024-01-04T00:00:00Z")
+        state = services.claims_app.state
+        with contextlib.ExitStack() as held:
+            for _ in range(READ_MODEL_CONNECTIONS):
+                held.enter_context(state.engine.connect())
+            written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+            applied = await asyncio.to_thread(state.follower.wait_for, written["position"], 10)
+        assert applied, "the follower waited for a connection the readers held"

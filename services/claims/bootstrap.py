@@ -23,6 +23,11 @@ from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import closed_on_failure, open_service
 
+FOLLOWER_CONNECTIONS = 2
+"""Connections the feed follower applies pages on, apart from the readers' pool, so that reads
+holding every pooled connection do not hold up what they may be waiting for: the follower's
+page, and a rebuild beside it."""
+
 
 def create_app(settings: ClaimsSettings) -> FastAPI:
     """Build the claims service: its store, projections, verdict index and feed follower."""
@@ -32,7 +37,9 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         storage, lambda: ClaimsApplication(storage), ClaimsProjection
     )
     with closed_on_failure(application):
-        verdicts = VerdictProjection(engine)
+        applying = storage.create_engine(connections=FOLLOWER_CONNECTIONS)
+        application.after_close(applying.dispose)
+        verdicts = VerdictProjection(applying)
         verdicts.reshape()
         verdicts.create_tables()
         index = VerdictIndex(storage.create_engine(connections=1))
