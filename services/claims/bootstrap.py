@@ -23,10 +23,10 @@ from shared.service import service_app
 from shared.settings import ClaimsSettings
 from shared.startup import closed_on_failure, open_service
 
-FOLLOWER_CONNECTIONS = 2
-"""Connections the feed follower applies pages on, apart from the readers' pool, so that reads
-holding every pooled connection do not hold up what they may be waiting for: the follower's
-page, and a rebuild beside it."""
+OWN_CONNECTIONS = 3
+"""Connections the feed follower and the verdict index use, apart from the readers' pool, so
+that reads holding every pooled connection do not hold up what they may be waiting for: the
+follower's page, a rebuild beside it, and the index loading a claim."""
 
 
 def create_app(settings: ClaimsSettings) -> FastAPI:
@@ -37,13 +37,12 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         storage, lambda: ClaimsApplication(storage), ClaimsProjection
     )
     with closed_on_failure(application):
-        applying = storage.create_engine(connections=FOLLOWER_CONNECTIONS)
-        application.after_close(applying.dispose)
-        verdicts = VerdictProjection(applying)
+        own = storage.create_engine(connections=OWN_CONNECTIONS)
+        application.after_close(own.dispose)
+        verdicts = VerdictProjection(own)
         verdicts.reshape()
         verdicts.create_tables()
-        index = VerdictIndex(storage.create_engine(connections=1))
-        application.after_close(index.engine.dispose)
+        index = VerdictIndex(own)
     verdict_gate = ReadGate()
     """Readers of the verdict read models hold it; a rebuild closes it while it refollows."""
 
