@@ -233,6 +233,13 @@ class Projection(ABC):
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    @property
+    def applied_position(self) -> int:
+        """The position the read models hold, as this process last committed or found it,
+        read without the database."""
+        with self._applied:
+            return self._applied_position
+
     def wait_for_writes(self, timeout: float) -> bool:
         """Wait until every write the application has answered is applied; False on timeout."""
         target = self.application.last_position
@@ -282,6 +289,7 @@ class Projection(ABC):
                     exc_info=True,
                 )
                 self._position = self.position()
+        self._applied_up_to(self._position)
         while events := self.application.events_after(self._position, BATCH_SIZE):
             with self.application.database_writes(), Session(self.engine) as session:
                 for position, domain_event in events:

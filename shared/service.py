@@ -3,8 +3,9 @@
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
@@ -22,6 +23,10 @@ MAX_BODY_BYTES = 64 * 1024
 """A request body larger than this is answered 413 before it is read."""
 DIGITS_READ = 18
 """The most significant digits of a `Content-Length` converted; any more is over the limit."""
+HEALTH_THREADS = 4
+"""Health checks answered at once, in threads apart from the worker threads every other route
+shares: a backlog of reads does not hold back a container's health check."""
+T = TypeVar("T")
 
 
 def service_app(
@@ -40,6 +45,7 @@ def service_app(
     )
     app.state.feed_limits = FeedLimits()
     app.state.key_locks = KeyLocks()
+    app.state.health_threads = CapacityLimiter(HEALTH_THREADS)
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app, [*app.routes, *router.routes])
@@ -48,6 +54,11 @@ def service_app(
     app.add_middleware(RequestIds)
     app.include_router(router)
     return app
+
+
+async def in_health_thread(request: Request, check: Callable[[], T]) -> T:
+    """Run `check` in one of the app's health threads, apart from the worker threads."""
+    return await to_thread.run_sync(check, limiter=request.app.state.health_threads)
 
 
 class HeadAsGet:

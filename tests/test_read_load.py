@@ -6,6 +6,7 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pytest
 from sqlalchemy import event
 
 from shared.storage import READ_MODEL_CONNECTIONS
@@ -15,6 +16,8 @@ from tests.test_sources_rejections import assert_problem
 
 READS = 160
 """Well over the 40 worker threads and the 15 pooled connections a service has."""
+WAITING_READS = 60
+"""More reads than worker threads, each waiting for a pooled connection."""
 
 
 async def test_more_reads_at_once_than_threads_and_connections_are_all_answered(
@@ -153,3 +156,33 @@ async def test_the_follower_applies_while_readers_hold_every_pooled_connection(
             written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
             applied = await asyncio.to_thread(state.follower.wait_for, written["position"], 10)
         assert applied, "the follower waited for a connection the readers held"
+
+
+@pytest.mark.parametrize("service", ["sources", "claims"])
+async def test_health_answers_while_reads_hold_every_worker_thread(
+    database_url: str, claims_database_url: str, service: str
+) -> None:
+    """Reads waiting for a pooled connection hold all 40 worker threads; a health check, as
+    a container's, still answers within its 3 s."""
+    with serve_both(database_url, claims_database_url) as services:
+        claim = new_claim(services)
+        app = services.sources_app if service == "sources" else services.claims_app
+        url = services.sources_url if service == "sources" else services.claims_url
+        path = "/sources" if service == "sources" else f"/claims/{claim}"
+        async with httpx.AsyncClient(
+            base_url=url, timeout=60, limits=httpx.Limits(max_connections=READS)
+        ) as client:
+            with contextlib.ExitStack() as held:
+                for _ in range(READ_MODEL_CONNECTIONS):
+                    held.enter_context(app.state.engine.connect())
+                reads = [asyncio.create_task(client.get(path)) for _ in range(WAITING_READS)]
+                await asyncio.sleep(1)
+                try:
+                    health = await client.get("/health", timeout=3)
+                except httpx.TimeoutException:
+                    health = None
+            answers = await asyncio.gather(*reads)
+    assert health is not None, "the health check waited behind the reads"
+    assert health.status_code == 200, health.text
+    assert health.json()["status"] == "ok", health.text
+    assert [answer.status_code for answer in answers] == [200] * WAITING_READS

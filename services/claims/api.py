@@ -55,7 +55,7 @@ from shared.schemas import (
     distinct,
     whole_number,
 )
-from shared.service import Reads, service_router
+from shared.service import Reads, in_health_thread, service_router
 from shared.timeaxes import (
     UtcDatetime,
     format_instant,
@@ -667,7 +667,11 @@ def rebuild(request: Request) -> Rebuilt:
 
 
 @router.get("/health", response_model=Health)
-def health(claims: Claims, follower: Follower) -> Health:
+async def health(request: Request, claims: Claims, follower: Follower) -> Health:
+    return await in_health_thread(request, lambda: service_health(claims, follower))
+
+
+def service_health(claims: ClaimsApplication, follower: FeedFollower) -> Health:
     status = follower.status()
     healthy = status.connected and status.last_error is None and claims.refusal is None
     return Health(

@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session
+from starlette.datastructures import State
 
 from services.sources.application import SourcesApplication
 from services.sources.projections import (
@@ -38,7 +39,7 @@ from shared.schemas import (
     Written,
     distinct,
 )
-from shared.service import Reads, service_router
+from shared.service import Reads, in_health_thread, service_router
 from shared.sources_feed import Reliability, Stance, Strength
 from shared.timeaxes import UtcDatetime, recording_clock
 
@@ -463,11 +464,15 @@ HEALTH_WAIT_SECONDS = 1.0
 
 
 @router.get("/health", response_model=Health)
-def health(sources: Sources, request: Request) -> Health:
-    projection = request.app.state.projection
+async def health(sources: Sources, request: Request) -> Health:
+    return await in_health_thread(request, lambda: service_health(sources, request.app.state))
+
+
+def service_health(sources: SourcesApplication, state: State) -> Health:
+    projection = state.projection
     projection.wait_for_writes(HEALTH_WAIT_SECONDS)
-    head, position = sources.head(), projection.position()
-    claims_setting = request.app.state.claims_directory.fault
+    head, position = sources.head(), projection.applied_position
+    claims_setting = state.claims_directory.fault
     whole = position == head and sources.refusal is None and claims_setting is None
     return Health(
         status="ok" if whole else "degraded",
