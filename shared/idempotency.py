@@ -221,7 +221,7 @@ async def once_per_key(request: Request, idempotency_key: IdempotencyKey = None)
     state = request.app.state
     return Once(
         state.application,
-        state.engine,
+        state.projection.engine,
         state.key_locks,
         idempotency_key,
         request,

@@ -13,6 +13,10 @@ from shared.storage import Storage, first_line
 
 A = TypeVar("A", bound=FactcheckApplication)
 P = TypeVar("P", bound=Projection)
+PROJECTION_CONNECTIONS = 2
+"""Connections the read models are written and idempotency keys looked up on, apart from the
+readers' pool, so that reads holding every pooled connection hold up no write: applying one,
+and the key lookup each keyed write makes under the write lock."""
 
 
 def open_store(storage: Storage, construct: Callable[[], A]) -> A:
@@ -45,13 +49,16 @@ def open_service(
     storage: Storage, construct: Callable[[], A], projection_of: Callable[[Engine, A], P]
 ) -> tuple[A, Engine, P]:
     """Open the store as `open_store` does, and its read models on it: caught up, following
-    it, and with writes refused if the log lost events they applied. Closing the application
-    disposes of the read models' engine."""
+    it, and with writes refused if the log lost events they applied. The engine answered is
+    the readers'; the projection writes on one of its own. Closing the application disposes
+    of both."""
     application = open_store(storage, construct)
     engine = storage.create_engine()
     application.after_close(engine.dispose)
+    own = storage.create_engine(connections=PROJECTION_CONNECTIONS)
+    application.after_close(own.dispose)
     with closed_on_failure(application):
-        projection = projection_of(engine, application)
+        projection = projection_of(own, application)
         projection.reshape()
         projection.create_tables()
         projection.catch_up_or_log()

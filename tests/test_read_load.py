@@ -186,3 +186,30 @@ async def test_health_answers_while_reads_hold_every_worker_thread(
     assert health.status_code == 200, health.text
     assert health.json()["status"] == "ok", health.text
     assert [answer.status_code for answer in answers] == [200] * WAITING_READS
+
+
+@pytest.mark.parametrize("service", ["sources", "claims"])
+def test_keyed_writes_are_applied_while_readers_hold_every_pooled_connection(
+    database_url: str, claims_database_url: str, service: str
+) -> None:
+    """A keyed write looks its key up under the write lock, and the read models then apply it;
+    neither waits for the connections readers hold."""
+    with serve_both(database_url, claims_database_url) as services:
+        app = services.sources_app if service == "sources" else services.claims_app
+        client = services.sources if service == "sources" else services.claims
+        path, body = (
+            ("/sources", {"name": "agency", "kind": "wire"})
+            if service == "sources"
+            else ("/claims", {"text": "a claim registered under load"})
+        )
+        with contextlib.ExitStack() as held:
+            for _ in range(READ_MODEL_CONNECTIONS):
+                held.enter_context(app.state.engine.connect())
+            answers = [
+                client.post(path, json=body, headers={"Idempotency-Key": "k"}, timeout=10)
+                for _ in range(2)
+            ]
+            applied = app.state.projection.wait_for_writes(10)
+    assert [answer.status_code for answer in answers] == [201, 201], answers[0].text
+    assert answers[0].json() == answers[1].json()
+    assert applied, "the read models waited for a connection the readers held"
