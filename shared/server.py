@@ -13,6 +13,10 @@ from uvicorn.config import STARTUP_FAILURE
 SETTLE_SECONDS = 0.05
 """How long a stopping server waits, after it stops listening, for the connections it has
 just accepted to be set up."""
+KEEP_ALIVE_SECONDS = 65
+"""How long an idle connection is kept open: longer than clients and proxies keep one before
+they reuse it (httpx 5 s, common load balancers 60 s). A server that closes first closes some
+just as the client sends on them, and that request fails without an answer."""
 
 
 class Server(uvicorn.Server):
@@ -38,13 +42,24 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def server_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """How every service is served: without an access log, keeping idle connections open for
+    KEEP_ALIVE_SECONDS, and failing to start if the app's lifespan fails."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        lifespan="on",
+    )
+
+
 def serve(app: ASGIApp, host: str, port: int, log_level: str, stopping: Callable[[], None]) -> None:
     """Serve `app` until stopped, as `uvicorn.run` does, on a `Server` that calls `stopping`
     as it begins to stop."""
-    server = Server(
-        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False),
-        stopping=stopping,
-    )
+    server = Server(server_config(app, host, port, log_level), stopping=stopping)
     with suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from shared.server import Server
+from shared.server import Server, server_config
 
 
 def free_port() -> int:
@@ -36,9 +36,7 @@ def started(server: uvicorn.Server) -> threading.Thread:
 def serving(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
     port = port or free_port()
-    server = Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    server = Server(server_config(app, "127.0.0.1", port, "warning"))
     thread = started(server)
     try:
         yield f"http://127.0.0.1:{port}"
