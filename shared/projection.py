@@ -399,16 +399,21 @@ class Projection(ABC):
         """Drop the read models and their position, and create them empty, in one transaction."""
         with self.application.writing(), self._lock:
             self._position = None
-            """Read again from the database, however far the swap got."""
-            with schema_change(self.engine) as connection:
-                self.drop_tables(connection)
-                tracking = [ProjectionTracking.__table__]
-                if shape_faults(connection, tracking):
-                    SQLModel.metadata.drop_all(connection, tables=tracking)
-                self.create_tables(connection)
-                connection.execute(
-                    delete(ProjectionTracking).where(col(ProjectionTracking.name) == self.name)
-                )
+            """Read again from the database, however far the swap got: by the next catch-up,
+            woken at once if the swap fails."""
+            try:
+                with schema_change(self.engine) as connection:
+                    self.drop_tables(connection)
+                    tracking = [ProjectionTracking.__table__]
+                    if shape_faults(connection, tracking):
+                        SQLModel.metadata.drop_all(connection, tables=tracking)
+                    self.create_tables(connection)
+                    connection.execute(
+                        delete(ProjectionTracking).where(col(ProjectionTracking.name) == self.name)
+                    )
+            except Exception:
+                self._wake.set()
+                raise
             self._applied_up_to(0)
             self.fills_in_database = True
 
