@@ -29,10 +29,6 @@ ANSWERED_WITHIN = 1.0
 """Seconds since the claims service last answered within which a claim once found is taken
 without asking; after that, the claim is asked about again, so a claims service that is down is
 found within this time."""
-TIMEOUTS_TAKEN_WITHIN = 30.0
-"""Seconds since the claims service last answered within which a question about a claim once
-found that times out still takes the claim: a busy claims service answers some of its questions
-in time, while one that answers none (stopped, or cut off) is found within this time."""
 
 
 class HttpClaimDirectory:
@@ -41,18 +37,13 @@ class HttpClaimDirectory:
     Claims are never removed, so a claim once found is remembered (the newest
     KNOWN_CLAIMS_KEPT of them) and taken without asking while the claims service answered within
     ANSWERED_WITHIN seconds; after that it is asked again, and taken if the claims service
-    answers at all, even that it cannot tell now (its own 503, as while it rebuilds), or does
-    not answer in time while it answered another question within `timeouts_taken_within`
-    seconds. An unknown claim is asked about every time.
+    answers at all, even that it cannot tell now (its own 503, as while it rebuilds). If the
+    question times out, the claim is taken if the claims service's `/health` answers in time:
+    it does not wait behind reads, so a claims service busy with reads answers it, while a
+    frozen or cut off one does not. An unknown claim is asked about every time.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        timeout: float,
-        api_key: str | None = None,
-        timeouts_taken_within: float = TIMEOUTS_TAKEN_WITHIN,
-    ) -> None:
+    def __init__(self, base_url: str, timeout: float, api_key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
         self._url = base_url
@@ -61,8 +52,8 @@ class HttpClaimDirectory:
         """The fault the last check found, so that each is logged once."""
         self._keyed = bool(api_key)
         self._known: dict[UUID, None] = {}
-        self._answered_at = -max(ANSWERED_WITHIN, timeouts_taken_within)
-        self._timeouts_taken_within = timeouts_taken_within
+        self._remembering = threading.Lock()
+        self._answered_at = -ANSWERED_WITHIN
         self.fault: str | None = None
         """Why CLAIMS_URL or CLAIMS_API_KEY does not work, as the last answer showed."""
 
@@ -72,9 +63,10 @@ class HttpClaimDirectory:
             return True
         found = self._ask(claim_id, known)
         if found:
-            self._known[claim_id] = None
-            if len(self._known) > KNOWN_CLAIMS_KEPT:
-                self._known.pop(next(iter(self._known)), None)
+            with self._remembering:
+                self._known[claim_id] = None
+                if len(self._known) > KNOWN_CLAIMS_KEPT:
+                    self._known.pop(next(iter(self._known)), None)
         return found
 
     def watch_setting(self, stopping: threading.Event) -> None:
@@ -110,8 +102,7 @@ class HttpClaimDirectory:
         try:
             response = self._client.get(f"/claims/{claim_id}")
         except httpx.TimeoutException:
-            since = time.monotonic() - self._answered_at
-            if known and since < self._timeouts_taken_within:
+            if known and self._alive():
                 return True
             raise Unavailable(
                 f"the claims service did not answer within {self._timeout:g} s "
@@ -129,6 +120,21 @@ class HttpClaimDirectory:
             self.fault = self._setting_fault(response, f"GET /claims/{claim_id}")
             raise Unavailable(f"{self.fault}; nothing was recorded", retry_after=None)
         raise Unavailable(f"the claims service answered {response.status_code}")
+
+    def _alive(self) -> bool:
+        """Whether the claims service answers its `/health` in time; if it does, that counts as
+        an answer."""
+        try:
+            response = self._client.get("/health")
+        except httpx.HTTPError:
+            return False
+        try:
+            alive = response.status_code == 200 and response.json().get("service") == "claims"
+        except (ValueError, AttributeError):
+            return False
+        if alive:
+            self._answered_at = time.monotonic()
+        return alive
 
     def _setting_fault(self, response: httpx.Response, asked: str) -> str:
         """Which setting an answer the claims service would not give shows to be wrong: the
