@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
+from anyio import CapacityLimiter, to_thread
 from eventsourcing.domain import DomainEventProtocol
 from fastapi import Header, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, WithJsonSchema
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Field, Session, SQLModel
@@ -113,8 +113,10 @@ class Once:
         key: str | None,
         request: Request,
         hold_answered_writes: Callable[[], None],
+        threads: CapacityLimiter,
     ) -> None:
         self.application = application
+        self.threads = threads
         self.engine = engine
         self.hold_answered_writes = hold_answered_writes
         self.key_locks = key_locks
@@ -128,11 +130,12 @@ class Once:
     async def __call__(
         self, body: BaseModel | None, command: Callable[[Mapping[str, str]], Recorded]
     ) -> Recorded:
-        """Run the write in a worker thread: it waits for its key's lock and the database.
+        """Run the write in one of the app's write threads: it waits for its key's lock and the
+        database.
 
         The route itself stays on the event loop, and so does checking its answer.
         """
-        return await run_in_threadpool(self._once, body, command)
+        return await to_thread.run_sync(self._once, body, command, limiter=self.threads)
 
     def _once(
         self, body: BaseModel | None, command: Callable[[Mapping[str, str]], Recorded]
@@ -226,4 +229,5 @@ async def once_per_key(request: Request, idempotency_key: IdempotencyKey = None)
         idempotency_key,
         request,
         state.projection.hold_answered_writes,
+        state.write_threads,
     )

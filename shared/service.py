@@ -26,6 +26,9 @@ DIGITS_READ = 18
 HEALTH_THREADS = 4
 """Health checks answered at once, in threads apart from the worker threads every other route
 shares: a backlog of reads does not hold back a container's health check."""
+WRITE_THREADS = 40
+"""Writes run at once, in threads apart from the worker threads reads share: a backlog of reads
+does not hold a write back. They take turns under the write lock for the part that decides."""
 T = TypeVar("T")
 
 
@@ -46,6 +49,7 @@ def service_app(
     app.state.feed_limits = FeedLimits()
     app.state.key_locks = KeyLocks()
     app.state.health_threads = CapacityLimiter(HEALTH_THREADS)
+    app.state.write_threads = CapacityLimiter(WRITE_THREADS)
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app, [*app.routes, *router.routes])

@@ -158,17 +158,25 @@ async def test_the_follower_applies_while_readers_hold_every_pooled_connection(
         assert applied, "the follower waited for a connection the readers held"
 
 
+@pytest.mark.parametrize("asked", ["health", "write"])
 @pytest.mark.parametrize("service", ["sources", "claims"])
-async def test_health_answers_while_reads_hold_every_worker_thread(
-    database_url: str, claims_database_url: str, service: str
+async def test_health_and_writes_answer_while_reads_hold_every_worker_thread(
+    database_url: str, claims_database_url: str, service: str, asked: str
 ) -> None:
     """Reads waiting for a pooled connection hold all 40 worker threads; a health check, as
-    a container's, still answers within its 3 s."""
+    a container's, and a write still answer within 3 s."""
     with serve_both(database_url, claims_database_url) as services:
         claim = new_claim(services)
         app = services.sources_app if service == "sources" else services.claims_app
         url = services.sources_url if service == "sources" else services.claims_url
         path = "/sources" if service == "sources" else f"/claims/{claim}"
+        method, asked_path, body = (
+            ("GET", "/health", None)
+            if asked == "health"
+            else ("POST", "/sources", {"name": "agency", "kind": "wire"})
+            if service == "sources"
+            else ("POST", "/claims", {"text": "a claim registered while reads wait"})
+        )
         async with httpx.AsyncClient(
             base_url=url, timeout=60, limits=httpx.Limits(max_connections=READS)
         ) as client:
@@ -178,13 +186,14 @@ async def test_health_answers_while_reads_hold_every_worker_thread(
                 reads = [asyncio.create_task(client.get(path)) for _ in range(WAITING_READS)]
                 await asyncio.sleep(1)
                 try:
-                    health = await client.get("/health", timeout=3)
+                    answer = await client.request(method, asked_path, json=body, timeout=3)
                 except httpx.TimeoutException:
-                    health = None
+                    answer = None
             answers = await asyncio.gather(*reads)
-    assert health is not None, "the health check waited behind the reads"
-    assert health.status_code == 200, health.text
-    assert health.json()["status"] == "ok", health.text
+    assert answer is not None, f"the {asked} waited behind the reads"
+    assert answer.status_code == (200 if asked == "health" else 201), answer.text
+    if asked == "health":
+        assert answer.json()["status"] == "ok", answer.text
     assert [answer.status_code for answer in answers] == [200] * WAITING_READS
 
 
