@@ -299,7 +299,6 @@ class Projection(ABC):
                 self._commit_through(session, applied)
             self._position = applied
             self._applied_up_to(applied)
-        self._applied_up_to(self._position)
         return self._position
 
     def _fill(self) -> None:
