@@ -3,7 +3,7 @@
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +11,12 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from services.claims.bootstrap import create_app as create_claims_app
 from services.sources.bootstrap import create_app as create_sources_app
 from shared.settings import ClaimsSettings, SourcesSettings
+from shared.storage import READ_MODEL_CONNECTIONS
 from tests.servers import free_port, serving
 
 POSTGRES_URL = os.environ.get(
@@ -181,3 +183,12 @@ def coming_and_going(database_url: str, claims_database_url: str) -> ComingAndGo
         database_url=database_url, claims_url=f"http://127.0.0.1:{claims_port}"
     )
     return ComingAndGoing(claims_app, claims_port, sources_port, sources_settings)
+
+
+@contextmanager
+def read_connections_held(engine: Engine) -> Iterator[None]:
+    """Hold every connection of a service's readers' pool, as readers that do not let go."""
+    with ExitStack() as held:
+        for _ in range(READ_MODEL_CONNECTIONS):
+            held.enter_context(engine.connect())
+        yield

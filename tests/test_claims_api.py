@@ -24,9 +24,8 @@ from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
 from shared.settings import ClaimsSettings, SourcesSettings
-from shared.storage import READ_MODEL_CONNECTIONS
 from shared.timeaxes import recording_clock
-from tests.conftest import KnownClaims, Services
+from tests.conftest import KnownClaims, Services, read_connections_held
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
 from tests.servers import free_port, serving
 from tests.test_projection_replay import DECLARED_INDEXES, verdict_indexes
@@ -458,9 +457,7 @@ def test_a_claim_found_before_is_taken_while_the_claims_service_is_too_busy_to_a
             source = sources.post("/sources", json={"name": "x", "kind": "y"}).json()
             body = weak_support(source["id"], claim)
             assert sources.post("/evidence", json=body).status_code == 201
-            with ExitStack() as held:
-                for _ in range(READ_MODEL_CONNECTIONS):
-                    held.enter_context(claims_app.state.engine.connect())
+            with read_connections_held(claims_app.state.engine):
                 time.sleep(ANSWERED_WITHIN + 0.1)
                 with pytest.raises(httpx.TimeoutException):
                     httpx.get(f"{claims_url}/claims/{claim}", timeout=0.5)

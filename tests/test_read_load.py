@@ -1,7 +1,6 @@
 """Many reads at once, more than the service has worker threads and database connections."""
 
 import asyncio
-import contextlib
 from pathlib import Path
 from uuid import UUID
 
@@ -10,7 +9,13 @@ import pytest
 from sqlalchemy import event
 
 from shared.storage import READ_MODEL_CONNECTIONS
-from tests.conftest import KnownClaims, in_process, serve_both, sources_service
+from tests.conftest import (
+    KnownClaims,
+    in_process,
+    read_connections_held,
+    serve_both,
+    sources_service,
+)
 from tests.newsroom import new_claim, new_source, post_evidence
 from tests.test_sources_rejections import assert_problem
 
@@ -88,9 +93,7 @@ async def test_a_claim_is_loaded_while_readers_hold_every_pooled_connection(
         written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
         state = services.claims_app.state
         assert state.follower.wait_for(written["position"], timeout=10)
-        with contextlib.ExitStack() as held:
-            for _ in range(READ_MODEL_CONNECTIONS):
-                held.enter_context(state.engine.connect())
+        with read_connections_held(state.engine):
             loading = asyncio.to_thread(state.index.tally, UUID(claim), 2**62, 2**62)
             tally = await asyncio.wait_for(loading, timeout=10)
         assert tally[5] == 1, "the claim's one item, read while every pooled connection was held"
@@ -131,9 +134,7 @@ async def test_a_read_that_finds_every_connection_in_use_says_the_service_is_bus
     with sources_service(f"sqlite:///{tmp_path / 'sources.db'}", KnownClaims()) as app:
         async with in_process(app) as sources:
             assert (await sources.get("/sources")).status_code == 200
-            with contextlib.ExitStack() as held:
-                for _ in range(READ_MODEL_CONNECTIONS):
-                    held.enter_context(app.state.engine.connect())
+            with read_connections_held(app.state.engine):
                 busy = await sources.get("/sources")
             assert (await sources.get("/sources")).status_code == 200
     assert_problem(busy, 503)
@@ -150,9 +151,7 @@ async def test_the_follower_applies_while_readers_hold_every_pooled_connection(
         source = new_source(services, "agency", "B")
         post_evidence(services, source, claim, "2024-01-04T00:00:00Z")
         state = services.claims_app.state
-        with contextlib.ExitStack() as held:
-            for _ in range(READ_MODEL_CONNECTIONS):
-                held.enter_context(state.engine.connect())
+        with read_connections_held(state.engine):
             written = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
             applied = await asyncio.to_thread(state.follower.wait_for, written["position"], 10)
         assert applied, "the follower waited for a connection the readers held"
@@ -180,9 +179,7 @@ async def test_health_and_writes_answer_while_reads_hold_every_worker_thread(
         async with httpx.AsyncClient(
             base_url=url, timeout=60, limits=httpx.Limits(max_connections=READS)
         ) as client:
-            with contextlib.ExitStack() as held:
-                for _ in range(READ_MODEL_CONNECTIONS):
-                    held.enter_context(app.state.engine.connect())
+            with read_connections_held(app.state.engine):
                 reads = [asyncio.create_task(client.get(path)) for _ in range(WAITING_READS)]
                 await asyncio.sleep(1)
                 try:
@@ -211,9 +208,7 @@ def test_keyed_writes_are_applied_while_readers_hold_every_pooled_connection(
             if service == "sources"
             else ("/claims", {"text": "a claim registered under load"})
         )
-        with contextlib.ExitStack() as held:
-            for _ in range(READ_MODEL_CONNECTIONS):
-                held.enter_context(app.state.engine.connect())
+        with read_connections_held(app.state.engine):
             answers = [
                 client.post(path, json=body, headers={"Idempotency-Key": "k"}, timeout=10)
                 for _ in range(2)
