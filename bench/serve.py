@@ -91,7 +91,7 @@ def main() -> None:
         service = create_claims(claims)
         storage = claims.storage
     app = by_prefix(service, baseline_app(storage))
-    serve(app, "127.0.0.1", port, "warning", service.state.application.end_waits)
+    serve(app, "127.0.0.1", port, "warning", service.state.stopping)
 
 
 if __name__ == "__main__":

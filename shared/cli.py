@@ -140,7 +140,7 @@ def _serve_one(service: Service, host: str, port: int) -> None:
     except (StorageConfigError, SettingError) as error:
         typer.echo(f"factcheck {service}: {error}", err=True)
         raise typer.Exit(2) from None
-    serve_app(api, host, port, "info", api.state.application.end_waits)
+    serve_app(api, host, port, "info", api.state.stopping)
 
 
 @app.command()

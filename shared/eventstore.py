@@ -58,9 +58,14 @@ class FactcheckAggregate(Aggregate):
         return super()._create(event_class, id=id, metadata=dict(_event_metadata.get()), **kwargs)
 
 
-Refusal = Literal["missing events", "store taken", "unreadable head"]
+Refusal = Literal["missing events", "store taken", "unreadable head", "closing"]
 """Why writes may be refused: the log lacks events its read models applied, another process
-took the store over, or the newest event cannot be read, so nothing can be chained to it."""
+took the store over, the newest event cannot be read, so nothing can be chained to it, or the
+application is closing."""
+WRITES_DRAIN_SECONDS = 3.0
+"""How long closing waits for writes already begun to be stored before it closes the store:
+a server that stops waits for its requests a bounded time, and then closes the application
+while threads it started for writes may still be running."""
 CONFLICT_RETRIES = 3
 
 
@@ -178,6 +183,9 @@ class FactcheckApplication(Application[UUID]):
         self._before_close: list[Callable[[], None]] = []
         self._after_close: list[Callable[[], None]] = []
         self._waits_ended = False
+        self._writes_open = 0
+        """Writes begun and not yet stored or failed; closing waits for them."""
+        self._writes_settled = threading.Condition()
         super().__init__(env=storage.eventsourcing_env())
         self._refusals: dict[str, str] = {}
         self._chain_head: str | None = GENESIS
@@ -198,10 +206,11 @@ class FactcheckApplication(Application[UUID]):
     def refuse_writes(self, reason: str | None, cause: Refusal) -> None:
         """Answer every write 503 with `reason` for `cause`; None lets writes in again as far
         as that cause goes."""
-        if reason is None:
-            self._refusals.pop(cause, None)
-        else:
-            self._refusals[cause] = reason
+        with self._writes_settled:
+            if reason is None:
+                self._refusals.pop(cause, None)
+            else:
+                self._refusals[cause] = reason
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))
@@ -214,21 +223,35 @@ class FactcheckApplication(Application[UUID]):
     def recording(self, metadata: Mapping[str, str] = ANONYMOUS) -> Iterator[Write]:
         """Decide a write under the write lock, stamping its events with `metadata`; on leaving,
         store what was added to it. Read `recorded` on the yielded write afterwards."""
-        refusal = self.refusal
-        if refusal is not None:
-            raise Unavailable(f"writes are refused: {refusal}", retry_after=None)
-        write = Write()
-        with self._writing:
-            token = _event_metadata.set(metadata)
-            try:
-                yield write
-            finally:
-                _event_metadata.reset(token)
+        with self._open_write():
+            write = Write()
+            with self._writing:
+                token = _event_metadata.set(metadata)
+                try:
+                    yield write
+                finally:
+                    _event_metadata.reset(token)
+                if write.events:
+                    with self._queue_lock:
+                        self._queued.append(write)
             if write.events:
-                with self._queue_lock:
-                    self._queued.append(write)
-        if write.events:
-            self._store_through(write)
+                self._store_through(write)
+
+    @contextmanager
+    def _open_write(self) -> Iterator[None]:
+        """Count a write as open from its start until it is stored or has failed, unless
+        writes are refused; closing waits for the open ones."""
+        with self._writes_settled:
+            refusal = self.refusal
+            if refusal is not None:
+                raise Unavailable(f"writes are refused: {refusal}", retry_after=None)
+            self._writes_open += 1
+        try:
+            yield
+        finally:
+            with self._writes_settled:
+                self._writes_open -= 1
+                self._writes_settled.notify_all()
 
     def store_decided(self) -> None:
         """Return once every write decided so far is stored (or has failed). A write decided
@@ -372,6 +395,9 @@ class FactcheckApplication(Application[UUID]):
         self._after_close.append(callback)
 
     def close(self) -> None:
+        """Refuse new writes, wait up to WRITES_DRAIN_SECONDS for those begun to be stored,
+        then close the store."""
+        self._drain_writes()
         try:
             for callback in self._before_close:
                 callback()
@@ -379,6 +405,19 @@ class FactcheckApplication(Application[UUID]):
         finally:
             for callback in self._after_close:
                 callback()
+
+    def _drain_writes(self) -> None:
+        with self._writes_settled:
+            self.refuse_writes("the service is stopping", "closing")
+            drained = self._writes_settled.wait_for(
+                lambda: self._writes_open == 0, timeout=WRITES_DRAIN_SECONDS
+            )
+            if not drained:
+                logger.warning(
+                    "closing with %d writes still open after %.0f s",
+                    self._writes_open,
+                    WRITES_DRAIN_SECONDS,
+                )
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._listeners:

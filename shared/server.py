@@ -17,6 +17,14 @@ KEEP_ALIVE_SECONDS = 65
 """How long an idle connection is kept open: longer than clients and proxies keep one before
 they reuse it (httpx 5 s, common load balancers 60 s). A server that closes first closes some
 just as the client sends on them, and that request fails without an answer."""
+STOP_WAIT_SECONDS = 5
+"""How long a stopping server waits for the requests in progress before the service cancels
+those still waiting, answering them 503 (`shared.service.RequestsInProgress`)."""
+STOP_LIMIT_SECONDS = 8
+"""How long a stopping server waits for requests at most: then it cancels any still running,
+even work a thread is doing, and closes the application, which waits for writes already begun
+to be stored. Within a container's stop (10 s by default) and `factcheck serve`'s (20 s),
+before either kills it."""
 
 
 class Server(uvicorn.Server):
@@ -44,7 +52,8 @@ class Server(uvicorn.Server):
 
 def server_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Config:
     """How every service is served: without an access log, keeping idle connections open for
-    KEEP_ALIVE_SECONDS, and failing to start if the app's lifespan fails."""
+    KEEP_ALIVE_SECONDS, waiting at most STOP_LIMIT_SECONDS for requests when it stops, and
+    failing to start if the app's lifespan fails."""
     return uvicorn.Config(
         app,
         host=host,
@@ -52,6 +61,7 @@ def server_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn
         log_level=log_level,
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=STOP_LIMIT_SECONDS,
         lifespan="on",
     )
 

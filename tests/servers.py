@@ -36,7 +36,8 @@ def started(server: uvicorn.Server) -> threading.Thread:
 def serving(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
     port = port or free_port()
-    server = Server(server_config(app, "127.0.0.1", port, "warning"))
+    stopping = getattr(getattr(app, "state", None), "stopping", None)
+    server = Server(server_config(app, "127.0.0.1", port, "warning"), stopping=stopping)
     thread = started(server)
     try:
         yield f"http://127.0.0.1:{port}"
