@@ -88,7 +88,11 @@ def history_table(history: Mapping[str, Any]) -> Table:
             str(event["metadata"].get("actor", "")),
             gist if len(gist) <= 80 else f"{gist[:79]}\u2026",
         )
-    table.caption = "of: the start of the id of the claim, source or evidence item"
+    basis = history["basis"]
+    table.caption = (
+        f"as known at {basis['known_at']} (sources feed position {basis['position']}); "
+        "of: the start of the id of the claim, source or evidence item"
+    )
     return table
 
 

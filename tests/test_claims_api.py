@@ -74,6 +74,43 @@ def test_claims_are_registered_reworded_ruled_and_listed(services: Services) -> 
     assert history[0]["metadata"]["actor"] == "anonymous"
 
 
+def test_a_history_says_how_far_the_sources_feed_in_it_reaches(services: Services) -> None:
+    """A follower behind the sources service leaves their newest events out of the history:
+    its basis says which are in, and a second answer on that basis holds no more of them."""
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    first = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    verdict(services, claim)
+    path = f"/claims/{claim}/history"
+    followed = services.claims.get(path).json()
+    services.claims_app.state.follower.stop()
+    later = post_evidence(services, source, claim, "2024-01-06T00:00:00Z")
+    behind = services.claims.get(path).json()
+
+    def sources_events(history: dict[str, Any]) -> list[int]:
+        return [event["position"] for event in history["events"] if event["service"] == "sources"]
+
+    assert followed["basis"]["position"] == first["position"]
+    assert behind["basis"] == followed["basis"]
+    assert sources_events(behind) == sources_events(followed)
+    assert first["position"] in sources_events(behind)
+    assert later["position"] > behind["basis"]["position"]
+    assert behind["basis"]["known_at"] < later["recorded_at"]
+
+
+def test_a_history_before_the_sources_feed_is_read_is_refused_503(
+    claims_database_url: str,
+) -> None:
+    """It would hold none of the sources service's events, and could not say so."""
+    claims_app = create_claims_app(ClaimsSettings(database_url=claims_database_url, follow=False))
+    with serving(claims_app) as claims_url, httpx.Client(base_url=claims_url) as claims:
+        claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
+        unread = claims.get(f"/claims/{claim}/history")
+    assert_problem(unread, 503)
+    assert "has not been read yet" in unread.json()["detail"]
+    assert unread.headers["retry-after"] == "1"
+
+
 def test_the_ruling_is_shown_beside_the_verdict_on_both_axes(services: Services) -> None:
     claim = new_claim(services)
     source = new_source(services, "prosecutor", "C")

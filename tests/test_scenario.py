@@ -252,6 +252,7 @@ def test_the_history_table_says_what_each_event_changed(services: Services) -> N
     assert "withdrawn by the agency" in text
     assert "confirmed: seen" in text
     assert "B: test" in text
+    assert f"sources feed position {head})" in text
 
 
 def test_a_position_on_the_command_line_is_digits_alone() -> None:

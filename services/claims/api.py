@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
-from services.claims.basis import Basis, basis_for_claim, query_time_form
+from services.claims.basis import Basis, basis_for_claim, query_time_form, sources_applied
 from services.claims.claimreview import Appearance, EditorsRuling, claim_review
 from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
@@ -282,8 +282,14 @@ class HistoryEvent(BaseModel):
     metadata: dict[str, Any]
 
 
+class HistoryBasisOut(TimelineBasisOut):
+    """A history's basis: the sources service's events in it are those up to `position`, so
+    every one recorded by `known_at`."""
+
+
 class HistoryOut(BaseModel):
     claim_id: UUID
+    basis: HistoryBasisOut
     events: list[HistoryEvent]
 
 
@@ -616,10 +622,12 @@ def get_claim_review(
 
 
 @router.get("/claims/{claim_id}/history", response_model=HistoryOut, dependencies=VERDICT_READS)
-def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
+def get_history(claim_id: UUID, reads: Reads, follower: Follower) -> HistoryOut:
+    known_at, position = sources_applied(follower)
     _claim_or_404(reads, claim_id)
     return HistoryOut(
         claim_id=claim_id,
+        basis=HistoryBasisOut(known_at=known_at, position=position),
         events=[
             HistoryEvent(
                 service=entry.service,
@@ -631,7 +639,7 @@ def get_history(claim_id: UUID, reads: Reads) -> HistoryOut:
                 data=entry.data,
                 metadata=entry.metadata,
             )
-            for entry in history(reads, claim_id)
+            for entry in history(reads, claim_id, known_at, position)
         ],
     )
 

@@ -89,11 +89,9 @@ def resolve_basis(
     if needed is not None and not follower.wait_for_time(needed, wait):
         upto = "known_at" if wanted_known is not None else "the claim's latest event"
         raise Unavailable(f"the sources feed has not been applied up to {upto} yet")
-    progress = follower.progress
-    if progress.known_through is None:
-        raise Unavailable("the sources feed has not been read yet")
-    if wanted_known is None and progress.known_through <= now:
-        basis = Basis(at=wanted_at, known_at=progress.known_through, position=progress.position)
+    known_through, applied = sources_applied(follower)
+    if wanted_known is None and known_through <= now:
+        basis = Basis(at=wanted_at, known_at=known_through, position=applied)
     else:
         known = wanted_known or now
         basis = Basis(at=wanted_at, known_at=known, position=position_at(known))
@@ -103,9 +101,18 @@ def resolve_basis(
         raise Unavailable(
             f"the sources service recorded position {min_position} at a time still ahead of "
             "this service's clock: the two services' clocks differ",
-            retry_after=max(1, math.ceil((progress.known_through - now).total_seconds())),
+            retry_after=max(1, math.ceil((known_through - now).total_seconds())),
         )
     return basis
+
+
+def sources_applied(follower: FeedFollower) -> tuple[datetime, int]:
+    """How far the sources feed is applied: every item recorded by the time answered, and
+    none past the position answered. Unavailable if the feed has not been read yet."""
+    progress = follower.progress
+    if progress.known_through is None:
+        raise Unavailable("the sources feed has not been read yet")
+    return progress.known_through, progress.position
 
 
 def _before_registration(registered_at: datetime) -> Rejected:

@@ -565,8 +565,13 @@ class Membership:
         return recorded <= self._until.get(stream_id, -1)
 
 
-def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
-    """Every recorded event that shaped the claim, from both services, in recorded order."""
+def history(
+    session: Session, claim_id: UUID, known_at: datetime, through: int
+) -> list[HistoryEntry]:
+    """Every recorded event that shaped the claim, from both services, in recorded order: the
+    sources service's up to feed position `through`, which the claims service had applied with
+    all it recorded by `known_at`."""
+    known = to_micros(known_at)
     entries = [
         HistoryEntry(
             "claims",
@@ -585,7 +590,9 @@ def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
     ]
     evidence_ids = set(
         session.exec(
-            select(EvidenceVersion.evidence_id).where(EvidenceVersion.claim_id == claim_id)
+            select(EvidenceVersion.evidence_id).where(
+                EvidenceVersion.claim_id == claim_id, col(EvidenceVersion.known_from) <= known
+            )
         ).all()
     )
     if evidence_ids:
@@ -598,7 +605,10 @@ def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
                     EvidenceVersion.source_id,
                     EvidenceVersion.known_from,
                 )
-                .where(col(EvidenceVersion.evidence_id).in_(evidence_ids))
+                .where(
+                    col(EvidenceVersion.evidence_id).in_(evidence_ids),
+                    col(EvidenceVersion.known_from) <= known,
+                )
                 .order_by(col(EvidenceVersion.row))
             ).all(),
         )
@@ -607,6 +617,7 @@ def history(session: Session, claim_id: UUID) -> list[HistoryEntry]:
             .where(
                 col(UpstreamEvent.stream_id).in_(membership.streams),
                 col(UpstreamEvent.rejected).is_(None),
+                col(UpstreamEvent.position) <= through,
             )
             .order_by(col(UpstreamEvent.position))
         )
