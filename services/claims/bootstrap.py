@@ -36,16 +36,8 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
     application, engine, claims_projection = open_service(
         storage, lambda: ClaimsApplication(storage), ClaimsProjection
     )
-    with closed_on_failure(application):
-        own = storage.create_engine(connections=OWN_CONNECTIONS)
-        application.after_close(own.dispose)
-        verdicts = VerdictProjection(own)
-        verdicts.reshape()
-        verdicts.create_tables()
-        index = VerdictIndex(own)
     verdict_gate = ReadGate()
     """Readers of the verdict read models hold it; a rebuild closes it while it refollows."""
-
     rebuilding = threading.Lock()
 
     def apply(page: FeedPage) -> Progress:
@@ -56,15 +48,22 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         index.extend(changes)
         return progress
 
-    follower = FeedFollower(
-        settings.sources_url,
-        apply,
-        verdicts.progress,
-        wait=settings.follower_wait,
-        page_size=settings.follower_page_size,
-        linger=settings.follower_linger,
-        api_key=settings.sources_api_key,
-    )
+    with closed_on_failure(application):
+        own = storage.create_engine(connections=OWN_CONNECTIONS)
+        application.after_close(own.dispose)
+        verdicts = VerdictProjection(own)
+        verdicts.reshape()
+        verdicts.create_tables()
+        index = VerdictIndex(own)
+        follower = FeedFollower(
+            settings.sources_url,
+            apply,
+            verdicts.progress,
+            wait=settings.follower_wait,
+            page_size=settings.follower_page_size,
+            linger=settings.follower_linger,
+            api_key=settings.sources_api_key,
+        )
 
     def reset() -> Progress:
         verdicts.drop()
