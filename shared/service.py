@@ -10,6 +10,7 @@ from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Requires
@@ -89,6 +90,8 @@ class RequestsInProgress:
 
     def __init__(self) -> None:
         self._scopes: set[CancelScope] = set()
+        self.stopping = False
+        """Whether the server has begun to stop: answers then close their connection."""
 
     @contextmanager
     def cancellable(self) -> Iterator[CancelScope]:
@@ -101,6 +104,7 @@ class RequestsInProgress:
 
     def cancel_after(self, seconds: float) -> None:
         """Cancel every request in progress `seconds` from now; call it on the event loop."""
+        self.stopping = True
         asyncio.get_running_loop().call_later(seconds, self._cancel_all)
 
     def _cancel_all(self) -> None:
@@ -110,7 +114,9 @@ class RequestsInProgress:
 
 class AnswerWhenStopped:
     """Answer 503 (problem+json) to a request cancelled before its answer began, as requests
-    are when the service stops, where the server would answer 500 or close the connection."""
+    are when the service stops, where the server would answer 500 or close the connection.
+    Once it stops, every answer says the connection closes after it, so that no client sends
+    another request on a connection the server is about to close."""
 
     def __init__(self, app: ASGIApp, requests: RequestsInProgress) -> None:
         self.app = app
@@ -125,6 +131,11 @@ class AnswerWhenStopped:
         async def send_noting(message: Message) -> None:
             nonlocal answering
             answering = True
+            await send_closing(message)
+
+        async def send_closing(message: Message) -> None:
+            if self.requests.stopping and message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
         try:
@@ -137,7 +148,7 @@ class AnswerWhenStopped:
             if not cancelled.cancelled_caught or answering:
                 return
         stopped = Problem(503, STOPPED_DETAIL, headers={"Retry-After": str(STOPPED_RETRY_SECONDS)})
-        await stopped.response(Request(scope))(scope, receive, send)
+        await stopped.response(Request(scope))(scope, receive, send_closing)
 
 
 class HeadAsGet:

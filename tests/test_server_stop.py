@@ -72,7 +72,8 @@ async def test_reads_still_waiting_when_the_server_stops_are_answered_503(
 ) -> None:
     """Reads waiting for a thread past the server's wait are answered 503, saying why, not
     500 nor a dropped connection; those a thread had begun finish first; and the server stops
-    once they have, without waiting for the others."""
+    once they have, without waiting for the others. Every answer given while it stops closes
+    its connection, which the server no longer reads from."""
     with sources_service(database_url, known_claims) as app:
         port = free_port()
         server = Server(server_config(app, "127.0.0.1", port, "warning"), app.state.stopping)
@@ -101,6 +102,7 @@ async def test_reads_still_waiting_when_the_server_stops_are_answered_503(
         assert_problem(answer, 503)
         assert "stopped before it answered" in answer.json()["detail"]
         assert answer.headers["retry-after"] == "5"
+    assert {answer.headers.get("connection") for answer in answers} == {"close"}
 
 
 def test_closing_waits_for_a_write_begun_and_refuses_new_ones(database_url: str) -> None:
