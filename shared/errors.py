@@ -71,6 +71,10 @@ def check_version(kind: str, current: int, expected: int | None) -> None:
         )
 
 
+RESTART_SECONDS = 5
+"""The `Retry-After` of an answer a service gives as it stops: about as long as a restart takes."""
+
+
 class Unavailable(RuntimeError):
     """Something the command depends on cannot be reached now (503); retry later, after
     `retry_after` seconds, or once an operator has acted if that is None."""

@@ -24,7 +24,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, get_topic
 
 from shared.chain import GENESIS, UnreadableEvent, event_hash
-from shared.errors import NotFound, Unavailable
+from shared.errors import RESTART_SECONDS, NotFound, Unavailable
 from shared.feed import feed_item
 from shared.storage import Storage
 from shared.timeaxes import recording_clock
@@ -244,7 +244,9 @@ class FactcheckApplication(Application[UUID]):
         with self._writes_settled:
             refusal = self.refusal
             if refusal is not None:
-                raise Unavailable(f"writes are refused: {refusal}", retry_after=None)
+                closing = self._refusals.keys() == {"closing"}
+                retry_after = RESTART_SECONDS if closing else None
+                raise Unavailable(f"writes are refused: {refusal}", retry_after=retry_after)
             self._writes_open += 1
         try:
             yield

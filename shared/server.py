@@ -23,8 +23,8 @@ those still waiting, answering them 503 (`shared.service.RequestsInProgress`).""
 STOP_LIMIT_SECONDS = 8
 """How long a stopping server waits for requests at most: then it cancels any still running,
 even work a thread is doing, and closes the application, which waits for writes already begun
-to be stored. Within a container's stop (10 s by default) and `factcheck serve`'s (20 s),
-before either kills it."""
+to be stored (WRITES_DRAIN_SECONDS). Within `factcheck serve`'s wait (20 s) and the compose
+file's (`stop_grace_period`), before either kills it."""
 
 
 class Server(uvicorn.Server):

@@ -1,16 +1,14 @@
 """What every factcheck service's FastAPI app has: problem details, request ids, read sessions."""
 
-import asyncio
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, TypeVar
 
-from anyio import CancelScope, CapacityLimiter, to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Requires
@@ -19,7 +17,7 @@ from shared.problems import Problem, install_problem_handlers
 from shared.routes import FeedLimits
 from shared.routing import CheckedRoute
 from shared.schemas import RequestIds
-from shared.server import STOP_WAIT_SECONDS
+from shared.stopping import AnswerWhenStopped, RequestsInProgress, on_stop
 
 VERSION = "0.1.0"
 MAX_BODY_BYTES = 64 * 1024
@@ -32,11 +30,6 @@ shares: a backlog of reads does not hold back a container's health check."""
 WRITE_THREADS = 40
 """Writes run at once, in threads apart from the worker threads reads share: a backlog of reads
 does not hold a write back. They take turns under the write lock for the part that decides."""
-STOPPED_DETAIL = (
-    "the service stopped before it answered; retry later. A write may have been recorded: "
-    "retry it with the same Idempotency-Key"
-)
-STOPPED_RETRY_SECONDS = 5
 T = TypeVar("T")
 
 
@@ -59,96 +52,27 @@ def service_app(
     app.state.health_threads = CapacityLimiter(HEALTH_THREADS)
     app.state.write_threads = CapacityLimiter(WRITE_THREADS)
     app.state.requests = RequestsInProgress()
-    app.state.stopping = lambda: stopping(app)
+    app.state.stopping = on_stop(app)
     for name, value in state.items():
         setattr(app.state, name, value)
     install_problem_handlers(app, [*app.routes, *router.routes])
-    app.add_middleware(AnswerWhenStopped, requests=app.state.requests)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(AnswerWhenStopped, requests=app.state.requests)
     app.add_middleware(RequestIds)
     app.include_router(router)
     return app
 
 
+async def closed_apart(close: Callable[[], None]) -> None:
+    """Run a service's `close` in a thread of its own, apart from the worker threads requests
+    cancelled by a stop may still hold, so that the event loop meanwhile sends their answers."""
+    await to_thread.run_sync(close, limiter=CapacityLimiter(1))
+
+
 async def in_health_thread(request: Request, check: Callable[[], T]) -> T:
     """Run `check` in one of the app's health threads, apart from the worker threads."""
     return await to_thread.run_sync(check, limiter=request.app.state.health_threads)
-
-
-def stopping(app: FastAPI) -> None:
-    """What the server calls as it begins to stop: end the waits of long polls, and cancel the
-    requests still waiting STOP_WAIT_SECONDS later."""
-    app.state.application.end_waits()
-    app.state.requests.cancel_after(STOP_WAIT_SECONDS)
-
-
-class RequestsInProgress:
-    """The requests a service is working on, to be cancelled when it stops. A cancelled
-    request waiting for a thread or a lock ends at once; work a thread has begun goes on to
-    its end first, so that what a request began, it finishes."""
-
-    def __init__(self) -> None:
-        self._scopes: set[CancelScope] = set()
-        self.stopping = False
-        """Whether the server has begun to stop: answers then close their connection."""
-
-    @contextmanager
-    def cancellable(self) -> Iterator[CancelScope]:
-        with CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                yield scope
-            finally:
-                self._scopes.discard(scope)
-
-    def cancel_after(self, seconds: float) -> None:
-        """Cancel every request in progress `seconds` from now; call it on the event loop."""
-        self.stopping = True
-        asyncio.get_running_loop().call_later(seconds, self._cancel_all)
-
-    def _cancel_all(self) -> None:
-        for scope in list(self._scopes):
-            scope.cancel()
-
-
-class AnswerWhenStopped:
-    """Answer 503 (problem+json) to a request cancelled before its answer began, as requests
-    are when the service stops, where the server would answer 500 or close the connection.
-    Once it stops, every answer says the connection closes after it, so that no client sends
-    another request on a connection the server is about to close."""
-
-    def __init__(self, app: ASGIApp, requests: RequestsInProgress) -> None:
-        self.app = app
-        self.requests = requests
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        answering = False
-
-        async def send_noting(message: Message) -> None:
-            nonlocal answering
-            answering = True
-            await send_closing(message)
-
-        async def send_closing(message: Message) -> None:
-            if self.requests.stopping and message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["Connection"] = "close"
-            await send(message)
-
-        try:
-            with self.requests.cancellable() as cancelled:
-                await self.app(scope, receive, send_noting)
-        except asyncio.CancelledError:
-            if answering:
-                raise
-        else:
-            if not cancelled.cancelled_caught or answering:
-                return
-        stopped = Problem(503, STOPPED_DETAIL, headers={"Retry-After": str(STOPPED_RETRY_SECONDS)})
-        await stopped.response(Request(scope))(scope, receive, send_closing)
 
 
 class HeadAsGet:

@@ -18,13 +18,14 @@ from typer.testing import CliRunner
 
 from services.claims.bootstrap import create_app as create_claims_app
 from services.claims.projections import digest_rows
+from services.claims.verdicts import history
 from services.sources.bootstrap import create_app as create_sources_app
 from services.sources.claims import ANSWERED_WITHIN, HttpClaimDirectory
 from services.sources.domain import Evidence
 from shared.cli import app as cli
 from shared.eventstore import FactcheckAggregate
 from shared.settings import ClaimsSettings, SourcesSettings
-from shared.timeaxes import recording_clock
+from shared.timeaxes import parse_instant, recording_clock
 from tests.conftest import KnownClaims, Services, read_connections_held
 from tests.newsroom import KHARKIV_CLAIM, new_claim, new_source, post_evidence, rate, verdict
 from tests.servers import free_port, serving
@@ -75,8 +76,8 @@ def test_claims_are_registered_reworded_ruled_and_listed(services: Services) -> 
 
 
 def test_a_history_says_how_far_the_sources_feed_in_it_reaches(services: Services) -> None:
-    """A follower behind the sources service leaves their newest events out of the history:
-    its basis says which are in, and a second answer on that basis holds no more of them."""
+    """A follower behind the sources service leaves their newest events out of the history,
+    and its basis says which are in."""
     claim = new_claim(services)
     source = new_source(services, "agency", "B")
     first = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
@@ -96,6 +97,22 @@ def test_a_history_says_how_far_the_sources_feed_in_it_reaches(services: Service
     assert first["position"] in sources_events(behind)
     assert later["position"] > behind["basis"]["position"]
     assert behind["basis"]["known_at"] < later["recorded_at"]
+
+
+def test_a_history_holds_no_sources_event_past_its_basis(services: Services) -> None:
+    """The basis is taken before the history is read, and the follower may apply more events
+    meanwhile: they are left out, so that the basis says what the answer holds."""
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    first = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    second = post_evidence(services, source, claim, "2024-01-06T00:00:00Z")
+    verdict(services, claim)
+    with Session(services.claims_app.state.engine) as session:
+        held = history(
+            session, uuid.UUID(claim), parse_instant(first["recorded_at"]), first["position"]
+        )
+    positions = [entry.position for entry in held if entry.service == "sources"]
+    assert max(positions) == first["position"] < second["position"], positions
 
 
 def test_a_history_before_the_sources_feed_is_read_is_refused_503(

@@ -20,6 +20,8 @@ import psycopg
 import pytest
 import yaml
 
+from shared.eventstore import WRITES_DRAIN_SECONDS
+from shared.server import STOP_LIMIT_SECONDS
 from shared.settings import ClaimsSettings, SourcesSettings
 from tests.conftest import POSTGRES_URL
 from tests.servers import free_port
@@ -58,6 +60,14 @@ def test_services_wait_for_a_healthy_database_and_have_healthchecks() -> None:
         port = service["ports"][0].split(":")[-1]
         assert f"127.0.0.1:{port}/health" in " ".join(service["healthcheck"]["test"])
         assert service["command"][service["command"].index("--port") + 1] == port
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_gives_a_stopping_service_the_time_its_stop_takes(name: str) -> None:
+    """Killed sooner, a service under load would be killed while it stores writes begun."""
+    grace = COMPOSE["services"][name]["stop_grace_period"]
+    assert grace.endswith("s"), grace
+    assert int(grace.removesuffix("s")) > STOP_LIMIT_SECONDS + WRITES_DRAIN_SECONDS
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from services.sources.application import SourcesApplication
 from services.sources.domain import Source
-from shared.errors import Unavailable
+from shared.errors import RESTART_SECONDS, Unavailable
 from shared.server import STOP_LIMIT_SECONDS, STOP_WAIT_SECONDS, Server, server_config
 from shared.settings import SourcesSettings
 from tests.conftest import KnownClaims, read_connections_held, sources_service
@@ -72,8 +72,9 @@ async def test_reads_still_waiting_when_the_server_stops_are_answered_503(
 ) -> None:
     """Reads waiting for a thread past the server's wait are answered 503, saying why, not
     500 nor a dropped connection; those a thread had begun finish first; and the server stops
-    once they have, without waiting for the others. Every answer given while it stops closes
-    its connection, which the server no longer reads from."""
+    once they have, without waiting for the others. Writes are refused from then on, to be
+    retried. Every answer given while it stops closes its connection, which the server no
+    longer reads from."""
     with sources_service(database_url, known_claims) as app:
         port = free_port()
         server = Server(server_config(app, "127.0.0.1", port, "warning"), app.state.stopping)
@@ -89,11 +90,14 @@ async def test_reads_still_waiting_when_the_server_stops_are_answered_503(
                 asked_to_stop = time.monotonic()
                 server.should_exit = True
                 await asyncio.sleep(STOP_WAIT_SECONDS + 1)
+                with pytest.raises(Unavailable, match="stopping") as refused:
+                    app.state.sources.register_source("too late", "wire")
+                assert refused.value.retry_after == RESTART_SECONDS
             await asyncio.to_thread(thread.join, STOP_LIMIT_SECONDS)
             stopped_after = time.monotonic() - asked_to_stop
             answers = await asyncio.gather(*reads, return_exceptions=True)
     assert not thread.is_alive()
-    assert stopped_after < STOP_WAIT_SECONDS + 3, stopped_after
+    assert stopped_after < STOP_LIMIT_SECONDS + 2, stopped_after
     failed = [answer for answer in answers if isinstance(answer, BaseException)]
     assert not failed, f"{len(failed)} reads got no answer, as {failed[0]!r}"
     stopped = [answer for answer in answers if answer.status_code == 503]

@@ -19,7 +19,7 @@ from shared.feed import FeedPage
 from shared.follower import FeedFollower, Progress, WrongFeed
 from shared.projection import ReadGate
 from shared.rebuild import REBUILD_DRAIN_SECONDS, rebuild_from_own_log
-from shared.service import service_app
+from shared.service import closed_apart, service_app
 from shared.settings import ClaimsSettings
 from shared.startup import closed_on_failure, open_service
 
@@ -126,8 +126,12 @@ def create_app(settings: ClaimsSettings) -> FastAPI:
         if settings.follow:
             follower.start()
         yield
-        follower.stop()
-        application.close()
+
+        def close() -> None:
+            follower.stop()
+            application.close()
+
+        await closed_apart(close)
 
     return service_app(
         "factcheck claims",

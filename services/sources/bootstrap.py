@@ -13,7 +13,7 @@ from services.sources.application import SourcesApplication
 from services.sources.claims import SETTING_CHECK_SECONDS, ClaimDirectory, HttpClaimDirectory
 from services.sources.projections import EvidenceView, SourcesProjection
 from shared.rebuild import rebuild_from_own_log
-from shared.service import service_app
+from shared.service import closed_apart, service_app
 from shared.settings import SourcesSettings
 from shared.startup import open_service
 
@@ -46,12 +46,16 @@ def create_app(settings: SourcesSettings, claims: ClaimDirectory | None = None) 
             )
             watching.start()
         yield
-        stopping.set()
-        application.close()
-        if watching is not None:
-            watching.join(timeout=SETTING_CHECK_SECONDS + 1)
-        if isinstance(directory, HttpClaimDirectory):
-            directory.close()
+
+        def close() -> None:
+            stopping.set()
+            application.close()
+            if watching is not None:
+                watching.join(timeout=SETTING_CHECK_SECONDS + 1)
+            if isinstance(directory, HttpClaimDirectory):
+                directory.close()
+
+        await closed_apart(close)
 
     return service_app(
         "factcheck sources",
