@@ -70,7 +70,9 @@ class RequestsInProgress:
 
 class AnswerWhenStopped:
     """Answer 503 (problem+json) to a request cancelled before its answer began, as requests
-    are when the service stops, where the server would answer 500 or close the connection.
+    are when the service stops, where the server would answer 500 or close the connection:
+    also when what the cancel interrupted fails on its way out, as a read whose session is
+    still in use by the thread the cancel left running.
     Once it stops, every answer says the connection closes after it, so that no client sends
     another request on a connection the server is about to close."""
 
@@ -94,17 +96,22 @@ class AnswerWhenStopped:
                 MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
+        task = asyncio.current_task()
         try:
             with self.requests.cancellable() as cancellable:
                 await self.app(scope, receive, send_noting)
-        except asyncio.CancelledError:
-            if answering:
+        except (asyncio.CancelledError, Exception):
+            if answering or not (cancellable.cancel_called or _cancelled(task)):
                 raise
-            task = asyncio.current_task()
-            if task is not None:
+            if task is not None and task.cancelling():
                 task.uncancel()
         else:
             if not cancellable.cancel_called or answering:
                 return
         stopped = Problem(503, STOPPED_DETAIL, headers={"Retry-After": str(RESTART_SECONDS)})
         await stopped.response(Request(scope))(scope, receive, send_closing)
+
+
+def _cancelled(task: asyncio.Task[object] | None) -> bool:
+    """Whether the server cancelled the task, as it does those still running at its limit."""
+    return task is not None and task.cancelling() > 0
