@@ -408,9 +408,14 @@ class FactcheckApplication(Application[UUID]):
             for callback in self._after_close:
                 callback()
 
+    def refuse_writes_until_restart(self) -> None:
+        """Refuse every new write, as the service stops: each is answered 503 with a
+        `Retry-After` of RESTART_SECONDS."""
+        self.refuse_writes("the service is stopping", "closing")
+
     def _drain_writes(self) -> None:
         with self._writes_settled:
-            self.refuse_writes("the service is stopping", "closing")
+            self.refuse_writes_until_restart()
             drained = self._writes_settled.wait_for(
                 lambda: self._writes_open == 0, timeout=WRITES_DRAIN_SECONDS
             )

@@ -19,7 +19,7 @@ they reuse it (httpx 5 s, common load balancers 60 s). A server that closes firs
 just as the client sends on them, and that request fails without an answer."""
 STOP_WAIT_SECONDS = 5
 """How long a stopping server waits for the requests in progress before the service cancels
-those still waiting, answering them 503 (`shared.service.RequestsInProgress`)."""
+those still waiting, answering them 503 (`shared.stopping`)."""
 STOP_LIMIT_SECONDS = 8
 """How long a stopping server waits for requests at most: then it cancels any still running,
 even work a thread is doing, and closes the application, which waits for writes already begun

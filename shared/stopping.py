@@ -29,7 +29,7 @@ def on_stop(app: FastAPI) -> Callable[[], None]:
         application.end_waits()
 
         def give_up() -> None:
-            application.refuse_writes("the service is stopping", "closing")
+            application.refuse_writes_until_restart()
             app.state.requests.cancel()
 
         app.state.requests.closing = True
