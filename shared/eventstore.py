@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
+    InfrastructureFactory,
     Mapper,
     MapperDeserialisationError,
     Notification,
@@ -21,6 +22,7 @@ from eventsourcing.persistence import (
     Recording,
     StoredEvent,
 )
+from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment, get_topic
 
 from shared.chain import GENESIS, UnreadableEvent, event_hash
@@ -66,6 +68,11 @@ WRITES_DRAIN_SECONDS = 3.0
 """How long closing waits for writes already begun to be stored before it closes the store:
 a server that stops waits for its requests a bounded time, and then closes the application
 while threads it started for writes may still be running."""
+FIRST_CONNECTION_SECONDS = 10.0
+"""How long a start waits for the PostgreSQL store's first connection. Once started, a request
+waits for a pooled connection only as long as the pool's timeout, so that a database gone away
+is answered 503 soon; a database slow to let a new process in (a checkpoint writing, a busy
+machine) must not fail the start."""
 CONFLICT_RETRIES = 3
 
 
@@ -214,6 +221,21 @@ class FactcheckApplication(Application[UUID]):
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         return Environment(name, dict(env or {}))
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        """The store's factory, with a PostgreSQL store's first connection made within
+        FIRST_CONNECTION_SECONDS, before the tables are made on it."""
+        factory = super().construct_factory(env)
+        if isinstance(factory, PostgresFactory):
+            pool = factory.datastore.pool
+            try:
+                pool.open()
+                with pool.connection(timeout=FIRST_CONNECTION_SECONDS):
+                    pass
+            except BaseException:
+                pool.close()
+                raise
+        return factory
 
     def writing(self) -> threading.RLock:
         """The write lock: hold it to make a check and a write one step."""

@@ -1,13 +1,16 @@
-"""A TCP proxy on loopback that a test can cut, to make a database refuse and drop connections."""
+"""A TCP proxy on loopback that a test can cut, to make a database refuse and drop connections,
+or slow, to make it let new connections in late."""
 
 import contextlib
 import socket
 import threading
+import time
 from types import TracebackType
 
 
 class Proxy:
-    """Forwards 127.0.0.1:port to a target; `cut()` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:port to a target; `cut()` drops every connection and refuses new ones,
+    and `connect_delay` holds each new connection back that many seconds."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
@@ -16,6 +19,7 @@ class Proxy:
         self._open = threading.Event()
         self._open.set()
         self._closed = False
+        self.connect_delay = 0.0
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -55,15 +59,19 @@ class Proxy:
             if not self._open.is_set():
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        time.sleep(self.connect_delay)
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._sockets += [client, upstream]
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:

@@ -132,6 +132,20 @@ def test_database_down_answers_503_then_serves_again(
         assert answer.json()["supporting_origins"] == 1
 
 
+@pytest.mark.parametrize("storage_kind", ["postgres"])
+def test_a_database_slow_to_let_connections_in_delays_a_start_without_failing_it(
+    proxy: Proxy, database_url: str
+) -> None:
+    proxy.connect_delay = 1.5
+    sources_app = create_sources_app(
+        SourcesSettings(database_url=_through(proxy, database_url), claims_url="http://127.0.0.1:9")
+    )
+    with serving(sources_app, free_port()) as url, httpx.Client(base_url=url, timeout=30) as client:
+        created = client.post("/sources", json={"name": "slow start", "kind": "k"})
+        assert created.status_code == 201, created.text
+        assert client.get(f"/sources/{created.json()['id']}").json()["name"] == "slow start"
+
+
 def test_the_follower_backs_off_while_sources_is_down_and_catches_up(
     database_url: str, claims_database_url: str
 ) -> None:
