@@ -402,12 +402,16 @@ def timeline(
 @app.command()
 def history(
     claim: Annotated[str, typer.Argument(help="The claim's id.")],
+    known_at: Annotated[str | None, typer.Option(help="Transaction time.")] = None,
+    min_position: MinPosition = None,
     claims_url: ClaimsUrl = DEFAULT_CLAIMS_URL,
     api_key: ApiKeyOption = None,
     as_json: AsJson = False,
 ) -> None:
-    """Every recorded event that shaped the claim, in recorded order."""
-    answer = _ask(claims_url, api_key, claim, "history")
+    """Every recorded event that shaped the claim, in recorded order, as recorded by a time."""
+    answer = _ask(
+        claims_url, api_key, claim, "history", known_at=known_at, min_position=min_position
+    )
     _show(answer, as_json, lambda: history_table(answer))
 
 

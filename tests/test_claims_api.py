@@ -119,13 +119,46 @@ def test_a_history_before_the_sources_feed_is_read_is_refused_503(
     claims_database_url: str,
 ) -> None:
     """It would hold none of the sources service's events, and could not say so."""
-    claims_app = create_claims_app(ClaimsSettings(database_url=claims_database_url, follow=False))
+    claims_app = create_claims_app(
+        ClaimsSettings(database_url=claims_database_url, follow=False, read_wait=0.5)
+    )
     with serving(claims_app) as claims_url, httpx.Client(base_url=claims_url) as claims:
         claim = claims.post("/claims", json={"text": KHARKIV_CLAIM}).json()["id"]
         unread = claims.get(f"/claims/{claim}/history")
+        unknown = claims.get(f"/claims/{UNKNOWN}/history")
     assert_problem(unread, 503)
     assert "has not been read yet" in unread.json()["detail"]
     assert unread.headers["retry-after"] == "1"
+    assert_problem(unknown, 404)
+
+
+def test_a_history_asked_on_its_basis_is_the_same_and_known_at_bounds_both_services(
+    services: Services,
+) -> None:
+    claim = new_claim(services)
+    source = new_source(services, "agency", "B")
+    first = post_evidence(services, source, claim, "2024-01-05T00:00:00Z")
+    path = f"/claims/{claim}/history"
+    then = services.claims.get(path, params={"min_position": first["position"]}).json()
+    ruling = services.claims.post(
+        f"/claims/{claim}/rulings",
+        json={"status": "confirmed", "rationale": "editor", "effective_at": "2024-01-06T00:00:00Z"},
+    ).json()
+    second = post_evidence(services, source, claim, "2024-01-06T00:00:00Z")
+    now = services.claims.get(path, params={"min_position": second["position"]}).json()
+    again = services.claims.get(path, params={"known_at": then["basis"]["known_at"]}).json()
+
+    def events(history: dict[str, Any]) -> set[tuple[str, int]]:
+        return {(event["service"], event["position"]) for event in history["events"]}
+
+    assert again == then
+    assert events(now) - events(then) == {
+        ("claims", ruling["position"]),
+        ("sources", second["position"]),
+    }
+    assert now["basis"]["position"] >= second["position"] > then["basis"]["position"]
+    before = services.claims.get(path, params={"known_at": "2020-01-01"})
+    assert_problem(before, 422, "known_at")
 
 
 def test_the_ruling_is_shown_beside_the_verdict_on_both_axes(services: Services) -> None:

@@ -15,6 +15,7 @@ from shared.cli import app as cli
 from shared.client import FactcheckClient
 from shared.scenario import ScenarioConflict, load, read_scenario
 from shared.tables import history_table
+from shared.timeaxes import parse_instant
 from tests.conftest import Services
 from tests.newsroom import new_claim, new_source, post_evidence
 from tests.servers import free_port
@@ -210,6 +211,13 @@ def test_the_command_line_answers_in_tables_and_json(services: Services) -> None
     assert [point["status"] for point in timeline["points"]][-1] == "confirmed"
     history = json.loads(runner.invoke(cli, ["history", claim, *urls, "--json"]).output)
     assert len(history["events"]) >= 18
+    registered = next(e for e in history["events"] if e["type"] == "ClaimRegistered")
+    as_registered = ["history", claim, "--known-at", registered["recorded_at"], *urls, "--json"]
+    early = json.loads(runner.invoke(cli, as_registered).output)
+    known = parse_instant(registered["recorded_at"])
+    assert registered in early["events"]
+    assert 0 < len(early["events"]) < len(history["events"])
+    assert all(parse_instant(event["recorded_at"]) <= known for event in early["events"])
     assert "EvidenceSubmitted" in runner.invoke(cli, ["history", claim, *urls]).output
 
     missing = runner.invoke(cli, ["verdict", "00000000-0000-4000-8000-000000000000", *urls])

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from sqlmodel import Session
 
 from services.claims.application import ClaimsApplication
-from services.claims.basis import Basis, basis_for_claim, query_time_form, sources_applied
+from services.claims.basis import Basis, basis_for_claim, query_time_form
 from services.claims.claimreview import Appearance, EditorsRuling, claim_review
 from services.claims.confidence import LOGODDS_PER_UNIT, MODEL_VERSION
 from services.claims.domain import RulingStatus
@@ -283,8 +283,8 @@ class HistoryEvent(BaseModel):
 
 
 class HistoryBasisOut(TimelineBasisOut):
-    """A history's basis: the sources service's events in it are those up to `position`, so
-    every one recorded by `known_at`."""
+    """A history's basis: it holds the claims service's events recorded by `known_at`, and the
+    sources service's up to `position`, so every one recorded by `known_at`."""
 
 
 class HistoryOut(BaseModel):
@@ -622,12 +622,17 @@ def get_claim_review(
 
 
 @router.get("/claims/{claim_id}/history", response_model=HistoryOut, dependencies=VERDICT_READS)
-def get_history(claim_id: UUID, reads: Reads, follower: Follower) -> HistoryOut:
-    known_at, position = sources_applied(follower)
-    _claim_or_404(reads, claim_id)
+def get_history(
+    claim_id: UUID,
+    reads: Reads,
+    request: Request,
+    known_at: KnownAtQuery = None,
+    min_position: MinPositionQuery = None,
+) -> HistoryOut:
+    basis = _basis(request, reads, claim_id, None, known_at, min_position)
     return HistoryOut(
         claim_id=claim_id,
-        basis=HistoryBasisOut(known_at=known_at, position=position),
+        basis=HistoryBasisOut(known_at=basis.known_at, position=basis.position),
         events=[
             HistoryEvent(
                 service=entry.service,
@@ -639,7 +644,7 @@ def get_history(claim_id: UUID, reads: Reads, follower: Follower) -> HistoryOut:
                 data=entry.data,
                 metadata=entry.metadata,
             )
-            for entry in history(reads, claim_id, known_at, position)
+            for entry in history(reads, claim_id, basis.known_at, basis.position)
         ],
     )
 

@@ -18,6 +18,8 @@ from shared.timeaxes import (
     recording_clock,
 )
 
+NOT_READ = "the sources feed has not been read yet"
+
 
 @dataclass(frozen=True)
 class Basis:
@@ -87,6 +89,8 @@ def resolve_basis(
         )
     needed = wanted_known or floor
     if needed is not None and not follower.wait_for_time(needed, wait):
+        if follower.progress.known_through is None:
+            raise Unavailable(NOT_READ)
         upto = "known_at" if wanted_known is not None else "the claim's latest event"
         raise Unavailable(f"the sources feed has not been applied up to {upto} yet")
     known_through, applied = sources_applied(follower)
@@ -111,7 +115,7 @@ def sources_applied(follower: FeedFollower) -> tuple[datetime, int]:
     none past the position answered. Unavailable if the feed has not been read yet."""
     progress = follower.progress
     if progress.known_through is None:
-        raise Unavailable("the sources feed has not been read yet")
+        raise Unavailable(NOT_READ)
     return progress.known_through, progress.position
 
 

@@ -569,8 +569,8 @@ def history(
     session: Session, claim_id: UUID, known_at: datetime, through: int
 ) -> list[HistoryEntry]:
     """Every recorded event that shaped the claim, from both services, in recorded order: the
-    sources service's up to feed position `through`, which the claims service had applied with
-    all it recorded by `known_at`."""
+    claims service's recorded by `known_at`, and the sources service's up to feed position
+    `through`, which holds all it recorded by `known_at`."""
     known = to_micros(known_at)
     entries = [
         HistoryEntry(
@@ -584,7 +584,7 @@ def history(
         )
         for row in session.exec(
             select(ClaimEventView)
-            .where(ClaimEventView.claim_id == claim_id)
+            .where(ClaimEventView.claim_id == claim_id, col(ClaimEventView.recorded_at) <= known_at)
             .order_by(col(ClaimEventView.position))
         )
     ]
