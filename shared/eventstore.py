@@ -28,7 +28,7 @@ from eventsourcing.utils import Environment, get_topic
 from shared.chain import GENESIS, UnreadableEvent, event_hash
 from shared.errors import RESTART_SECONDS, NotFound, Unavailable
 from shared.feed import feed_item
-from shared.storage import Storage
+from shared.storage import CONNECT_SECONDS, Storage
 from shared.timeaxes import recording_clock
 
 ANONYMOUS: Mapping[str, str] = {"actor": "anonymous"}
@@ -68,11 +68,6 @@ WRITES_DRAIN_SECONDS = 3.0
 """How long closing waits for writes already begun to be stored before it closes the store:
 a server that stops waits for its requests a bounded time, and then closes the application
 while threads it started for writes may still be running."""
-FIRST_CONNECTION_SECONDS = 10.0
-"""How long a start waits for the PostgreSQL store's first connection. Once started, a request
-waits for a pooled connection only as long as the pool's timeout, so that a database gone away
-is answered 503 soon; a database slow to let a new process in (a checkpoint writing, a busy
-machine) must not fail the start."""
 CONFLICT_RETRIES = 3
 
 
@@ -224,13 +219,15 @@ class FactcheckApplication(Application[UUID]):
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:
         """The store's factory, with a PostgreSQL store's first connection made within
-        FIRST_CONNECTION_SECONDS, before the tables are made on it."""
+        CONNECT_SECONDS before the tables are made on it: once started, a request waits for a
+        pooled connection only as long as the pool's timeout, so that a database gone away is
+        answered 503 soon."""
         factory = super().construct_factory(env)
         if isinstance(factory, PostgresFactory):
             pool = factory.datastore.pool
             try:
                 pool.open()
-                with pool.connection(timeout=FIRST_CONNECTION_SECONDS):
+                with pool.connection(timeout=CONNECT_SECONDS):
                     pass
             except BaseException:
                 pool.close()

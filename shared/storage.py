@@ -17,6 +17,9 @@ SQLITE_LOCK_TIMEOUT_SECONDS = 30
 READ_MODEL_CONNECTIONS = 15
 """Connections the read models' pool opens at most, and keeps once opened: a burst of reads does
 not open and close connections, on PostgreSQL each a new server process."""
+CONNECT_SECONDS = 5
+"""How long a new PostgreSQL connection may take to open: a database slow to let a new process
+in (a checkpoint writing, a busy machine) delays a start or a read, rather than failing it."""
 LOCK_WAIT_SECONDS = 3.0
 """How long a start waits for a PostgreSQL store's lock that a stopping process still holds."""
 IN_USE = (
@@ -91,7 +94,7 @@ class Storage:
             port=self.port,
             database=self.dbname,
         )
-        arguments: dict[str, object] = {"connect_timeout": 2, **(connect_args or {})}
+        arguments: dict[str, object] = {"connect_timeout": CONNECT_SECONDS, **(connect_args or {})}
         if self.schema:
             arguments["options"] = f"-csearch_path={self.schema}"
         return create_engine(url, connect_args=arguments, pool_pre_ping=True, **pool)

@@ -69,6 +69,10 @@ class Proxy:
             client.close()
             return
         with self._lock:
+            if self._closed or not self._open.is_set():
+                client.close()
+                upstream.close()
+                return
             self._sockets += [client, upstream]
         for source, sink in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()

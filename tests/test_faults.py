@@ -30,7 +30,7 @@ from shared.eventstore import FactcheckApplication
 from shared.holds import HOLDER
 from shared.routes import every_item
 from shared.settings import ClaimsSettings, SourcesSettings
-from shared.storage import StorageConfigError, parse_storage_url
+from shared.storage import CONNECT_SECONDS, StorageConfigError, parse_storage_url
 from shared.timeaxes import RecordingClock
 from tests.conftest import POSTGRES_URL, coming_and_going
 from tests.newsroom import KHARKIV_CLAIM
@@ -136,7 +136,7 @@ def test_database_down_answers_503_then_serves_again(
 def test_a_database_slow_to_let_connections_in_delays_a_start_without_failing_it(
     proxy: Proxy, database_url: str
 ) -> None:
-    proxy.connect_delay = 1.5
+    proxy.connect_delay = CONNECT_SECONDS / 2
     sources_app = create_sources_app(
         SourcesSettings(database_url=_through(proxy, database_url), claims_url="http://127.0.0.1:9")
     )
