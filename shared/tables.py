@@ -72,15 +72,16 @@ def verdict_table(verdict: Mapping[str, Any], labels: Mapping[str, str]) -> Tabl
 
 
 def history_table(history: Mapping[str, Any]) -> Table:
-    """Every recorded event that shaped the claim, in recorded order."""
+    """Every recorded event that shaped the claim, in recorded order, each with its recording
+    time whole, as `--known-at` takes it."""
     table = Table(title="History, in recorded order", title_justify="left")
-    for column in ("recorded at (UTC)", "service", "event", "of", "valid time", "actor"):
+    for column in ("recorded at", "service", "event", "of", "valid time (UTC)", "actor"):
         table.add_column(column, no_wrap=True)
     table.add_column("data")
     for event in history["events"]:
         gist = _gist(event["data"])
         table.add_row(
-            _when(event["recorded_at"]),
+            format_instant(parse_instant(event["recorded_at"])),
             event["service"],
             event["type"],
             str(event["stream_id"])[:8],

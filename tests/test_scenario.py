@@ -259,6 +259,7 @@ def test_the_history_table_says_what_each_event_changed(services: Services) -> N
     assert "strength = strong (mistyped)" in text
     assert "withdrawn by the agency" in text
     assert "confirmed: seen" in text
+    assert ruled.json()["recorded_at"] in text, "a recording time whole, for --known-at"
     assert "B: test" in text
     assert f"sources feed position {head})" in text
 
