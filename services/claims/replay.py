@@ -4,6 +4,7 @@ This is the reference the projection must equal for every (`at`, `known_at`): no
 read models, just the events recorded by `known_at` folded into evidence and ratings.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +19,34 @@ EVIDENCE_FIELDS = tuple(SubmittedData.model_fields)
 """The fields of a submission that decide whether and how it counts."""
 
 
-def replay_verdict(
-    items: Iterable[Mapping[str, Any]], claim_id: str, at: datetime, known_at: datetime
-) -> Verdict:
-    """The verdict on `claim_id` at `at` from the feed items recorded by `known_at`."""
+@dataclass(frozen=True)
+class SourcesKnown:
+    """What the sources feed had recorded by a time: each claim's evidence items, by id, and
+    each source's latest rating."""
+
+    evidence: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    ratings: Mapping[str, Reliability]
+
+    def items_on(self, claim_id: str) -> list[Item]:
+        """The evidence items on `claim_id`, as the confidence model takes them."""
+        return [
+            Item(
+                id=evidence_id,
+                source_id=str(state["source_id"]),
+                stance=state["stance"],
+                strength=state["strength"],
+                published_at=parse_instant(state["published_at"]),
+                derived_from=frozenset(str(parent) for parent in state["derived_from"] or ()),
+                retracted_from=(
+                    parse_instant(state["retracted_from"]) if state["retracted_from"] else None
+                ),
+            )
+            for evidence_id, state in self.evidence.get(claim_id, {}).items()
+        ]
+
+
+def sources_known_at(items: Iterable[Mapping[str, Any]], known_at: datetime) -> SourcesKnown:
+    """The sources feed items recorded by `known_at`, folded in recorded order."""
     evidence: dict[str, dict[str, Any]] = {}
     ratings: dict[str, Reliability] = {}
     for item in sorted(items, key=lambda entry: entry["position"]):
@@ -43,22 +68,18 @@ def replay_verdict(
                     if key in EVIDENCE_FIELDS or key == "retracted_from"
                 }
             )
-    on_claim = [
-        Item(
-            id=evidence_id,
-            source_id=str(state["source_id"]),
-            stance=state["stance"],
-            strength=state["strength"],
-            published_at=parse_instant(state["published_at"]),
-            derived_from=frozenset(str(parent) for parent in state["derived_from"] or ()),
-            retracted_from=(
-                parse_instant(state["retracted_from"]) if state["retracted_from"] else None
-            ),
-        )
-        for evidence_id, state in evidence.items()
-        if str(state["claim_id"]) == claim_id
-    ]
-    return verdict_at(on_claim, ratings, at)
+    by_claim: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for evidence_id, state in evidence.items():
+        by_claim[str(state["claim_id"])][evidence_id] = state
+    return SourcesKnown(by_claim, ratings)
+
+
+def replay_verdict(
+    items: Iterable[Mapping[str, Any]], claim_id: str, at: datetime, known_at: datetime
+) -> Verdict:
+    """The verdict on `claim_id` at `at` from the feed items recorded by `known_at`."""
+    known = sources_known_at(items, known_at)
+    return verdict_at(known.items_on(claim_id), known.ratings, at)
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,8 @@ def replay_claims(
     at: datetime,
     known_at: datetime,
 ) -> list[ReplayedClaim]:
-    """Every claim registered by `known_at`, with its verdict at `at` as known at `known_at`."""
+    """Every claim registered by `known_at`, with its verdict at `at` as known at `known_at`;
+    the sources feed is folded once for them all."""
     texts: dict[str, str] = {}
     rulings: dict[str, dict[str, Any]] = {}
     for item in sorted(claims_items, key=lambda entry: entry["position"]):
@@ -95,11 +117,12 @@ def replay_claims(
                 "recorded_at": item["recorded_at"],
                 "actor": str(item["metadata"].get("actor", "anonymous")),
             }
+    known = sources_known_at(sources_items, known_at)
     return [
         ReplayedClaim(
             claim_id=claim_id,
             text=text,
-            verdict=replay_verdict(sources_items, claim_id, at, known_at),
+            verdict=verdict_at(known.items_on(claim_id), known.ratings, at),
             ruling=rulings.get(claim_id),
         )
         for claim_id, text in texts.items()
