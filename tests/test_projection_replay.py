@@ -9,11 +9,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event, inspect, text
 from sqlmodel import Session
 
 from services.claims.confidence import Verdict
-from services.claims.projections import VERDICT_TABLES, FeedTracking, TallyPoint, VerdictProjection
+from services.claims.projections import (
+    RETIRED_INDEXES,
+    VERDICT_TABLES,
+    FeedTracking,
+    TallyPoint,
+    VerdictProjection,
+)
 from services.claims.replay import replay_verdict
 from services.claims.verdicts import (
     KEPT_ENTRIES,
@@ -261,6 +267,18 @@ def test_readers_indexes_are_left_out_while_refilling_and_restored(engine: Engin
     verdicts.create_tables()
     assert verdict_indexes(engine) == DECLARED_INDEXES
     assert verdicts.whole
+
+
+def test_the_indexes_an_earlier_release_made_are_dropped_at_start(engine: Engine) -> None:
+    VerdictProjection(engine).create_tables()
+    with engine.begin() as connection:
+        for name, column in zip(RETIRED_INDEXES, ("evidence_id", "claim_id"), strict=True):
+            connection.execute(text(f"CREATE INDEX {name} ON evidence_version ({column})"))
+    assert verdict_indexes(engine) == DECLARED_INDEXES | set(RETIRED_INDEXES)
+    restarted = VerdictProjection(engine)
+    restarted.reshape()
+    restarted.create_tables()
+    assert verdict_indexes(engine) == DECLARED_INDEXES
 
 
 def test_a_drop_that_fails_part_way_leaves_every_table_as_it_was(engine: Engine) -> None:

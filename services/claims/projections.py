@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from sqlalchemy import JSON, BigInteger, Column, Engine, Index, Table
+from sqlalchemy import JSON, BigInteger, Column, Engine, Index, Table, text
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from services.claims.domain import WORDING_TYPES, Claim
@@ -308,6 +308,9 @@ VERDICT_TABLES = (
 APPLYING_INDEXES = frozenset({"ix_evidence_current_origin", "ix_origin_current_source_id"})
 """The indexes that applying the feed reads through; every other one serves only readers."""
 
+RETIRED_INDEXES = ("ix_evidence_version_evidence_id", "ix_evidence_version_claim_id")
+"""Indexes an earlier release made that nothing reads any more; every write would still keep
+them up, so a start drops them."""
 
 _REBUILT_TABLES = [FeedTracking.__table__, FeedChain.__table__, *VERDICT_TABLES]
 """Every table a rebuild drops and refills: the feed position, its last hash, the read models."""
@@ -496,9 +499,12 @@ class VerdictProjection:
 
     def reshape(self) -> None:
         """Drop the verdict read models if their columns are not this release's, so that
-        following the feed fills them again from its start."""
+        following the feed fills them again from its start, and the indexes it retired."""
         if unlike_code("verdicts", self.engine, _REBUILT_TABLES):
             self.drop()
+        with schema_change(self.engine) as connection:
+            for name in RETIRED_INDEXES:
+                connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
 
     def drop(self) -> None:
         """Drop every verdict read model and forget the feed position; the tables come back
