@@ -44,6 +44,10 @@ class SourcesKnown:
             for evidence_id, state in self.evidence.get(claim_id, {}).items()
         ]
 
+    def verdict_on(self, claim_id: str, at: datetime) -> Verdict:
+        """The verdict on `claim_id` at valid time `at`."""
+        return verdict_at(self.items_on(claim_id), self.ratings, at)
+
 
 def sources_known_at(items: Iterable[Mapping[str, Any]], known_at: datetime) -> SourcesKnown:
     """The sources feed items recorded by `known_at`, folded in recorded order."""
@@ -78,8 +82,7 @@ def replay_verdict(
     items: Iterable[Mapping[str, Any]], claim_id: str, at: datetime, known_at: datetime
 ) -> Verdict:
     """The verdict on `claim_id` at `at` from the feed items recorded by `known_at`."""
-    known = sources_known_at(items, known_at)
-    return verdict_at(known.items_on(claim_id), known.ratings, at)
+    return sources_known_at(items, known_at).verdict_on(claim_id, at)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def replay_claims(
         ReplayedClaim(
             claim_id=claim_id,
             text=text,
-            verdict=verdict_at(known.items_on(claim_id), known.ratings, at),
+            verdict=known.verdict_on(claim_id, at),
             ruling=rulings.get(claim_id),
         )
         for claim_id, text in texts.items()
