@@ -3,17 +3,13 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.types import TypeDecorator
 
-POSITION_COLUMN_MAX = 2**31 - 1
-"""The largest value a read model's integer position column holds (32 bits on PostgreSQL)."""
-
-
-def after_bound(after: int) -> int:
-    """`after` as a bound a position column can be compared with: past its largest value, no
-    row comes after it anyway, and PostgreSQL refuses a larger number outright."""
-    return min(after, POSITION_COLUMN_MAX)
+WIDE_INTEGER = BigInteger().with_variant(Integer(), "sqlite")
+"""A column of 64 bits on every store, for feed positions and the rows a projection numbers,
+as wide as the stores' own event numbers; SQLite's INTEGER already is, and a key of it stays
+the table's rowid."""
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, WithJsonSchema
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Field, Session, SQLModel
 
-from shared.columns import UtcDateTime
+from shared.columns import WIDE_INTEGER, UtcDateTime
 from shared.errors import Rejected
 from shared.eventstore import FactcheckApplication, Recorded
 from shared.schemas import header_text, request_metadata
@@ -39,7 +39,7 @@ class IdempotencyRecord(SQLModel, table=True):
     request_hash: str
     stream_id: UUID
     version: int
-    position: int
+    position: int = Field(sa_type=WIDE_INTEGER)
     recorded_at: datetime = Field(sa_type=UtcDateTime)
 
 

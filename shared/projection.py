@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlmodel import Field, Session, SQLModel, col, delete
 
 from shared.bulk import Row, insert_rows
+from shared.columns import WIDE_INTEGER
 from shared.errors import Conflict, Unavailable
 from shared.eventstore import FactcheckApplication
 from shared.idempotency import IdempotencyRecord, fill_records, record_of
@@ -34,7 +35,7 @@ class ProjectionTracking(SQLModel, table=True):
     __tablename__ = "projection_tracking"
 
     name: str = Field(primary_key=True)
-    position: int = 0
+    position: int = Field(default=0, sa_type=WIDE_INTEGER)
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from services.claims.origins import (
     with_new_member,
 )
 from shared.chain import GENESIS, event_hash
-from shared.columns import UtcDateTime, after_bound
+from shared.columns import WIDE_INTEGER, UtcDateTime
 from shared.feed import FeedItem, FeedPage, event_type
 from shared.follower import Progress
 from shared.projection import Inserts, Projection, schema_change
@@ -65,13 +65,13 @@ class ClaimView(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     registered_at: datetime = Field(sa_type=UtcDateTime)
     version: int
-    position: int = Field(index=True)
+    position: int = Field(index=True, sa_type=WIDE_INTEGER)
 
 
 class RulingView(SQLModel, table=True):
     __tablename__ = "ruling_view"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     claim_id: UUID = Field(index=True)
     status: str
     rationale: str
@@ -85,7 +85,7 @@ class ClaimEventView(SQLModel, table=True):
 
     __tablename__ = "claim_event_view"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     claim_id: UUID = Field(index=True)
     type: str
     stream_version: int
@@ -156,7 +156,7 @@ class FeedTracking(SQLModel, table=True):
     __tablename__ = "feed_tracking"
 
     name: str = Field(primary_key=True)
-    position: int = 0
+    position: int = Field(default=0, sa_type=WIDE_INTEGER)
     known_through: int | None = Field(default=None, sa_type=BigInteger)
 
 
@@ -182,7 +182,7 @@ class UpstreamEvent(SQLModel, table=True):
 
     __tablename__ = "upstream_event"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     id: UUID
     type: str
     version: int
@@ -208,7 +208,7 @@ class EvidenceCurrent(SQLModel, table=True):
     published: int = Field(sa_type=BigInteger)
     derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     retracted: int | None = Field(default=None, sa_type=BigInteger)
-    position: int
+    position: int = Field(sa_type=WIDE_INTEGER)
 
 
 class EvidenceVersion(SQLModel, table=True):
@@ -220,7 +220,7 @@ class EvidenceVersion(SQLModel, table=True):
         Index("ix_evidence_version_item", "evidence_id", "row"),
     )
 
-    row: int | None = Field(default=None, primary_key=True)
+    row: int | None = Field(default=None, primary_key=True, sa_type=WIDE_INTEGER)
     evidence_id: UUID
     claim_id: UUID
     known_from: int = Field(sa_type=BigInteger)
@@ -230,7 +230,9 @@ class EvidenceVersion(SQLModel, table=True):
     published: int = Field(sa_type=BigInteger)
     derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     retracted: int | None = Field(default=None, sa_type=BigInteger)
-    position: int = Field(description="The evidence's first position in the sources feed.")
+    position: int = Field(
+        description="The evidence's first position in the sources feed.", sa_type=WIDE_INTEGER
+    )
 
 
 class SourceCurrent(SQLModel, table=True):
@@ -245,7 +247,7 @@ class RatingVersion(SQLModel, table=True):
 
     __tablename__ = "rating_version"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     source_id: UUID = Field(index=True)
     known_from: int = Field(sa_type=BigInteger)
     reliability: str
@@ -268,7 +270,7 @@ class OriginVersion(SQLModel, table=True):
     __tablename__ = "origin_version"
     __table_args__ = (Index("ix_origin_version_claim", "claim_id", "row"),)
 
-    row: int | None = Field(default=None, primary_key=True)
+    row: int | None = Field(default=None, primary_key=True, sa_type=WIDE_INTEGER)
     claim_id: UUID
     source_id: UUID
     stance: str
@@ -282,7 +284,7 @@ class TallyPoint(SQLModel, table=True):
     __tablename__ = "tally_point"
     __table_args__ = (Index("ix_tally_point_claim", "claim_id", "row"),)
 
-    row: int | None = Field(default=None, primary_key=True)
+    row: int | None = Field(default=None, primary_key=True, sa_type=WIDE_INTEGER)
     claim_id: UUID
     known_from: int = Field(sa_type=BigInteger)
     at_from: int = Field(sa_type=BigInteger)
@@ -907,13 +909,13 @@ def position_known_at(session: Session, known_at: datetime) -> int:
 
 
 def list_claims(session: Session, after: int, limit: int) -> list[ClaimView]:
-    query = select(ClaimView).where(ClaimView.position > after_bound(after))
+    query = select(ClaimView).where(ClaimView.position > after)
     return list(session.exec(query.order_by(col(ClaimView.position)).limit(limit)))
 
 
 def rejected_items(session: Session, after: int, limit: int) -> list[UpstreamEvent]:
     query = select(UpstreamEvent).where(
-        col(UpstreamEvent.rejected).is_not(None), UpstreamEvent.position > after_bound(after)
+        col(UpstreamEvent.rejected).is_not(None), UpstreamEvent.position > after
     )
     return list(session.exec(query.order_by(col(UpstreamEvent.position)).limit(limit)))
 

@@ -52,7 +52,6 @@ from services.claims.projections import (
     UpstreamEvent,
     steps_from_json,
 )
-from shared.columns import after_bound
 from shared.timeaxes import from_micros, to_micros
 
 COMPONENTS = len(ZERO)
@@ -388,7 +387,7 @@ def evidence_page(
     """As `evidence_as_known`, only the first `limit` items whose first position is past
     `after`, read by the claim's index in their order, not all of them; and whether any item
     follows them."""
-    query = _as_known(claim_id, known).where(EvidenceVersion.position > after_bound(after))
+    query = _as_known(claim_id, known).where(EvidenceVersion.position > after)
     page = list(session.exec(query.limit(limit + 1)))
     return page[:limit], len(page) > limit
 

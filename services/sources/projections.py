@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Column, Connection, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.sources.domain import Evidence, Source
-from shared.columns import UtcDateTime, after_bound
+from shared.columns import WIDE_INTEGER, UtcDateTime
 from shared.projection import Projection
 from shared.stored import StoredEvents
 
@@ -34,7 +34,7 @@ class SourceView(SQLModel, table=True):
 class RatingView(SQLModel, table=True):
     __tablename__ = "rating_view"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     source_id: UUID = Field(index=True)
     reliability: str
     rationale: str
@@ -57,14 +57,14 @@ class EvidenceView(SQLModel, table=True):
     derived_from: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     retracted_from: datetime | None = Field(default=None, sa_type=UtcDateTime)
     recorded_at: datetime = Field(sa_type=UtcDateTime)
-    position: int = Field(index=True)
+    position: int = Field(index=True, sa_type=WIDE_INTEGER)
     version: int
 
 
 class CorrectionView(SQLModel, table=True):
     __tablename__ = "correction_view"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     evidence_id: UUID = Field(index=True)
     changes: dict[str, Any] = Field(sa_column=Column(JSON))
     reason: str
@@ -77,7 +77,7 @@ class RetractionView(SQLModel, table=True):
 
     __tablename__ = "retraction_view"
 
-    position: int = Field(primary_key=True)
+    position: int = Field(primary_key=True, sa_type=WIDE_INTEGER)
     evidence_id: UUID = Field(index=True)
     published_at: datetime = Field(sa_type=UtcDateTime)
     reason: str
@@ -234,7 +234,7 @@ def evidence_for_claim(
     session: Session, claim_id: UUID | None, after: int, limit: int
 ) -> list[EvidenceView]:
     """A page of evidence in recorded order, for one claim or for all."""
-    query = select(EvidenceView).where(EvidenceView.position > after_bound(after))
+    query = select(EvidenceView).where(EvidenceView.position > after)
     if claim_id is not None:
         query = query.where(EvidenceView.claim_id == claim_id)
     return list(session.exec(query.order_by(col(EvidenceView.position)).limit(limit)))
