@@ -21,7 +21,7 @@ from rich.table import Table
 
 from services.claims.replay import replay_claims
 from shared.auth import ROLES, digest, key_name_fault, new_key
-from shared.chain import hash_in_page, witness_fault
+from shared.chain import Verification, hash_in_page, witness_fault
 from shared.chain import verify as verify_chain
 from shared.client import FactcheckClient, ServiceError
 from shared.feed import FeedItem
@@ -555,7 +555,7 @@ def replay(
         known = now
     if known > now:
         _fail("replay: --known-at is in the future; nothing can be known at it yet")
-    sources_items, claims_items = _read_exports(files)
+    sources_items, claims_items, verified = _read_exports(files)
     rows = [
         {
             "claim_id": claim.claim_id,
@@ -571,7 +571,12 @@ def replay(
         for claim in replay_claims(sources_items, claims_items, when, known)
     ]
     if as_json:
-        answer = {"at": format_instant(when), "known_at": format_instant(known), "claims": rows}
+        answer = {
+            "at": format_instant(when),
+            "known_at": format_instant(known),
+            "verified": {name: checked.as_dict() for name, checked in verified.items()},
+            "claims": rows,
+        }
         typer.echo(json.dumps(answer, indent=2))
         return
     table = Table(title=f"Verdicts at {format_instant(when)}, as known at {format_instant(known)}")
@@ -586,6 +591,12 @@ def replay(
             row["ruling"]["status"] if row["ruling"] else "",
         )
     console.print(table)
+    for name, checked in verified.items():
+        console.print(
+            f"{name}: verified from its first event, {checked.count} events, "
+            f"head {checked.head_hash} at position {checked.head_position}",
+            soft_wrap=True,
+        )
 
 
 def _writes(count: int) -> str:
@@ -597,8 +608,10 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Both services' exported items, each log checked whole from its first event."""
+def _read_exports(
+    files: list[Path],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Verification]]:
+    """Both services' exported items, with each log's check, whole from its first event."""
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     for path in files:
@@ -622,6 +635,7 @@ def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[st
             items.append(item)
     claims_items = [item for item in items if item["type"].startswith("Claim")]
     sources_items = [item for item in items if not item["type"].startswith("Claim")]
+    verified: dict[str, Verification] = {}
     for name, part in (("sources", sources_items), ("claims", claims_items)):
         if not part:
             _fail(f"replay: no {name} events; pass both exports (sources.ndjson, claims.ndjson)")
@@ -632,7 +646,8 @@ def _read_exports(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[st
                 f"{checked.broken_position}: {checked.reason} (a partial export, or altered)",
                 1,
             )
-    return sources_items, claims_items
+        verified[name] = checked
+    return sources_items, claims_items, verified
 
 
 class _client:

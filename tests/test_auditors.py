@@ -98,6 +98,18 @@ def test_replay_from_exports_gives_the_live_verdicts(
     assert now["at"] == now["known_at"], "one now for both axes, as the service gives"
     latest = runner.invoke(cli, ["replay", *files, "--known-at", history["known"][-1], "--json"])
     assert json.loads(by_today.output)["claims"] == json.loads(latest.output)["claims"]
+    live = {
+        "sources": services.sources.get("/audit/verify").json(),
+        "claims": services.claims.get("/audit/verify").json(),
+    }
+    assert now["verified"] == live, "each log checked whole, as the service checks it"
+    shown = runner.invoke(cli, ["replay", *files, "--known-at", today])
+    assert shown.exit_code == 0, shown.output
+    for name, checked in live.items():
+        assert (
+            f"{name}: verified from its first event, {checked['count']} events, "
+            f"head {checked['head_hash']} at position {checked['head_position']}"
+        ) in shown.output
 
 
 def test_export_and_replay_keep_text_with_unicode_line_breaks(
@@ -252,7 +264,7 @@ def test_claimreview_gives_its_basis_and_the_ruling_beside_the_rating(
     again = services.claims.get(pinned).json()
     assert {**again, "url": ""} == {**first.json(), "url": ""}
     explanation = first.json()["reviewRating"]["ratingExplanation"]
-    assert explanation.endswith("Editor's ruling, effective 2024-01-04: doubtful. editor")
+    assert explanation.endswith("Editor's ruling, effective 2024-01-04T00:00:00Z: doubtful. editor")
     rating = first.json()["reviewRating"]["alternateName"]
     assert rating == f"{computed['likelihood']} ({computed['status']})" == "likely (suspected)"
     before = services.claims.get(path, params={"at": "2024-01-03T12:00:00Z"}).json()

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from services.claims.confidence import LIKELIHOOD_BANDS, Assessment
+from shared.timeaxes import format_instant
 
 RATINGS = {phrase: index + 1 for index, (_, _, phrase) in enumerate(LIKELIHOOD_BANDS)}
 """ICD 203 phrases on a 1 to 7 scale: 1 almost no chance ... 7 almost certain."""
@@ -85,6 +86,6 @@ def _explanation(assessment: Assessment, ruling: EditorsRuling | None) -> str:
     if ruling is None:
         return computed
     return (
-        f"{computed} Editor's ruling, effective {ruling.effective_at.date().isoformat()}: "
+        f"{computed} Editor's ruling, effective {format_instant(ruling.effective_at)}: "
         f"{ruling.status}. {ruling.rationale}"
     )
