@@ -493,16 +493,7 @@ def verify(
         typer.echo(json.dumps(results, indent=2))
     else:
         for name, result in results.items():
-            if result["ok"]:
-                console.print(
-                    f"{name}: ok, {result['count']} events, head {result['head_hash']} "
-                    f"at position {result['head_position']}",
-                    soft_wrap=True,
-                )
-            else:
-                console.print(
-                    f"{name}: BROKEN at position {result['broken_position']}: {result['reason']}"
-                )
+            _print_check(name, result)
     if not all(result["ok"] for result in results.values()):
         raise typer.Exit(1)
 
@@ -544,7 +535,8 @@ def replay(
     at: Annotated[str | None, typer.Option(help="Valid time; default now.")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Rebuild every claim's verdict from exported files alone, with no service running."""
+    """Check both exported logs' hash chains, then rebuild every claim's verdict from them
+    alone, with no service running."""
     now = datetime.now(UTC)
     try:
         when = parse_instant(at, allow_date=True) if at else now
@@ -591,12 +583,21 @@ def replay(
             row["ruling"]["status"] if row["ruling"] else "",
         )
     console.print(table)
+    console.print("Both exported logs, each verified from its first event:")
     for name, checked in verified.items():
+        _print_check(name, checked.as_dict())
+
+
+def _print_check(name: str, result: Mapping[str, Any]) -> None:
+    """One log's hash-chain check, in the form of `GET /audit/verify`, on one line."""
+    if result["ok"]:
         console.print(
-            f"{name}: verified from its first event, {checked.count} events, "
-            f"head {checked.head_hash} at position {checked.head_position}",
+            f"{name}: ok, {result['count']} events, head {result['head_hash']} "
+            f"at position {result['head_position']}",
             soft_wrap=True,
         )
+    else:
+        console.print(f"{name}: BROKEN at position {result['broken_position']}: {result['reason']}")
 
 
 def _writes(count: int) -> str:

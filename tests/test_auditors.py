@@ -105,9 +105,10 @@ def test_replay_from_exports_gives_the_live_verdicts(
     assert now["verified"] == live, "each log checked whole, as the service checks it"
     shown = runner.invoke(cli, ["replay", *files, "--known-at", today])
     assert shown.exit_code == 0, shown.output
+    assert "Both exported logs, each verified from its first event:" in shown.output
     for name, checked in live.items():
         assert (
-            f"{name}: verified from its first event, {checked['count']} events, "
+            f"{name}: ok, {checked['count']} events, "
             f"head {checked['head_hash']} at position {checked['head_position']}"
         ) in shown.output
 

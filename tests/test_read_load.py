@@ -104,8 +104,9 @@ def test_a_reader_waiting_for_the_follower_holds_no_pooled_connection(
     database_url: str, claims_database_url: str
 ) -> None:
     """A verdict as known at a time, asked to include a position not yet applied, waits for the
-    follower, which needs a pooled connection to apply it: every connection the reader takes
-    goes back before the wait, so the last is back a whole wait before the answer."""
+    follower holding none of the readers' pooled connections, which other readers need: every
+    connection it takes goes back before the wait, so the last is back a whole wait before the
+    answer."""
     read_wait = 2.0
     with serve_both(database_url, claims_database_url, read_wait=read_wait) as services:
         claim = new_claim(services)

@@ -24,14 +24,19 @@ def storage_kind(request: pytest.FixtureRequest) -> str:
 def number_events_from(app: FastAPI, position: int) -> None:
     """Move the store's event sequence on, so that its next event takes `position`."""
     application = app.state.application
-    with application.storage.create_engine().begin() as connection:
-        sequence = connection.execute(
-            text("SELECT pg_get_serial_sequence(:table, 'notification_id')"),
-            {"table": application.events_table},
-        ).scalar_one()
-        connection.execute(
-            text("SELECT setval(:sequence, :last)"), {"sequence": sequence, "last": position - 1}
-        )
+    engine = application.storage.create_engine()
+    try:
+        with engine.begin() as connection:
+            sequence = connection.execute(
+                text("SELECT pg_get_serial_sequence(:table, 'notification_id')"),
+                {"table": application.events_table},
+            ).scalar_one()
+            connection.execute(
+                text("SELECT setval(:sequence, :last)"),
+                {"sequence": sequence, "last": position - 1},
+            )
+    finally:
+        engine.dispose()
 
 
 def test_positions_past_32_bits_are_kept_and_read(services: Services) -> None:
@@ -64,12 +69,32 @@ def test_positions_past_32_bits_are_kept_and_read(services: Services) -> None:
     evidence = post_evidence(services, keyed.json()["id"], claim, "2024-01-05T10:00:00Z")
     assert evidence["position"] >= WIDE
 
-    assert services.sources.get(f"/evidence/{evidence['id']}").status_code == 200
+    corrected = services.sources.post(
+        f"/evidence/{evidence['id']}/correction",
+        json={"changes": {"strength": "strong"}, "reason": "misread"},
+    )
+    assert corrected.status_code == 201, corrected.text
+    first = services.sources.get("/evidence", params={"claim_id": claim}).json()["items"][0]
+    retracted = services.sources.post(
+        f"/evidence/{first['id']}/retraction",
+        json={"published_at": "2024-01-06T00:00:00Z", "reason": "withdrawn"},
+    )
+    assert retracted.status_code == 201, retracted.text
+
+    read = services.sources.get(f"/evidence/{evidence['id']}")
+    assert read.status_code == 200, read.text
+    assert read.json()["strength"] == "strong"
     listing = services.sources.get("/evidence", params={"claim_id": claim, "after": WIDE - 1})
     assert [item["id"] for item in listing.json()["items"]] == [evidence["id"]]
     answered = verdict(services, claim)
     assert answered["basis"]["position"] >= evidence["position"]
-    assert answered["independent_origins"] == 2
+    assert answered["independent_origins"] == 1, "the prosecutor's item retracted"
+    for service in (services.sources, services.claims):
+        rebuilt = service.post("/admin/rebuild")
+        assert rebuilt.status_code == 200, rebuilt.text
+    pinned = {key: answered["basis"][key] for key in ("at", "known_at")}
+    assert verdict(services, claim, **pinned) == answered, "the same after both rebuilds"
+    assert services.sources.get(f"/evidence/{evidence['id']}").json() == read.json()
     items = services.claims.get(
         f"/claims/{claim}/evidence", params={"min_position": evidence["position"]}
     )

@@ -146,8 +146,8 @@ def basis_for_claim(
     """The basis of a question about one claim: not before the claim was known, and with the
     sources-feed position that everything recorded by `known_at` ends at.
 
-    The session's connection goes back to the pool after each read, before the answer waits for
-    the follower, which needs a connection from that pool to apply what it waits for.
+    The session's connection goes back to the readers' pool after each read, before the answer
+    waits for the follower, so that readers waiting cannot keep the others from the pool.
     """
     floor, registered_at = last_recorded(session, claim.id), claim.registered_at
     session.rollback()
