@@ -44,7 +44,7 @@ from shared.settings import (
     service_url,
 )
 from shared.storage import StorageConfigError
-from shared.tables import history_table, timeline_table, verdict_table
+from shared.tables import history_table, shortened, timeline_table, verdict_table
 from shared.timeaxes import TimeParseError, format_instant, is_today, parse_instant
 
 app = typer.Typer(
@@ -576,7 +576,7 @@ def replay(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            f"{row['text'][:60]}\n{row['claim_id']}",
+            f"{shortened(row['text'], 60)}\n{row['claim_id']}",
             row["status"],
             f"{row['probability'] * 100:.1f}% {row['likelihood']}",
             f"{row['supporting_origins']}/{row['refuting_origins']}",
@@ -644,7 +644,7 @@ def _read_exports(
         if not checked.ok:
             _fail(
                 f"replay: the {name} export fails verification at position "
-                f"{checked.broken_position}: {checked.reason} (a partial export, or altered)",
+                f"{checked.broken_position}: {checked.reason}",
                 1,
             )
         verified[name] = checked

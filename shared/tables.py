@@ -8,6 +8,11 @@ from rich.table import Table
 from shared.timeaxes import format_instant, parse_instant
 
 
+def shortened(text: str, width: int) -> str:
+    """`text` cut to `width` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= width else f"{text[: width - 1]}\u2026"
+
+
 def _when(value: str) -> str:
     return format_instant(parse_instant(value)).replace("T", " ").removesuffix("Z")[:16] + "Z"
 
@@ -87,7 +92,7 @@ def history_table(history: Mapping[str, Any]) -> Table:
             str(event["stream_id"])[:8],
             _when(event["at"]) if event["at"] else "",
             str(event["metadata"].get("actor", "")),
-            gist if len(gist) <= 80 else f"{gist[:79]}\u2026",
+            shortened(gist, 80),
         )
     basis = history["basis"]
     table.caption = (

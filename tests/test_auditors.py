@@ -106,6 +106,7 @@ def test_replay_from_exports_gives_the_live_verdicts(
     shown = runner.invoke(cli, ["replay", *files, "--known-at", today])
     assert shown.exit_code == 0, shown.output
     assert "Both exported logs, each verified from its first event:" in shown.output
+    assert "\u2026" in shown.output, "the Kharkiv claim's text, cut and marked so"
     for name, checked in live.items():
         assert (
             f"{name}: ok, {checked['count']} events, "
@@ -151,6 +152,7 @@ def test_replay_refuses_a_tampered_export(
     )
     assert result.exit_code == 1
     assert "fails verification at position" in result.output
+    assert result.output.rstrip().endswith("does not match its recorded hash: it was altered")
 
 
 def test_verify_command_reports_both_chains(
